@@ -1,0 +1,122 @@
+"""The ``salttune`` command line: one sub-command per job, each a thin call into a library function.
+
+Modules are imported inside each command so that ``salttune score`` does not pay for importing torch.
+A :class:`SalttuneError` (a mistake in a file, field or flag) ends in one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from salttune import __version__
+from salttune.errors import SalttuneError
+
+__all__ = ["main"]
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from salttune import synth
+
+    if args.out is None and args.preview is None:
+        raise SalttuneError("synth: give --out DIR to write a dataset, and/or --preview FILE.png to draw one")
+    if args.out is not None:
+        out = Path(args.out)
+        if out.exists() and any(out.iterdir()) and not args.force:
+            raise SalttuneError(f"{out}: folder is not empty; choose a new --out folder or add --force to overwrite")
+        synth.generate(out, n_train=args.n_train, n_test=args.n_test, seed=args.seed, progress=not args.quiet)
+        print(f"wrote {args.n_train} training and {args.n_test} test images to {out}")
+    if args.preview is not None:
+        source = Path(args.out) if args.out is not None else Path(args.data or "")
+        if args.out is None and args.data is None:
+            raise SalttuneError("synth --preview: give --out (a new dataset) or --data DIR (an existing one) to draw")
+        synth.write_preview(source, Path(args.preview), seed=args.seed)
+        print(f"wrote preview {args.preview}")
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from salttune.submission import score_files
+
+    result = score_files(args.submission, args.truth, shape=(args.size, args.size))
+    if args.json:
+        print(json.dumps(result, indent=None))
+        return 0
+    print(f"score {result['score']:.4f}   IoU {result['iou']:.4f}   images {result['n']}")
+    print("coverage class      n   score     IoU")
+    for c, v in result["by_coverage"].items():
+        name = "empty" if c == "0" else f"{(int(c) - 1) * 10:>3d}-{int(c) * 10}%"
+        print(f"{name:>14s} {v['n']:6d}  {v['score']:.4f}  {v['iou']:.4f}")
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from salttune.data import load_dataset
+    from salttune.datastats import format_comparison, summarize
+
+    def stats(folder: str) -> dict:
+        d = load_dataset(folder, with_test=False)
+        return summarize(d.train_images, d.train_masks, d.train_depths)
+
+    a = stats(args.data)
+    if args.compare:
+        print(format_comparison(a, stats(args.compare), names=(Path(args.data).name, Path(args.compare).name)))
+    else:
+        print(json.dumps(a, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="salttune", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"salttune {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("synth", help="write a synthetic seismic dataset in the Kaggle TGS layout")
+    s.add_argument("--out", help="folder to write (train/, test/, train.csv, depths.csv, test_truth.csv)")
+    s.add_argument("--n-train", type=int, default=4000, help="training images (default 4000)")
+    s.add_argument("--n-test", type=int, default=18000, help="test images (default 18000)")
+    s.add_argument("--seed", type=int, default=0, help="same seed, byte-identical files (default 0)")
+    s.add_argument("--preview", metavar="FILE.png", help="draw a contact sheet of images with mask outlines")
+    s.add_argument("--data", help="with --preview and no --out: the dataset folder to draw")
+    s.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_synth)
+
+    s = sub.add_parser("score", help="score a submission CSV against a truth CSV (competition metric)")
+    s.add_argument("submission", help="id,rle_mask CSV to score")
+    s.add_argument("--truth", required=True, help="id,rle_mask CSV with the true masks (e.g. test_truth.csv)")
+    s.add_argument("--size", type=int, default=101, help="image side in pixels (default 101)")
+    s.add_argument("--json", action="store_true", help='print {"score", "iou", "n", "by_coverage"} as JSON')
+    s.set_defaults(func=_cmd_score)
+
+    s = sub.add_parser("stats", help="statistics of a dataset's training images, optionally against another")
+    s.add_argument("--data", required=True, help="dataset folder")
+    s.add_argument("--compare", help="a second dataset folder to put side by side")
+    s.set_defaults(func=_cmd_stats)
+    return p
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for name in ("n_train", "n_test"):
+        if getattr(args, name, 0) is not None and getattr(args, name, 0) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be >= 0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse itself prints usage and exits 2 on a bad flag
+    _check_args(parser, args)
+    try:
+        return args.func(args)
+    except SalttuneError as e:
+        print(f"salttune {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"salttune {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

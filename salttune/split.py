@@ -1,0 +1,70 @@
+"""Train/validation splits stratified by salt coverage class, seeded.
+
+Stratifying by coverage class (0 = empty, 1..10 = tenths of coverage) keeps the share of empty, small and
+large masks the same in every part, as is usual on this task; otherwise a validation set can by chance
+miss the rare near-full or tiny masks that decide the score.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from salttune.errors import SalttuneError
+from salttune.metric import coverage_class
+
+__all__ = ["strata", "train_val_split", "kfold_splits"]
+
+
+def strata(masks: np.ndarray, min_count: int) -> np.ndarray:
+    """Coverage classes of ``masks``, with classes of fewer than ``min_count`` images merged into a neighbour.
+
+    scikit-learn cannot stratify a class smaller than the number of parts; merging the rare class into the
+    adjacent coverage class keeps the stratification meaningful on small datasets.
+
+    Shape: (N, H, W) -> (N,) int64.
+    """
+    classes = coverage_class(masks)
+    while True:
+        labels, counts = np.unique(classes, return_counts=True)
+        if len(labels) <= 1 or counts.min() >= min_count:
+            return classes
+        small = labels[np.argmin(counts)]
+        others = labels[labels != small]
+        target = others[np.argmin(np.abs(others - small))]  # the nearest coverage class
+        classes = np.where(classes == small, target, classes)
+
+
+def train_val_split(masks: np.ndarray, val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a coverage-stratified train/validation split.
+
+    Args:
+        masks: (N, H, W) training masks.
+        val_fraction: share of images in validation, in (0, 1).
+        seed: the same seed gives the same split.
+
+    Returns:
+        (train_idx, val_idx), sorted int arrays that partition range(N).
+    """
+    n = len(masks)
+    if not 0.0 < val_fraction < 1.0:
+        raise SalttuneError(f"val_fraction is {val_fraction}; it must be between 0 and 1 (e.g. 0.2)")
+    n_val = int(round(n * val_fraction))
+    if n_val < 1 or n - n_val < 1:
+        raise SalttuneError(f"{n} images cannot be split with val_fraction={val_fraction}; use more images")
+    y = strata(masks, min_count=2) if n_val >= 2 and n - n_val >= 2 else None
+    if y is not None and len(np.unique(y)) > min(n_val, n - n_val):
+        y = None  # fewer images in a part than classes: fall back to a plain shuffle
+    train_idx, val_idx = train_test_split(np.arange(n), test_size=n_val, random_state=seed, stratify=y)
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+def kfold_splits(masks: np.ndarray, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K coverage-stratified folds: a list of (train_idx, val_idx); the val parts partition range(N)."""
+    if k < 2:
+        raise SalttuneError(f"k is {k}; K-fold needs at least 2 folds")
+    if len(masks) < k:
+        raise SalttuneError(f"{len(masks)} images cannot make {k} folds; use fewer folds or more images")
+    y = strata(masks, min_count=k)
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(masks)), y)
+    return [(np.sort(tr), np.sort(va)) for tr, va in folds]

@@ -1,0 +1,95 @@
+"""Kaggle submission files (``id,rle_mask``): write, read with validation, and score against a truth file."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+
+from salttune.errors import SalttuneError
+from salttune.metric import competition_score, mean_iou, score_by_coverage
+from salttune.rle import RLEError, rle_decode, rle_encode
+
+__all__ = ["write_submission", "read_masks_csv", "score_files"]
+
+
+def write_submission(path: str | Path, ids: list[str], masks: np.ndarray) -> Path:
+    """Write ``id,rle_mask`` rows for (N, H, W) bool masks, atomically (temporary file, then rename)."""
+    path = Path(path)
+    if len(ids) != len(masks):
+        raise ValueError(f"{len(ids)} ids but {len(masks)} masks")
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "rle_mask"])
+        for i, m in zip(ids, masks):
+            w.writerow([i, rle_encode(m)])
+    os.replace(tmp, path)
+    return path
+
+
+def read_masks_csv(path: str | Path, shape: tuple[int, int] = (101, 101)) -> tuple[list[str], np.ndarray]:
+    """Read an ``id,rle_mask`` file into ids and (N, H, W) bool masks.
+
+    Raises:
+        SalttuneError: naming the file and the first bad row (line number as an editor shows it) for a missing
+            header, a wrong number of fields, a duplicate id or a malformed run-length string.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SalttuneError(f"{path}: file does not exist; give the path of an id,rle_mask CSV file")
+    ids, masks, seen = [], [], {}
+    try:
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None or [h.strip() for h in header[:2]] != ["id", "rle_mask"]:
+                raise SalttuneError(f"{path}: line 1: header is {header!r}; expected 'id,rle_mask'")
+            for line, row in enumerate(reader, start=2):
+                if not row:
+                    continue
+                if len(row) != 2:
+                    raise SalttuneError(f"{path}: line {line}: {len(row)} fields; expected 'id,rle_mask'")
+                i, rle = row[0].strip(), row[1]
+                if i in seen:
+                    raise SalttuneError(f"{path}: line {line}: duplicate id {i} (first on line {seen[i]}); keep one row")
+                seen[i] = line
+                try:
+                    masks.append(rle_decode(rle, shape))
+                except RLEError as e:
+                    raise SalttuneError(f"{path}: line {line} (id {i}): {e}") from None
+                ids.append(i)
+    except UnicodeDecodeError:
+        raise SalttuneError(f"{path}: not a text CSV file; give an id,rle_mask CSV file") from None
+    return ids, np.array(masks, dtype=bool).reshape(-1, *shape)
+
+
+def score_files(submission: str | Path, truth: str | Path, shape: tuple[int, int] = (101, 101)) -> dict:
+    """Score a submission file against a truth file of the same form.
+
+    Returns:
+        ``{"score", "iou", "n", "by_coverage": {class: {"n", "score", "iou"}}}``.
+
+    Raises:
+        SalttuneError: either file is malformed, or the submission misses an id of the truth or has an extra
+            one (the first such row is named).
+    """
+    sub_ids, sub_masks = read_masks_csv(submission, shape)
+    true_ids, true_masks = read_masks_csv(truth, shape)
+    sub_pos = {i: k for k, i in enumerate(sub_ids)}
+    true_set = set(true_ids)
+    for k, i in enumerate(sub_ids):
+        if i not in true_set:
+            raise SalttuneError(f"{submission}: line {k + 2}: id {i} is not in {truth}; remove the extra row")
+    for k, i in enumerate(true_ids):
+        if i not in sub_pos:
+            raise SalttuneError(f"{submission}: id {i} (line {k + 2} of {truth}) is missing; add a row for it")
+    pred = sub_masks[[sub_pos[i] for i in true_ids]]
+    return {
+        "score": competition_score(pred, true_masks),
+        "iou": mean_iou(pred, true_masks),
+        "n": len(true_ids),
+        "by_coverage": {str(c): v for c, v in score_by_coverage(pred, true_masks).items()},
+    }
