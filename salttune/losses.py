@@ -1,0 +1,307 @@
+"""Segmentation losses for binary salt masks: pure functions, one name->function dict, one combiner.
+
+Every loss takes ``logits`` and ``targets`` of shape (B, 1, H, W) (``targets`` float in {0, 1}) and
+returns a scalar tensor. ``build_loss("bce+lovasz", weights=[1, 0.5])`` returns a weighted sum.
+
+Half-precision logits (from ``torch.autocast``) are upcast to float32 first: the Lovasz gradient is
+a cumulative sum over every pixel and the Dice sums likewise, which bfloat16's 8-bit mantissa
+cannot carry. float64 stays float64 (for ``gradcheck``).
+
+Reference:
+    segmentation_models_pytorch ``losses/_functional.py`` and ``losses/lovasz.py`` (layout and maths).
+    Berman, Rannen Triki, Blaschko, "The Lovasz-Softmax loss", CVPR 2018, arXiv:1705.08790.
+    Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from salttune.errors import SalttuneError
+
+__all__ = [
+    "LOSSES",
+    "CombinedLoss",
+    "bce",
+    "build_loss",
+    "dice",
+    "focal",
+    "lovasz_grad",
+    "lovasz_hinge",
+    "lovasz_hinge_elu",
+    "lovasz_symmetric",
+]
+
+LossFn = Callable[..., torch.Tensor]
+
+
+def _upcast(x: torch.Tensor) -> torch.Tensor:
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy on logits, mean over all pixels.
+
+    Shape:
+        logits, targets: (B, 1, H, W); output: scalar.
+    """
+    return F.binary_cross_entropy_with_logits(_upcast(logits), targets.to(_upcast(logits).dtype))
+
+
+def focal(
+    logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0, alpha: float | None = 0.25
+) -> torch.Tensor:
+    """Focal loss, mean over all pixels: ``-alpha_t (1 - p_t)**gamma log(p_t)``.
+
+    Args:
+        logits: raw scores.
+        targets: {0, 1} floats.
+        gamma: focusing parameter; 0 gives (alpha-weighted) BCE.
+        alpha: weight of the positive class (``1 - alpha`` for negatives); ``None`` weighs both 1.
+
+    Shape:
+        logits, targets: (B, 1, H, W); output: scalar.
+
+    Reference:
+        Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017, eq. (5);
+        segmentation_models_pytorch ``focal_loss_with_logits``.
+    """
+    logits = _upcast(logits)
+    targets = targets.to(logits.dtype)
+    logpt = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")  # -log(p_t)
+    pt = torch.exp(-logpt)
+    loss = (1.0 - pt).pow(gamma) * logpt
+    if alpha is not None:
+        loss = loss * (alpha * targets + (1.0 - alpha) * (1.0 - targets))
+    return loss.mean()
+
+
+def dice(
+    logits: torch.Tensor, targets: torch.Tensor, smooth: float = 1.0, per_image: bool = False
+) -> torch.Tensor:
+    """Soft Dice loss on sigmoid probabilities: ``1 - (2 |p t| + smooth) / (|p| + |t| + smooth)``.
+
+    Args:
+        logits: raw scores.
+        targets: {0, 1} floats.
+        smooth: added to numerator and denominator; keeps an empty mask predicted empty near loss 0.
+        per_image: Dice per image, then the mean; otherwise one Dice over the whole batch.
+
+    Shape:
+        logits, targets: (B, 1, H, W); output: scalar.
+    """
+    probs = torch.sigmoid(_upcast(logits))
+    targets = targets.to(probs.dtype)
+    dims = (1, 2, 3) if per_image else (0, 1, 2, 3)
+    intersection = (probs * targets).sum(dims)  # (B,) or ()
+    cardinality = (probs + targets).sum(dims)
+    score = (2.0 * intersection + smooth) / (cardinality + smooth)
+    return (1.0 - score).mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# Lovasz hinge (Berman et al. 2018), following the authors' reference code (lovasz_losses.py).
+
+
+def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
+    """Gradient of the Lovasz extension of the Jaccard loss w.r.t. the sorted errors.
+
+    ``grad[i] = J(S_i) - J(S_{i-1})`` where ``S_i`` holds the ``i+1`` largest errors and
+    ``J(S) = |S| / |gt U S|`` is the Jaccard loss when the pixels in ``S`` are wrong (``J({}) = 0``).
+
+    Args:
+        gt_sorted: ground truth {0, 1} in the order of decreasing error.
+
+    Shape:
+        (P,) -> (P,)
+
+    Reference:
+        Berman et al. 2018, Algorithm 1; ``lovasz_grad`` in the authors' code.
+    """
+    gts = gt_sorted.sum()
+    intersection = gts - gt_sorted.cumsum(0)  # |gt \ S_i|
+    union = gts + (1.0 - gt_sorted).cumsum(0)  # |gt U S_i|
+    jaccard = 1.0 - intersection / union  # J(S_i); union >= 1 always, so no 0/0
+    if gt_sorted.numel() > 1:
+        jaccard = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+    return jaccard
+
+
+def _lovasz_flat(
+    logits: torch.Tensor, labels: torch.Tensor, activation: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """Lovasz hinge of one flat set of pixels; ``activation`` is relu (paper) or elu+1 (TGS)."""
+    if labels.numel() == 0:
+        return logits.sum() * 0.0
+    signs = 2.0 * labels - 1.0
+    errors = 1.0 - logits * signs  # (P,) hinge errors, > 0 where the margin is violated
+    errors_sorted, perm = torch.sort(errors, dim=0, descending=True)
+    grad = lovasz_grad(labels[perm])  # (P,), a constant: the sort order carries no gradient
+    return torch.dot(activation(errors_sorted), grad)
+
+
+def _lovasz(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    per_image: bool,
+    activation: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    logits = _upcast(logits)
+    targets = targets.to(logits.dtype)
+    if per_image:
+        losses = [_lovasz_flat(lg.reshape(-1), t.reshape(-1), activation) for lg, t in zip(logits, targets)]
+        return torch.stack(losses).mean()
+    return _lovasz_flat(logits.reshape(-1), targets.reshape(-1), activation)
+
+
+def _elu_plus_one(x: torch.Tensor) -> torch.Tensor:
+    return F.elu(x) + 1.0
+
+
+def lovasz_hinge(logits: torch.Tensor, targets: torch.Tensor, per_image: bool = True) -> torch.Tensor:
+    """Binary Lovasz hinge loss, a convex surrogate of the Jaccard (IoU) loss.
+
+    ``errors = 1 - logits * (2 t - 1)``, sorted in decreasing order; the loss is
+    ``dot(relu(errors_sorted), lovasz_grad(t_sorted))``.
+
+    Empty masks: as in the reference code, an image with no salt gives ``lovasz_grad = [1, 0, ...]``
+    (any wrong pixel already makes the IoU 0), so its loss is ``relu(1 + max(logits))``: only the
+    single highest logit is penalised, and an image whose logits are all <= -1 costs 0. It never
+    pushes the rest of an empty image down; ``lovasz_symmetric`` adds a term that does.
+
+    Args:
+        logits: raw scores.
+        targets: {0, 1} floats.
+        per_image: loss per image, then the mean over the batch; otherwise one loss over all pixels.
+
+    Shape:
+        logits, targets: (B, 1, H, W); output: scalar.
+
+    Reference:
+        Berman et al., "The Lovasz-Softmax loss", CVPR 2018, arXiv:1705.08790, eq. (9)-(10);
+        ``lovasz_hinge`` in the authors' ``lovasz_losses.py``.
+    """
+    return _lovasz(logits, targets, per_image, F.relu)
+
+
+def lovasz_hinge_elu(logits: torch.Tensor, targets: torch.Tensor, per_image: bool = True) -> torch.Tensor:
+    """Lovasz hinge with ``elu(errors) + 1`` in place of ``relu(errors)``.
+
+    Smooth and strictly positive, so pixels already beyond the margin still get a (small)
+    gradient; an empty image costs ``elu(1 + max(logits)) + 1 > 0`` (it tends to 0 only as the
+    top logit goes to -infinity). Used by several top TGS Salt solutions.
+
+    Shape:
+        logits, targets: (B, 1, H, W); output: scalar.
+    """
+    return _lovasz(logits, targets, per_image, _elu_plus_one)
+
+
+def lovasz_symmetric(logits: torch.Tensor, targets: torch.Tensor, per_image: bool = True) -> torch.Tensor:
+    """Mean of the Lovasz hinge for salt and for the background: ``(L(x, t) + L(-x, 1 - t)) / 2``.
+
+    The background term treats an empty mask as a full "not salt" mask, so every pixel of an empty
+    image contributes (see ``lovasz_hinge`` for why the plain loss barely does).
+
+    Shape:
+        logits, targets: (B, 1, H, W); output: scalar.
+    """
+    return (lovasz_hinge(logits, targets, per_image) + lovasz_hinge(-logits, 1.0 - targets, per_image)) / 2.0
+
+
+LOSSES: dict[str, LossFn] = {
+    "bce": bce,
+    "focal": focal,
+    "dice": dice,
+    "lovasz": lovasz_hinge,
+    "lovasz_elu": lovasz_hinge_elu,
+    "lovasz_symmetric": lovasz_symmetric,
+}
+
+
+class CombinedLoss(nn.Module):
+    """Weighted sum of named losses; holds settings only, the maths is in the functions above.
+
+    Args:
+        names: keys of ``LOSSES``.
+        weights: one non-negative weight per name.
+        params: per-name keyword arguments, e.g. ``{"focal": {"gamma": 1.0}}``.
+
+    Shape:
+        logits, targets: (B, 1, H, W); output: scalar.
+    """
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        weights: Sequence[float],
+        params: dict[str, dict[str, object]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.names = list(names)
+        self.weights = [float(w) for w in weights]
+        self.params = {n: dict((params or {}).get(n, {})) for n in self.names}
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        total = 0.0
+        for name, weight in zip(self.names, self.weights):
+            total = total + weight * LOSSES[name](logits, targets, **self.params[name])
+        return total  # type: ignore[return-value]
+
+    def extra_repr(self) -> str:
+        terms = []
+        for name, weight in zip(self.names, self.weights):
+            args = ", ".join(f"{k}={v!r}" for k, v in self.params[name].items())
+            terms.append(f"{weight:g}*{name}({args})")
+        return " + ".join(terms)
+
+
+def build_loss(spec: str, weights: Sequence[float] | None = None, **params: object) -> CombinedLoss:
+    """Build a weighted sum of losses from a spec such as ``"bce+lovasz"`` or ``"focal+dice"``.
+
+    Args:
+        spec: loss names from ``LOSSES`` joined by ``+``; each at most once.
+        weights: one non-negative weight per term; default 1 each.
+        **params: ``<term>_<argument>=value`` routed to the named term, e.g. ``focal_gamma=1.0``,
+            ``focal_alpha=None``, ``dice_smooth=0.0``, ``lovasz_elu_per_image=False``.
+
+    Returns:
+        A ``CombinedLoss`` module: ``loss(logits, targets) -> scalar``.
+
+    Raises:
+        SalttuneError: an unknown term, a repeated term, a wrong number of weights, a negative
+            weight, or a parameter that names no term in the spec or no argument of that term.
+    """
+    names = [n.strip() for n in spec.split("+")]
+    for name in names:
+        if name not in LOSSES:
+            raise SalttuneError(f"unknown loss {name!r} in {spec!r}; valid names: {', '.join(sorted(LOSSES))}")
+    if len(set(names)) != len(names):
+        raise SalttuneError(f"loss spec {spec!r} repeats a term; give each term once and weigh it instead")
+    if weights is None:
+        weights = [1.0] * len(names)
+    if len(weights) != len(names):
+        raise SalttuneError(f"loss spec {spec!r} has {len(names)} term(s) but {len(weights)} weight(s) were given")
+    if any(not float(w) >= 0.0 for w in weights):  # `not >=` also catches NaN
+        raise SalttuneError(f"loss weights must be >= 0, got {list(weights)}")
+
+    routed: dict[str, dict[str, object]] = {n: {} for n in names}
+    for key, value in params.items():
+        # Longest matching term first: "lovasz_elu_per_image" belongs to lovasz_elu, not lovasz.
+        owners = sorted((n for n in names if key.startswith(n + "_")), key=len, reverse=True)
+        if not owners:
+            raise SalttuneError(f"loss parameter {key!r} names no term of {spec!r}; write <term>_<argument>")
+        name = owners[0]
+        arg = key[len(name) + 1 :]
+        allowed = [p for p in inspect.signature(LOSSES[name]).parameters if p not in ("logits", "targets")]
+        if arg not in allowed:
+            raise SalttuneError(
+                f"loss parameter {key!r}: {name} has no argument {arg!r}; valid: {', '.join(allowed)}"
+            )
+        routed[name][arg] = value
+    return CombinedLoss(names, weights, routed)
