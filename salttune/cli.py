@@ -68,6 +68,73 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_epoch(metrics: dict, checkpoint_dir: Path) -> None:
+    m = metrics
+    print(
+        f"epoch {m['epoch']:3d}  loss {m['train_loss']:.4f}  val_loss {m['val_loss']:.4f}  "
+        f"score {m['val_score']:.4f}  IoU {m['val_iou']:.4f}  lr {m['lr']:.2e}  "
+        f"{m['train_images_per_s']:.0f} img/s  {m['epoch_seconds']:.1f}s",
+        flush=True,
+    )
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import time
+
+    from salttune.config import load_config
+    from salttune.data import load_dataset
+    from salttune.train import WATCHERS, fit, split_data
+
+    cfg = load_config(args.config, args.set or [])
+    out = Path(args.out or f"results/train-{time.strftime('%Y%m%d-%H%M%S')}")
+    resume = None
+    if args.resume:
+        resume = out / "checkpoint"
+        if not (resume / "state.pt").exists():
+            raise SalttuneError(f"{out}: no checkpoint/state.pt to resume; train without --resume or give the run's --out")
+    elif (out / "summary.json").exists() and not args.force:
+        raise SalttuneError(f"{out}: already holds a run; add --resume to continue it, --force to overwrite, or choose another --out")
+    unknown = [w for w in args.watch or [] if w not in WATCHERS]
+    if unknown:
+        raise SalttuneError(f"--watch {unknown[0]!r} is unknown; allowed: {', '.join(WATCHERS)}")
+    data = load_dataset(args.data, with_test=False)
+    train, val = split_data(data, cfg.val_fraction, cfg.split_seed, cfg.max_train_images)
+    print(f"training on {len(train.ids)} images, validating on {len(val.ids)}; writing {out}", flush=True)
+    summary = fit(cfg, train, val, out, _print_epoch, resume_from=resume,
+                  watchers=[WATCHERS[w] for w in args.watch or []], progress=not args.quiet)
+    print(f"best score {summary['best_score']:.4f} at epoch {summary['best_epoch']}; "
+          f"{len(summary['snapshots'])} snapshot(s) in {out / 'checkpoint' / 'snapshots'}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import torch
+
+    from salttune.checkpoint import build_from_checkpoint
+    from salttune.data import load_dataset
+    from salttune.predict import iter_proba, write_submission_stream
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise SalttuneError(f"{out}: already exists; choose another --out or add --force to overwrite it")
+    model, ckpt = build_from_checkpoint(args.checkpoint)
+    data = load_dataset(args.data)
+    if not data.test_ids:
+        raise SalttuneError(f"{args.data}: no test images in test/images; predict needs the test set")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    depths = data.test_depths if model.config.get("use_depth") else None
+    batches = iter_proba(model, data.test_images, depths, device, batch_size=args.batch_size, tta=args.tta)
+    if not args.quiet:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, total=-(-len(data.test_ids) // args.batch_size), unit="batch", desc="predict")
+    threshold = args.threshold if args.threshold is not None else ckpt["config"].get("threshold", 0.5)
+    write_submission_stream(out, data.test_ids, batches, threshold=threshold)
+    print(f"wrote {out} ({len(data.test_ids)} images, tta={args.tta}, threshold={threshold})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="salttune", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"salttune {__version__}")
@@ -95,6 +162,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="dataset folder")
     s.add_argument("--compare", help="a second dataset folder to put side by side")
     s.set_defaults(func=_cmd_stats)
+
+    s = sub.add_parser("train", help="train one model (no Ray): metrics per epoch, checkpoints, snapshots")
+    s.add_argument("--data", required=True, help="dataset folder")
+    s.add_argument("--config", help="YAML file of training settings (defaults for the rest)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. optim.lr=0.001 (repeatable)")
+    s.add_argument("--out", help="run folder (default results/train-<time>)")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    s.add_argument("--force", action="store_true", help="overwrite a finished run in --out")
+    s.add_argument("--watch", action="append", metavar="NAME", help="extra per-epoch variables to log: layer_stats")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("predict", help="predict the test images with one checkpoint and write a submission")
+    s.add_argument("--checkpoint", required=True, help="a snapshot or state .pt written by salttune")
+    s.add_argument("--data", required=True, help="dataset folder with test/images")
+    s.add_argument("--out", required=True, help="submission CSV to write")
+    s.add_argument("--tta", choices=("none", "flip"), default="flip", help="test-time augmentation (default flip)")
+    s.add_argument("--threshold", type=float, help="probability threshold (default: the checkpoint's config)")
+    s.add_argument("--batch-size", type=int, default=128)
+    s.add_argument("--force", action="store_true", help="overwrite --out")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_predict)
     return p
 
 

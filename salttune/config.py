@@ -1,0 +1,284 @@
+"""Typed, frozen training configuration, built once at the edge from YAML and ``--set key=value``.
+
+Keys are dotted section paths (``model.block``, ``optim.lr``, ``loss.name``); the search spaces use the same
+names. Every unknown key, wrong type or out-of-range value raises :class:`SalttuneError` with one line
+naming the key and what is allowed. The resolved config is written next to every run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from salttune.errors import SalttuneError
+
+__all__ = [
+    "ModelConfig", "LossConfig", "OptimConfig", "ScheduleConfig", "AugmentConfig", "TrainConfig",
+    "config_from_dict", "config_to_dict", "load_config", "parse_overrides", "apply_overrides", "allowed_keys",
+]
+
+
+def _opt(default: Any, *, lo: float | None = None, hi: float | None = None, choices: Any = None, doc: str = ""):
+    """A field with a default and its allowed range or names (choices may be a callable returning names)."""
+    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples for sequence defaults")
+    return field(default=default, metadata=meta)
+
+
+def _block_names():
+    from salttune.model import BLOCKS
+
+    return sorted(BLOCKS)
+
+
+def _init_names():
+    from salttune.model import INITS
+
+    return sorted(INITS)
+
+
+def _loss_terms():
+    from salttune.losses import LOSSES
+
+    return sorted(LOSSES)
+
+
+def _augment_names():
+    from salttune.augment import AUGMENTATIONS
+
+    return sorted(AUGMENTATIONS)
+
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("none", "plateau", "snapshot_plateau", "cosine_snapshots")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    base_width: int = _opt(16, lo=1, hi=512, doc="channels of the first level")
+    depth: int = _opt(4, lo=1, hi=6, doc="number of down-samplings")
+    block: str = _opt("residual", choices=_block_names)
+    dropout: float = _opt(0.0, lo=0.0, hi=0.9)
+    use_depth: bool = _opt(False, doc="add the image depth z as an input channel")
+    init: str = _opt("he_normal", choices=_init_names)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    name: str = _opt("bce+lovasz", doc="terms joined by '+', e.g. bce+lovasz, focal+dice")
+    weights: tuple[float, ...] | None = _opt(None, lo=0.0, doc="one weight per term (default 1 each)")
+    focal_gamma: float = _opt(2.0, lo=0.0, hi=10.0)
+    focal_alpha: float | None = _opt(0.25, lo=0.0, hi=1.0)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = _opt("adam", choices=OPTIMIZERS)
+    lr: float = _opt(1e-3, lo=1e-7, hi=10.0)
+    weight_decay: float = _opt(0.0, lo=0.0, hi=1.0)
+    momentum: float = _opt(0.9, lo=0.0, hi=0.999, doc="SGD only")
+    nesterov: bool = _opt(False, doc="SGD only")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    name: str = _opt("plateau", choices=SCHEDULES)
+    factor: float = _opt(0.7, lo=0.01, hi=0.99, doc="learning-rate cut when the validation score stalls")
+    patience: int = _opt(3, lo=0, hi=1000, doc="epochs without improvement before a cut (plateau)")
+    min_lr: float = _opt(1e-6, lo=0.0, hi=1.0)
+    snapshot_patience: int = _opt(5, lo=1, hi=1000, doc="snapshot_plateau: stalled epochs before a snapshot and restart")
+    cycle_epochs: int = _opt(10, lo=1, hi=1000, doc="cosine_snapshots: length of one cosine cycle")
+    max_snapshots: int = _opt(5, lo=1, hi=100, doc="snapshots kept (best by score)")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    names: tuple[str, ...] = _opt(("hflip", "translate"), choices=_augment_names)
+    translate: float = _opt(0.1, lo=0.0, hi=0.5, doc="largest shift as a share of the image side")
+    p: float = _opt(0.5, lo=0.0, hi=1.0, doc="probability of each augmentation")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = _opt(0, lo=0)
+    epochs: int = _opt(30, lo=1, hi=10000)
+    batch_size: int = _opt(32, lo=1, hi=4096)
+    val_fraction: float = _opt(0.2, lo=0.01, hi=0.9)
+    split_seed: int = _opt(0, lo=0, doc="seed of the train/validation split (fixed across a search's trials)")
+    max_train_images: int | None = _opt(None, lo=1, doc="use only this many training images (quick runs)")
+    num_workers: int = _opt(0, lo=0, hi=64, doc="data-loader worker processes")
+    device: str = _opt("auto", choices=("auto", "cpu", "cuda"))
+    amp: bool = _opt(True, doc="bf16/fp16 mixed precision on a GPU (ignored on the CPU)")
+    channels_last: bool = _opt(True, doc="channels-last memory format on a GPU (ignored on the CPU)")
+    deterministic: bool = _opt(True, doc="deterministic algorithms (always on for the CPU)")
+    threshold: float = _opt(0.5, lo=0.0, hi=1.0, doc="probability above which a pixel is salt")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+
+
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def allowed_keys(cls=TrainConfig, prefix: str = "") -> list[str]:
+    """Every dotted key a config accepts, e.g. ``['seed', ..., 'model.block', ...]``."""
+    out = []
+    for name, tp in _hints(cls).items():
+        out += allowed_keys(tp, f"{prefix}{name}.") if _is_section(tp) else [f"{prefix}{name}"]
+    return out
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
+    """Check ``value`` against the annotation ``tp`` and the field's range/choices; return the typed value."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner, meta)
+    if origin is tuple:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]  # a single name or number where a list is expected
+        if not isinstance(value, (list, tuple)):
+            raise SalttuneError(f"config key '{key}': {value!r} is not a list; give e.g. [{_type_name(args[0])}, ...]")
+        return tuple(_coerce(key, v, args[0], meta) for v in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SalttuneError(f"config key '{key}': {value!r} is not true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SalttuneError(f"config key '{key}': {value!r} is not an integer")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SalttuneError(f"config key '{key}': {value!r} is not a number")
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            raise SalttuneError(f"config key '{key}': {value!r} is not a string")
+    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+    if choices is not None:
+        names = choices() if callable(choices) else choices
+        if value not in names:
+            raise SalttuneError(f"config key '{key}': unknown value {value!r}; allowed: {', '.join(names)}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value != value or (lo is not None and value < lo) or (hi is not None and value > hi):
+            rng = f"{lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
+            raise SalttuneError(f"config key '{key}': {value!r} is out of range; allowed: {rng}")
+    return value
+
+
+def _build(cls, data: dict, prefix: str):
+    if not isinstance(data, dict):
+        raise SalttuneError(f"config key '{prefix.rstrip('.') or '<top>'}': expected a mapping of keys, got {data!r}")
+    hints = _hints(cls)
+    unknown = [k for k in data if k not in hints]
+    if unknown:
+        allowed = ", ".join(allowed_keys(cls, prefix))
+        raise SalttuneError(f"config key '{prefix}{unknown[0]}' is unknown; allowed: {allowed}")
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        tp, key = hints[f.name], prefix + f.name
+        kwargs[f.name] = _build(tp, data[f.name], key + ".") if _is_section(tp) else _coerce(key, data[f.name], tp, dict(f.metadata))
+    return cls(**kwargs)
+
+
+def _check_consistency(cfg: TrainConfig) -> TrainConfig:
+    from salttune.losses import LOSSES
+
+    terms = cfg.loss.name.split("+")
+    bad = [t for t in terms if t not in LOSSES]
+    if bad:
+        raise SalttuneError(f"config key 'loss.name': unknown term {bad[0]!r} in {cfg.loss.name!r}; allowed terms: {', '.join(sorted(LOSSES))} joined by '+'")
+    if cfg.loss.weights is not None and len(cfg.loss.weights) != len(terms):
+        raise SalttuneError(f"config key 'loss.weights': {len(cfg.loss.weights)} weights for {len(terms)} terms of {cfg.loss.name!r}; give one per term")
+    return cfg
+
+
+def config_from_dict(data: dict | None) -> TrainConfig:
+    """Build and validate a :class:`TrainConfig` from a nested dict (missing keys take their defaults)."""
+    return _check_consistency(_build(TrainConfig, data or {}, ""))
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """The config as plain nested dicts and lists (for YAML, JSON and checkpoints)."""
+    d = dataclasses.asdict(cfg)
+
+    def listify(x):
+        if isinstance(x, dict):
+            return {k: listify(v) for k, v in x.items()}
+        return list(x) if isinstance(x, tuple) else x
+
+    return listify(d)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """``["optim.lr=0.01", "model.block=se"]`` -> nested dict; values are parsed as YAML scalars or lists."""
+    out: dict = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SalttuneError(f"--set {item!r}: expected key=value, e.g. --set optim.lr=0.001")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise SalttuneError(f"--set {item!r}: '{p}' is a value, not a section")
+        node[parts[-1]] = value
+    return out
+
+
+def apply_overrides(base: dict, overrides: dict) -> dict:
+    """Deep-merge ``overrides`` into a copy of ``base``."""
+    out = dict(base)
+    for k, v in overrides.items():
+        out[k] = apply_overrides(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a YAML config file (optional), apply ``--set`` overrides, validate. The edge of the program."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SalttuneError(f"{path}: config file does not exist; give the path of a YAML file")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise SalttuneError(f"{path}: not valid YAML{where}; fix the syntax") from None
+        if not isinstance(data, dict):
+            raise SalttuneError(f"{path}: expected a mapping of config keys at the top level")
+    try:
+        return config_from_dict(apply_overrides(data, parse_overrides(list(overrides))))
+    except SalttuneError as e:
+        raise SalttuneError(f"{path}: {e}" if path is not None else str(e)) from None

@@ -1,0 +1,98 @@
+"""Inference: batched logits and probabilities, horizontal-flip test-time augmentation, and submissions."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from salttune.batches import DEPTH_SCALE, to_input
+from salttune.errors import SalttuneError
+from salttune.rle import rle_encode
+
+__all__ = ["TTA_MODES", "predict_logits", "predict_proba", "iter_proba", "write_submission_stream"]
+
+TTA_MODES = ("none", "flip")
+
+
+@torch.no_grad()
+def _forward(model: nn.Module, x: torch.Tensor, z: torch.Tensor | None, amp_dtype: torch.dtype | None) -> torch.Tensor:
+    with torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        return model(x, z).float()  # (B, 1, H, W)
+
+
+def iter_proba(
+    model: nn.Module,
+    images: np.ndarray,
+    depths: np.ndarray | None,
+    device: torch.device,
+    *,
+    batch_size: int = 64,
+    amp_dtype: torch.dtype | None = None,
+    tta: str = "none",
+    logits: bool = False,
+) -> Iterator[np.ndarray]:
+    """Yield (B, H, W) float32 salt probabilities (or logits, without TTA) batch by batch.
+
+    With ``tta="flip"`` each image is also predicted mirrored; the mirrored prediction is mirrored back and
+    the two probabilities are averaged.
+    """
+    if tta not in TTA_MODES:
+        raise SalttuneError(f"--tta {tta!r} is unknown; allowed: {', '.join(TTA_MODES)}")
+    if logits and tta != "none":
+        raise ValueError("logits are returned without test-time augmentation")
+    model.eval()
+    for start in range(0, len(images), batch_size):
+        x = to_input(images[start : start + batch_size]).to(device)  # (B, 1, H, W)
+        z = None if depths is None else torch.as_tensor(depths[start : start + batch_size] / DEPTH_SCALE, dtype=torch.float32, device=device)
+        out = _forward(model, x, z, amp_dtype)
+        if logits:
+            yield out[:, 0].cpu().numpy()
+            continue
+        p = torch.sigmoid(out)
+        if tta == "flip":
+            p = 0.5 * (p + torch.sigmoid(_forward(model, x.flip(-1), z, amp_dtype)).flip(-1))
+        yield p[:, 0].cpu().numpy()
+
+
+def predict_logits(model, images, depths, device, *, batch_size=64, amp_dtype=None) -> np.ndarray:
+    """(N, H, W) float32 logits of every image, no test-time augmentation."""
+    parts = list(iter_proba(model, images, depths, device, batch_size=batch_size, amp_dtype=amp_dtype, logits=True))
+    return np.concatenate(parts) if parts else np.zeros((0, *images.shape[1:]), np.float32)
+
+
+def predict_proba(model, images, depths, device, *, batch_size=64, amp_dtype=None, tta="none") -> np.ndarray:
+    """(N, H, W) float32 probabilities of every image, with optional flip TTA."""
+    parts = list(iter_proba(model, images, depths, device, batch_size=batch_size, amp_dtype=amp_dtype, tta=tta))
+    return np.concatenate(parts) if parts else np.zeros((0, *images.shape[1:]), np.float32)
+
+
+def write_submission_stream(path: str | Path, ids: list[str], batches: Iterator[np.ndarray], threshold: float = 0.5, min_area: int = 0) -> Path:
+    """Write ``id,rle_mask`` rows as probability batches arrive, never holding all predictions at once.
+
+    Masks with fewer than ``min_area`` salt pixels are written empty. The file appears under its name only
+    when complete (temporary file, then rename).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    k = 0
+    try:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["id", "rle_mask"])
+            for probs in batches:
+                for m in probs > threshold:
+                    w.writerow([ids[k], rle_encode(m) if m.sum() >= max(min_area, 1) else ""])
+                    k += 1
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise SalttuneError(f"{path}: cannot write submission ({e.strerror}); free disk space or choose another --out") from None
+    if k != len(ids):
+        raise RuntimeError(f"{k} predictions for {len(ids)} ids")
+    return path

@@ -1,0 +1,383 @@
+"""Training a single model: plain functions with explicit arguments and no globals.
+
+``fit`` runs epochs of ``train_epoch`` then ``evaluate`` on the whole validation set, and after each epoch
+hands the metrics and the checkpoint folder to a ``report`` callable: the CLI prints, the search calls
+``tune.report``, tests append to a list. Anything else a user wants to watch is a *watcher*, a function
+``(model, optimizer) -> dict`` whose values join each epoch's metrics, without touching the loop.
+
+Output folder of a run::
+
+    config.yaml          the resolved config
+    metrics.jsonl        one line per epoch
+    summary.json         best score and epoch, snapshots
+    checkpoint/state.pt  everything needed to resume (weights, optimizer, schedule, RNG, history)
+    checkpoint/snapshots/snapshot_XX.pt   one self-describing checkpoint per cycle (best kept)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from salttune.augment import build_augment
+from salttune.batches import SaltDataset, make_loader
+from salttune.checkpoint import load_checkpoint, save_checkpoint
+from salttune.config import OptimConfig, TrainConfig, config_to_dict
+from salttune.data import TGSData
+from salttune.errors import SalttuneError
+from salttune.losses import build_loss
+from salttune.metric import competition_score, mean_iou
+from salttune.model import build_model
+from salttune.predict import predict_logits
+from salttune.schedule import Schedule
+from salttune.split import train_val_split
+
+__all__ = [
+    "Arrays", "NonFiniteLoss", "OPTIMIZERS", "WATCHERS", "split_data", "seed_everything", "pick_device",
+    "make_optimizer", "train_epoch", "evaluate", "fit",
+]
+
+Report = Callable[[dict, Path], None]
+Watcher = Callable[[nn.Module, torch.optim.Optimizer], dict]
+
+
+class NonFiniteLoss(SalttuneError):
+    """The training loss became NaN or infinite; the run ends as failed with this reason."""
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """One part of the data. Shape: images (N, H, W) uint8, masks (N, H, W) bool, depths (N,)."""
+
+    ids: list[str]
+    images: np.ndarray
+    masks: np.ndarray
+    depths: np.ndarray
+
+    def subset(self, idx: np.ndarray) -> "Arrays":
+        return Arrays([self.ids[i] for i in idx], self.images[idx], self.masks[idx], self.depths[idx])
+
+
+def split_data(data: TGSData, val_fraction: float, split_seed: int, max_images: int | None = None) -> tuple[Arrays, Arrays]:
+    """The coverage-stratified train/validation parts of a dataset's training images.
+
+    ``split_seed`` is separate from the training seed so that every trial of a search, whatever its seed,
+    is scored on the same validation images (and the ensemble can use them as a held-out set).
+    """
+    full = Arrays(data.train_ids, data.train_images, data.train_masks, data.train_depths)
+    if not len(full.ids):
+        raise SalttuneError(f"{data.folder}: no training images in train/images; training needs some")
+    if max_images is not None and max_images < len(full.ids):
+        _, keep = train_val_split(full.masks, max_images / len(full.ids), seed=split_seed)
+        full = full.subset(keep)
+    tr, va = train_val_split(full.masks, val_fraction, seed=split_seed)
+    return full.subset(tr), full.subset(va)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and torch; ask torch for deterministic algorithms."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # needed by deterministic cuBLAS
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SalttuneError("config key 'device': cuda was asked for but no GPU is visible; use device=auto or cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _adam(params, c: OptimConfig):
+    return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+
+
+def _adamw(params, c: OptimConfig):
+    return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+
+
+def _sgd(params, c: OptimConfig):
+    return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0, weight_decay=c.weight_decay)
+
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"adam": _adam, "adamw": _adamw, "sgd": _sgd}
+
+
+def make_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+    if cfg.name not in OPTIMIZERS:
+        raise SalttuneError(f"config key 'optim.name': unknown {cfg.name!r}; allowed: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[cfg.name](params, cfg)
+
+
+def layer_stats(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Per-layer weight norm and mean absolute gradient of the last step (a built-in watcher)."""
+    out = {}
+    for name, p in model.named_parameters():
+        if p.ndim > 1:  # convolution weights; skip BN and biases
+            out[f"weight_norm/{name}"] = float(p.detach().norm())
+            if p.grad is not None:
+                out[f"grad_abs_mean/{name}"] = float(p.grad.detach().abs().mean())
+    return out
+
+
+WATCHERS: dict[str, Watcher] = {"layer_stats": layer_stats}
+
+
+def _amp_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    if device.type != "cuda" or not amp:
+        return None  # float32 on the CPU
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    loss_fn: Callable,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    *,
+    amp_dtype: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    channels_last: bool = False,
+    use_depth: bool = False,
+    before_step: Callable[[int], None] = lambda step: None,
+    progress: Callable[[Iterable], Iterable] = lambda it: it,
+) -> dict:
+    """One pass over ``loader``: forward, loss, backward, step. Returns mean loss, gradient norm, throughput.
+
+    Raises:
+        NonFiniteLoss: the loss became NaN or infinite.
+    """
+    model.train()
+    total, n, grad_sq, steps, t0 = 0.0, 0, 0.0, 0, time.perf_counter()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    for step, (x, y, z) in enumerate(progress(loader)):
+        before_step(step)
+        x = x.to(device, non_blocking=True, memory_format=fmt)
+        y, z = y.to(device, non_blocking=True), z.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(x, z if use_depth else None)  # (B, 1, H, W)
+        loss = loss_fn(logits.float(), y)
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"loss became {loss.item()} at step {step}; lower optim.lr or change the loss")
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        # Total gradient norm, cheap next to the backward pass; inf max_norm means no clipping.
+        grad_sq += float(nn.utils.clip_grad_norm_(model.parameters(), math.inf)) ** 2
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        total += loss.item() * len(x)
+        n, steps = n + len(x), steps + 1
+    seconds = time.perf_counter() - t0
+    return {"train_loss": total / max(n, 1), "grad_norm": math.sqrt(grad_sq / max(steps, 1)), "train_images_per_s": n / seconds}
+
+
+def evaluate(
+    model: nn.Module,
+    part: Arrays,
+    loss_fn: Callable,
+    device: torch.device,
+    *,
+    batch_size: int = 64,
+    threshold: float = 0.5,
+    amp_dtype: torch.dtype | None = None,
+    use_depth: bool = False,
+) -> dict:
+    """Competition score, IoU and loss on the *whole* part (not batch averages)."""
+    logits = predict_logits(model, part.images, part.depths if use_depth else None, device, batch_size=batch_size, amp_dtype=amp_dtype)
+    target = torch.from_numpy(part.masks).unsqueeze(1).float()
+    loss = float(loss_fn(torch.from_numpy(logits).unsqueeze(1), target)) if len(part.ids) else float("nan")
+    pred = torch.sigmoid(torch.from_numpy(logits)).numpy() > threshold  # (N, H, W)
+    return {"val_score": competition_score(pred, part.masks), "val_iou": mean_iou(pred, part.masks), "val_loss": loss}
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, path)
+
+
+def _snapshot_payload(model: nn.Module, cfg: TrainConfig, epoch: int, metrics: dict, cycle: int, state_dict=None) -> dict:
+    return {
+        "kind": "snapshot",
+        "model_args": dict(model.config),
+        "config": config_to_dict(cfg),
+        "model": state_dict if state_dict is not None else {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "epoch": epoch,
+        "cycle": cycle,
+        "metrics": metrics,
+    }
+
+
+def fit(
+    cfg: TrainConfig,
+    train: Arrays,
+    val: Arrays,
+    out_dir: str | Path,
+    report: Report = lambda metrics, ckpt: None,
+    *,
+    resume_from: str | Path | None = None,
+    watchers: Sequence[Watcher] = (),
+    progress: bool = False,
+) -> dict:
+    """Train one model, reporting after every epoch; resume from a checkpoint folder if given.
+
+    Args:
+        cfg: the resolved training config.
+        train, val: the data parts (see :func:`split_data`).
+        out_dir: where config, metrics, summary and checkpoints go.
+        report: called after each epoch with the epoch's metrics and the checkpoint folder.
+        resume_from: a ``checkpoint`` folder of an earlier run (its ``state.pt`` and snapshots); training
+            continues at the epoch after the one it saved.
+        watchers: functions ``(model, optimizer) -> dict`` whose values join each epoch's metrics.
+        progress: show a progress bar over each epoch's batches.
+
+    Returns:
+        The summary: best score and epoch, epochs run, snapshots (path, epoch, score).
+    """
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoint"
+    (ckpt_dir / "snapshots").mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+    device = pick_device(cfg.device)
+    seed_everything(cfg.seed, cfg.deterministic or device.type == "cpu")
+    model = build_model(**{"in_channels": 1, **config_to_dict(cfg.model)}).to(device)
+    on_gpu = device.type == "cuda"
+    if on_gpu and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    amp_dtype = _amp_dtype(device, cfg.amp)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    loss_params = {"focal_gamma": cfg.loss.focal_gamma, "focal_alpha": cfg.loss.focal_alpha} if "focal" in cfg.loss.name.split("+") else {}
+    loss_fn = build_loss(cfg.loss.name, cfg.loss.weights, **loss_params)
+    optimizer = make_optimizer(model.parameters(), cfg.optim)
+
+    dataset = SaltDataset(train.images, train.masks, train.depths, build_augment(cfg.augment.names, cfg.augment.translate, cfg.augment.p), seed=cfg.seed)
+    steps_per_epoch = math.ceil(len(dataset) / cfg.batch_size)
+    schedule = Schedule(cfg.schedule, optimizer, cfg.optim.lr, steps_per_epoch)
+    snapshots: list[dict] = []  # {"path", "epoch", "score", "cycle"}, one per cycle
+    history: list[dict] = []
+    cycle_best = {"score": -math.inf, "epoch": -1, "metrics": None}
+    start_epoch = 0
+
+    if resume_from is not None:
+        state = load_checkpoint(Path(resume_from) / "state.pt")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["torch_rng"])
+        snapshots, history, cycle_best = state["snapshots"], state["history"], state["cycle_best"]
+        start_epoch = state["epoch"] + 1
+        src = Path(resume_from) / "snapshots"
+        if src.resolve() != (ckpt_dir / "snapshots").resolve():
+            for s in snapshots:  # bring the snapshots along into this run's folder
+                payload = load_checkpoint(src / Path(s["path"]).name)
+                save_checkpoint(ckpt_dir / "snapshots" / Path(s["path"]).name, {k: v for k, v in payload.items() if k != "format"})
+        with open(out / "metrics.jsonl", "w") as f:  # the history up to the resumed epoch, no duplicates
+            f.writelines(json.dumps(h) + "\n" for h in history)
+    elif (out / "metrics.jsonl").exists():
+        (out / "metrics.jsonl").unlink()
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        def bar(it):
+            return tqdm(it, total=steps_per_epoch, leave=False, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
+
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        dataset.set_epoch(epoch)
+        loader = make_loader(dataset, cfg.batch_size, True, cfg.seed, epoch, cfg.num_workers)
+        lr = schedule.lr()
+        stats = train_epoch(
+            model, loader, loss_fn, optimizer, device,
+            amp_dtype=amp_dtype, scaler=scaler, channels_last=on_gpu and cfg.channels_last,
+            use_depth=cfg.model.use_depth, before_step=lambda step: schedule.before_step(epoch, step),
+            progress=bar or (lambda it: it),
+        )
+        lr = lr if cfg.schedule.name != "cosine_snapshots" else schedule.lr()
+        t_eval = time.perf_counter()
+        val_metrics = evaluate(model, val, loss_fn, device, batch_size=max(cfg.batch_size, 64), threshold=cfg.threshold, amp_dtype=amp_dtype, use_depth=cfg.model.use_depth)
+        metrics = {"epoch": epoch + 1, **stats, **val_metrics, "lr": lr, "cycle": schedule.state.cycle,
+                   "eval_seconds": time.perf_counter() - t_eval}
+        for w in watchers:
+            metrics.update(w(model, optimizer))
+
+        # Snapshot bookkeeping: the current cycle's file always holds the cycle's best (or, for cosine
+        # cycles, its last) weights, so a crash never loses a finished cycle.
+        cycle = schedule.state.cycle
+        snap_path = ckpt_dir / "snapshots" / f"snapshot_{cycle:02d}.pt"
+        keep_last = cfg.schedule.name == "cosine_snapshots"
+        if keep_last or metrics["val_score"] > cycle_best["score"]:
+            cycle_best = {"score": metrics["val_score"], "epoch": epoch + 1, "metrics": metrics}
+            save_checkpoint(snap_path, _snapshot_payload(model, cfg, epoch + 1, metrics, cycle))
+            snapshots = [s for s in snapshots if s["cycle"] != cycle] + [
+                {"path": str(snap_path), "epoch": epoch + 1, "score": metrics["val_score"], "cycle": cycle}
+            ]
+        if schedule.end_epoch(epoch, metrics["val_score"]):
+            cycle_best = {"score": -math.inf, "epoch": -1, "metrics": None}
+        snapshots = _keep_best(snapshots, cfg.schedule.max_snapshots, current_cycle=schedule.state.cycle)
+
+        metrics["epoch_seconds"] = time.perf_counter() - t0
+        history.append(metrics)
+        with open(out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        save_checkpoint(ckpt_dir / "state.pt", {
+            "kind": "state", "model_args": dict(model.config), "config": config_to_dict(cfg),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+            "torch_rng": torch.get_rng_state(), "epoch": epoch, "metrics": metrics, "history": history,
+            "snapshots": snapshots, "cycle_best": cycle_best,
+        })
+        summary = _summary(history, snapshots, cfg)
+        _write_json(out / "summary.json", summary)
+        report(metrics, ckpt_dir)
+    return _summary(history, snapshots, cfg)
+
+
+def _keep_best(snapshots: list[dict], k: int, current_cycle: int) -> list[dict]:
+    """Keep the ``k`` best closed-cycle snapshots (and the open cycle's); delete the other files."""
+    if len(snapshots) <= k:
+        return snapshots
+    ranked = sorted(snapshots, key=lambda s: (s["cycle"] == current_cycle, s["score"]), reverse=True)
+    keep, drop = ranked[:k], ranked[k:]
+    for s in drop:
+        Path(s["path"]).unlink(missing_ok=True)
+    return sorted(keep, key=lambda s: s["cycle"])
+
+
+def _summary(history: list[dict], snapshots: list[dict], cfg: TrainConfig) -> dict:
+    best = max(history, key=lambda m: m["val_score"]) if history else None
+    return {
+        "best_score": best["val_score"] if best else None,
+        "best_iou": best["val_iou"] if best else None,
+        "best_epoch": best["epoch"] if best else None,
+        "epochs_run": len(history),
+        "epochs": cfg.epochs,
+        "snapshots": snapshots,
+        "seconds": sum(m["epoch_seconds"] for m in history),
+    }

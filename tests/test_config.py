@@ -1,0 +1,67 @@
+import pytest
+
+from conftest import assert_user_error, run_cli
+from salttune.config import (
+    TrainConfig,
+    allowed_keys,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    parse_overrides,
+)
+from salttune.errors import SalttuneError
+
+
+def test_defaults_round_trip():
+    cfg = config_from_dict({})
+    assert cfg == TrainConfig()
+    assert cfg.schedule.factor == 0.7 and cfg.augment.names == ("hflip", "translate")
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+    assert "model.block" in allowed_keys() and "optim.lr" in allowed_keys()
+
+
+def test_yaml_and_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("epochs: 5\nmodel:\n  block: se\nloss:\n  name: focal+dice\n  weights: [1, 2]\n")
+    cfg = load_config(f, ["optim.lr=0.01", "optim.name=sgd", "augment.names=[hflip]", "loss.focal_alpha=null"])
+    assert cfg.epochs == 5 and cfg.model.block == "se" and cfg.optim.lr == 0.01 and cfg.optim.name == "sgd"
+    assert cfg.loss.weights == (1.0, 2.0) and cfg.augment.names == ("hflip",) and cfg.loss.focal_alpha is None
+    assert parse_overrides(["a.b=1", "a.c=x"]) == {"a": {"b": 1, "c": "x"}}
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        ({"epoch": 3}, "'epoch' is unknown; allowed: seed"),
+        ({"model": {"block": "dense"}}, "'model.block': unknown value 'dense'; allowed: plain, residual, residual_se, se"),
+        ({"model": {"init": "orthogonal"}}, "allowed: he_normal, xavier_uniform"),
+        ({"optim": {"lr": 0}}, "'optim.lr': 0.0 is out of range"),
+        ({"epochs": 2.5}, "'epochs': 2.5 is not an integer"),
+        ({"amp": "yes"}, "'amp': 'yes' is not true or false"),
+        ({"loss": {"name": "bce+hinge"}}, "unknown term 'hinge'"),
+        ({"loss": {"name": "bce+dice", "weights": [1]}}, "1 weights for 2 terms"),
+        ({"loss": {"weights": [1, -1]}}, "'loss.weights': -1.0 is out of range"),
+        ({"augment": {"names": ["vflip"]}}, "unknown value 'vflip'"),
+        ({"model": 3}, "expected a mapping"),
+    ],
+)
+def test_bad_values_named(data, fragment):
+    with pytest.raises(SalttuneError) as e:
+        config_from_dict(data)
+    assert fragment in str(e.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(SalttuneError, match="does not exist"):
+        load_config(tmp_path / "none.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: [1\n")
+    with pytest.raises(SalttuneError, match="bad.yaml: not valid YAML at line"):
+        load_config(bad)
+    with pytest.raises(SalttuneError, match="expected key=value"):
+        load_config(None, ["epochs"])
+
+
+def test_cli_reports_bad_key(tgs_folder):
+    root, _ = tgs_folder
+    assert_user_error(run_cli("train", "--data", str(root), "--set", "model.blok=se"), "model.blok", "allowed")

@@ -1,0 +1,43 @@
+import torch
+
+from salttune.config import ScheduleConfig
+from salttune.schedule import Schedule
+
+
+def make(name, **kw):
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    return Schedule(ScheduleConfig(name=name, **kw), opt, 1.0, steps_per_epoch=4)
+
+
+def test_plateau_cuts_by_factor_after_patience():
+    s = make("plateau", factor=0.7, patience=1, min_lr=0.0)
+    scores = [0.1, 0.2, 0.2, 0.2, 0.2, 0.3]
+    lrs = []
+    for e, sc in enumerate(scores):
+        assert not s.end_epoch(e, sc)
+        lrs.append(round(s.lr(), 6))
+    # two stalled epochs (> patience 1) -> cut; the count restarts after a cut
+    assert lrs == [1.0, 1.0, 1.0, 0.7, 0.7, 0.7]
+
+
+def test_snapshot_plateau_restarts_from_last_weights():
+    s = make("snapshot_plateau", factor=0.5, patience=0, snapshot_patience=2)
+    ended = [s.end_epoch(e, sc) for e, sc in enumerate([0.1, 0.1, 0.1, 0.2])]
+    assert ended == [False, False, True, False]
+    assert s.state.cycle == 1 and s.state.cycle_start == 3
+    assert s.lr() == 1.0  # restarted at the initial rate
+
+
+def test_cosine_cycles():
+    s = make("cosine_snapshots", cycle_epochs=2, min_lr=0.0)
+    s.before_step(0, 0)
+    assert s.lr() == 1.0
+    s.before_step(1, 0)  # half-way through the 8-step cycle
+    assert abs(s.lr() - 0.5) < 1e-9
+    assert not s.end_epoch(0, 0.1) and s.end_epoch(1, 0.1)
+    s.before_step(2, 0)
+    assert s.lr() == 1.0 and s.state.cycle == 1
+    st = s.state_dict()
+    s2 = make("cosine_snapshots", cycle_epochs=2)
+    s2.load_state_dict(st)
+    assert s2.state == s.state

@@ -1,0 +1,132 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import assert_user_error, run_cli
+from salttune.checkpoint import build_from_checkpoint, load_checkpoint
+from salttune.config import config_from_dict
+from salttune.data import load_dataset
+from salttune.predict import predict_proba
+from salttune.train import NonFiniteLoss, WATCHERS, fit, split_data
+
+TINY = {"batch_size": 4, "model": {"base_width": 4, "depth": 2}, "val_fraction": 0.25}
+
+
+def tiny_cfg(**over):
+    d = {**TINY, **over}
+    return config_from_dict(d)
+
+
+@pytest.fixture
+def parts(tgs_folder):
+    root, _ = tgs_folder
+    data = load_dataset(root, with_test=False)
+    return split_data(data, 0.25, split_seed=0)
+
+
+def test_fit_writes_run_and_reports_every_epoch(parts, tmp_path):
+    train, val = parts
+    log = []
+    summary = fit(tiny_cfg(epochs=3), train, val, tmp_path / "run", lambda m, c: log.append((m, c)),
+                  watchers=[WATCHERS["layer_stats"]])
+    assert [m["epoch"] for m, _ in log] == [1, 2, 3]
+    for m, ckpt_dir in log:
+        assert 0.0 <= m["val_score"] <= 1.0 and m["lr"] == 1e-3 and m["grad_norm"] > 0
+        assert any(k.startswith("weight_norm/") for k in m)  # a watcher's values join the metrics
+        assert (ckpt_dir / "state.pt").exists()
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["epoch"] for x in lines] == [1, 2, 3]
+    best = max(lines, key=lambda x: x["val_score"])
+    assert summary["best_score"] == best["val_score"] and summary["best_epoch"] == best["epoch"]
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert saved["best_score"] == summary["best_score"]
+    (snap,) = summary["snapshots"]
+    model, ckpt = build_from_checkpoint(snap["path"])  # the snapshot rebuilds the network on its own
+    assert ckpt["epoch"] == best["epoch"] and ckpt["config"]["model"]["base_width"] == 4
+    # The whole-validation-set score is reproduced from the snapshot alone.
+    probs = predict_proba(model, val.images, None, torch.device("cpu"))
+    from salttune.metric import competition_score
+
+    assert competition_score(probs > 0.5, val.masks) == pytest.approx(best["val_score"])
+
+
+def test_same_seed_same_weights_and_metrics(parts, tmp_path):
+    train, val = parts
+    cfg = tiny_cfg(epochs=2, model={"base_width": 4, "depth": 2, "dropout": 0.2})
+    a = fit(cfg, train, val, tmp_path / "a")
+    b = fit(cfg, train, val, tmp_path / "b")
+    ma = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    mb = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    strip = lambda s: {k: v for k, v in json.loads(s).items() if "seconds" not in k and "per_s" not in k}
+    assert [strip(x) for x in ma] == [strip(x) for x in mb]
+    wa = load_checkpoint(tmp_path / "a" / "checkpoint" / "state.pt")["model"]
+    wb = load_checkpoint(tmp_path / "b" / "checkpoint" / "state.pt")["model"]
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    c = fit(tiny_cfg(epochs=2, seed=1), train, val, tmp_path / "c")
+    wc = load_checkpoint(tmp_path / "c" / "checkpoint" / "state.pt")["model"]
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_resume_continues_at_the_right_epoch_identically(parts, tmp_path):
+    train, val = parts
+    cfg = tiny_cfg(epochs=3, schedule={"name": "cosine_snapshots", "cycle_epochs": 1})
+    full = fit(cfg, train, val, tmp_path / "full")
+    fit(tiny_cfg(epochs=2, schedule={"name": "cosine_snapshots", "cycle_epochs": 1}), train, val, tmp_path / "part")
+    log = []
+    resumed = fit(cfg, train, val, tmp_path / "resumed", lambda m, c: log.append(m["epoch"]),
+                  resume_from=tmp_path / "part" / "checkpoint")
+    assert log == [3]
+    assert resumed["epochs_run"] == 3 and len(resumed["snapshots"]) == 3
+    assert resumed["best_score"] == full["best_score"]
+    wf = load_checkpoint(tmp_path / "full" / "checkpoint" / "state.pt")["model"]
+    wr = load_checkpoint(tmp_path / "resumed" / "checkpoint" / "state.pt")["model"]
+    for k in wf:
+        assert torch.equal(wf[k], wr[k]), k
+    for s in resumed["snapshots"]:  # snapshots were brought along into the new folder
+        assert (tmp_path / "resumed" / "checkpoint" / "snapshots" / s["path"].split("/")[-1]).exists()
+
+
+def test_cosine_snapshots_keep_top_k(parts, tmp_path):
+    train, val = parts
+    cfg = tiny_cfg(epochs=4, schedule={"name": "cosine_snapshots", "cycle_epochs": 1, "max_snapshots": 2})
+    s = fit(cfg, train, val, tmp_path / "r")
+    files = sorted(p.name for p in (tmp_path / "r" / "checkpoint" / "snapshots").glob("*.pt"))
+    assert len(s["snapshots"]) == 2 and files == sorted(x["path"].split("/")[-1] for x in s["snapshots"])
+    scores = [json.loads(x)["val_score"] for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    kept = sorted(x["score"] for x in s["snapshots"])
+    # the last (open) cycle is always kept, plus the best of the others
+    assert kept == sorted([scores[-1], max(scores[:-1])])
+
+
+def test_nan_loss_fails_with_reason(parts, tmp_path):
+    """A NaN in the input images makes the loss NaN on the first step; the run fails naming it."""
+    from salttune.train import Arrays
+
+    train, val = parts
+    bad = Arrays(train.ids, train.images.astype(np.float32) * np.nan, train.masks, train.depths)
+    with pytest.raises(NonFiniteLoss, match="loss became nan at step 0"):
+        fit(tiny_cfg(epochs=1, augment={"names": []}), bad, val, tmp_path / "nan")
+
+
+def test_cli_train_and_predict(tgs_folder, tmp_path):
+    root, made = tgs_folder
+    out = tmp_path / "run"
+    proc = run_cli("train", "--data", str(root), "--out", str(out), "--quiet", "--set", "epochs=2",
+                   "--set", "batch_size=4", "--set", "model.base_width=4", "--set", "model.depth=2")
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch   2" in proc.stdout and "best score" in proc.stdout
+    assert (out / "config.yaml").exists() and (out / "summary.json").exists()
+    # a finished run is not overwritten by accident
+    assert_user_error(run_cli("train", "--data", str(root), "--out", str(out)), "already holds a run")
+    snap = json.loads((out / "summary.json").read_text())["snapshots"][0]["path"]
+    sub = tmp_path / "sub.csv"
+    proc = run_cli("predict", "--checkpoint", snap, "--data", str(root), "--out", str(sub), "--tta", "flip", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    rows = sub.read_text().splitlines()
+    assert rows[0] == "id,rle_mask" and [r.split(",")[0] for r in rows[1:]] == made["test_ids"]
+    assert_user_error(run_cli("predict", "--checkpoint", snap, "--data", str(root), "--out", str(sub)), "already exists")
+    assert_user_error(run_cli("predict", "--checkpoint", str(root / "train.csv"), "--data", str(root), "--out", str(tmp_path / "x.csv")), "train.csv")
