@@ -135,6 +135,35 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    from salttune.ensemble_job import run_ensemble
+
+    if args.top < 1:
+        raise SalttuneError(f"--top {args.top}: give at least 1 trial")
+    search_dir = Path(args.results) / args.search
+    if not search_dir.is_dir():
+        raise SalttuneError(f"{search_dir}: no such search; give --search NAME of a folder in {args.results}/")
+    data = args.data or _search_data(search_dir)
+    out = Path(args.out) if args.out else search_dir / "ensemble"
+    report = run_ensemble(search_dir, Path(data), args.top, args.tta, out, force=args.force,
+                          combiner=args.combiner, folds=args.folds, progress=not args.quiet)
+    print((out / "report.md").read_text())
+    print(f"wrote {out / 'submission.csv'} ({report['test_images']} images) in {report['seconds_test']:.1f}s")
+    return 0
+
+
+def _search_data(search_dir: Path) -> str:
+    """The data folder a search ran on, from its record (so ``ensemble`` needs no --data)."""
+    for name in ("search.json", "record.json"):
+        f = search_dir / name
+        if f.is_file():
+            rec = json.loads(f.read_text())
+            data = rec.get("data") or rec.get("data_dir") or (rec.get("space") or {}).get("data", {}).get("folder")
+            if data:
+                return data
+    raise SalttuneError(f"{search_dir}: the search's data folder is not recorded; give --data DIR")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="salttune", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"salttune {__version__}")
@@ -184,6 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="overwrite --out")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_predict)
+
+    s = sub.add_parser("ensemble", help="combine the top trials' snapshots of a search into one submission")
+    s.add_argument("--search", default="quick", help="search name: the folder results/NAME (default quick)")
+    s.add_argument("--top", type=int, required=True, help="number of best trials whose snapshots are used")
+    s.add_argument("--tta", choices=("none", "flip"), default="flip", help="test-time augmentation (default flip)")
+    s.add_argument("--combiner", default="auto", help="auto (best out-of-fold), mean, greedy, ridge or single")
+    s.add_argument("--folds", type=int, default=5, help="cross-validation folds over the validation images")
+    s.add_argument("--data", help="dataset folder (default: the one the search ran on)")
+    s.add_argument("--results", default="results", help="results root (default results)")
+    s.add_argument("--out", help="output folder (default results/NAME/ensemble)")
+    s.add_argument("--force", action="store_true", help="overwrite an earlier ensemble's files")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=_cmd_ensemble)
     return p
 
 

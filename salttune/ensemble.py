@@ -1,0 +1,184 @@
+"""Ensembling snapshots: flip TTA, mean / greedy selection / ridge stacking, threshold and area tuning.
+
+Every combiner here is linear in the snapshots' probabilities, ``p = clip(b + sum_m w_m p_m, 0, 1)``:
+a single snapshot is a one-hot ``w``, the mean is ``1/M``, greedy selection (Caruana et al. 2004) gives
+counts of picks over their total, and the ridge stacker its coefficients. So the held-out evaluation, the
+report and test-time prediction share one code path, and test images stream through in batches.
+
+Honesty: each combiner, its threshold and its smallest kept salt area are fitted by K-fold cross-validation
+over the validation images, and scored only on the fold they were not fitted on.
+
+References: Caruana et al. 2004, "Ensemble selection from libraries of models"; Huang et al. 2017,
+"Snapshot Ensembles".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from sklearn.linear_model import Ridge
+
+from salttune.checkpoint import build_from_checkpoint
+from salttune.metric import competition_score, iou_per_image, score_per_image
+from salttune.predict import iter_proba
+from salttune.split import kfold_splits
+
+__all__ = [
+    "Member", "Linear", "COMBINERS", "THRESHOLDS", "MIN_AREAS", "member_probs", "fit_mean", "fit_greedy",
+    "fit_ridge", "fit_single", "tune_cutoffs", "cross_validate", "combine", "iter_ensemble",
+]
+
+THRESHOLDS = np.round(np.arange(0.30, 0.71, 0.05), 2)
+MIN_AREAS = (0, 10, 20, 40, 80, 160)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One snapshot of one trial."""
+
+    trial: str
+    path: str
+    score: float  # its validation score as recorded during training
+
+
+@dataclass(frozen=True)
+class Linear:
+    """A fitted combiner: weights per member, a bias, and the cut-offs tuned for the competition score."""
+
+    weights: np.ndarray  # (M,)
+    bias: float = 0.0
+    threshold: float = 0.5
+    min_area: int = 0
+    info: dict = field(default_factory=dict)
+
+
+def member_probs(members: Sequence[Member], images: np.ndarray, depths: np.ndarray, device: torch.device, tta: str,
+                 batch_size: int = 128, progress: Callable = lambda it, **kw: it) -> np.ndarray:
+    """(M, N, H, W) float16 probabilities of every member on ``images``."""
+    out = np.empty((len(members), *images.shape), np.float16)
+    for k, m in enumerate(progress(members, desc=f"predict validation (tta={tta})", unit="snapshot")):
+        model, _ = build_from_checkpoint(m.path)
+        model.to(device)
+        z = depths if model.config.get("use_depth") else None
+        out[k] = np.concatenate(list(iter_proba(model, images, z, device, batch_size=batch_size, tta=tta)))
+    return out
+
+
+def combine(probs: np.ndarray, comb: Linear) -> np.ndarray:
+    """(M, N, H, W) member probabilities -> (N, H, W) ensemble probability."""
+    p = np.tensordot(comb.weights.astype(np.float32), probs.astype(np.float32), axes=(0, 0)) + comb.bias
+    return np.clip(p, 0.0, 1.0)
+
+
+def _binarize(p: np.ndarray, threshold: float, min_area: int) -> np.ndarray:
+    pred = p > threshold
+    if min_area:
+        pred[pred.reshape(len(pred), -1).sum(1) < min_area] = False
+    return pred
+
+
+def tune_cutoffs(p: np.ndarray, truth: np.ndarray) -> tuple[float, int, float]:
+    """The (threshold, min_area) from the grids that maximise the competition score; and that score."""
+    best = (0.5, 0, -1.0)
+    for t in THRESHOLDS:
+        pred = p > t
+        area = pred.reshape(len(pred), -1).sum(1)
+        for a in MIN_AREAS:
+            s = competition_score(pred & (area >= a)[:, None, None], truth)
+            if s > best[2] + 1e-12:
+                best = (float(t), int(a), s)
+    return best
+
+
+def fit_single(probs: np.ndarray, truth: np.ndarray, allowed: Sequence[int] | None = None) -> Linear:
+    """The one member with the best score at threshold 0.5 (among ``allowed``)."""
+    allowed = range(len(probs)) if allowed is None else allowed
+    best = max(allowed, key=lambda k: competition_score(probs[k] > 0.5, truth))
+    w = np.zeros(len(probs))
+    w[best] = 1.0
+    return Linear(w, info={"member": int(best)})
+
+
+def fit_mean(probs: np.ndarray, truth: np.ndarray) -> Linear:
+    return Linear(np.full(len(probs), 1.0 / len(probs)))
+
+
+def fit_greedy(probs: np.ndarray, truth: np.ndarray, rounds: int = 15) -> Linear:
+    """Caruana's forward selection with replacement, starting from the best member; stops when no pick helps."""
+    m = len(probs)
+    counts = np.zeros(m)
+    total = np.zeros(probs.shape[1:], np.float32)
+    best_score = -1.0
+    for r in range(rounds):
+        scores = [competition_score((total + probs[k]) / (r + 1) > 0.5, truth) for k in range(m)]
+        k = int(np.argmax(scores))
+        if scores[k] <= best_score and r > 0:
+            break
+        best_score = scores[k]
+        counts[k] += 1
+        total += probs[k]
+    return Linear(counts / counts.sum(), info={"picks": int(counts.sum())})
+
+
+def fit_ridge(probs: np.ndarray, truth: np.ndarray, alpha: float = 1.0, positive: bool = True,
+              max_pixels: int = 400_000, seed: int = 0) -> Linear:
+    """Per-pixel ridge regression of the truth on the members' probabilities (a subsample of pixels)."""
+    m = len(probs)
+    x = probs.reshape(m, -1)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(x.shape[1], size=min(max_pixels, x.shape[1]), replace=False)
+    reg = Ridge(alpha=alpha, positive=positive).fit(x[:, idx].T.astype(np.float32), truth.reshape(-1)[idx].astype(np.float32))
+    return Linear(reg.coef_.astype(np.float64), float(reg.intercept_), info={"alpha": alpha, "positive": positive})
+
+
+COMBINERS: dict[str, Callable[[np.ndarray, np.ndarray], Linear]] = {
+    "single": fit_single,
+    "mean": fit_mean,
+    "greedy": fit_greedy,
+    "ridge": fit_ridge,
+}
+
+
+def _with_cutoffs(comb: Linear, probs: np.ndarray, truth: np.ndarray) -> Linear:
+    t, a, s = tune_cutoffs(combine(probs, comb), truth)
+    return Linear(comb.weights, comb.bias, t, a, {**comb.info, "fit_score": s})
+
+
+def cross_validate(fitter: Callable[[np.ndarray, np.ndarray], Linear], probs: np.ndarray, truth: np.ndarray,
+                   k: int = 5, seed: int = 0) -> dict:
+    """Out-of-fold score of a combiner with tuned cut-offs; and the combiner refitted on all images.
+
+    Returns:
+        ``{"score", "iou", "oof_pred": (N, H, W) bool, "final": Linear}``.
+    """
+    oof = np.zeros(truth.shape, bool)
+    for tr, va in kfold_splits(truth, k=k, seed=seed):
+        comb = _with_cutoffs(fitter(probs[:, tr], truth[tr]), probs[:, tr], truth[tr])
+        oof[va] = _binarize(combine(probs[:, va], comb), comb.threshold, comb.min_area)
+    final = _with_cutoffs(fitter(probs, truth), probs, truth)
+    return {"score": float(score_per_image(oof, truth).mean()), "iou": float(iou_per_image(oof, truth).mean()),
+            "oof_pred": oof, "final": final}
+
+
+def iter_ensemble(members: Sequence[Member], comb: Linear, images: np.ndarray, depths: np.ndarray,
+                  device: torch.device, tta: str, batch_size: int = 256) -> Iterator[np.ndarray]:
+    """Yield (B, H, W) ensemble probabilities batch by batch, with every member's model held once.
+
+    Members with zero weight are not run. Only one batch of every member's predictions is in memory.
+    """
+    active = [(k, m) for k, m in enumerate(members) if comb.weights[k] != 0]
+    models = []
+    for k, m in active:
+        model, _ = build_from_checkpoint(m.path)
+        models.append((comb.weights[k], model.to(device).eval()))
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size]
+        z = depths[start : start + batch_size]
+        p = np.full(x.shape, comb.bias, np.float32)
+        for w, model in models:
+            zz = z if model.config.get("use_depth") else None
+            p += w * next(iter_proba(model, x, zz, device, batch_size=len(x), tta=tta))
+        yield np.clip(p, 0.0, 1.0)

@@ -1,0 +1,62 @@
+"""The ensemble stage on a leaderboard of real (tiny) trained runs, run as a user runs it."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import assert_user_error, run_cli
+from salttune.config import config_from_dict
+from salttune.data import load_dataset
+from salttune.submission import score_files
+from salttune.train import fit, split_data
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory):
+    from conftest import write_tgs_folder
+
+    root = tmp_path_factory.mktemp("ens")
+    made = write_tgs_folder(root / "data", n_train=24, n_test=6)
+    data = load_dataset(root / "data", with_test=False)
+    rows = []
+    for k, block in enumerate(["plain", "se", "residual"]):
+        cfg = config_from_dict({"epochs": 2, "batch_size": 8, "seed": k, "model": {"base_width": 4, "depth": 2, "block": block},
+                                "schedule": {"name": "cosine_snapshots", "cycle_epochs": 1}})
+        tr, va = split_data(data, cfg.val_fraction, cfg.split_seed, cfg.max_train_images)
+        run = root / "results" / "s1" / f"trial_{k}"
+        summary = fit(cfg, tr, va, run)
+        rows.append({"trial_id": f"t{k}", "state": "TERMINATED", "best_score": summary["best_score"],
+                     "checkpoint_path": str(run / "checkpoint")})
+    rows.append({"trial_id": "t9", "state": "ERROR", "best_score": None, "checkpoint_path": ""})
+    pd.DataFrame(rows).to_csv(root / "results" / "s1" / "leaderboard.csv", index=False)
+    (root / "results" / "s1" / "search.json").write_text(json.dumps({"data": str(root / "data")}))
+    return root, made
+
+
+def test_ensemble_cli_end_to_end(search):
+    root, made = search
+    proc = run_cli("ensemble", "--search", "s1", "--top", "2", "--folds", "2", "--quiet", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    out = root / "results" / "s1" / "ensemble"
+    report = json.loads((out / "report.json").read_text())
+    names = [r["name"] for r in report["rows"]]
+    assert "best single snapshot" in names and "ridge stacker" in names and "greedy selection" in names
+    assert {r["tta"] for r in report["rows"]} == {"none", "flip"}
+    assert report["snapshots"] == 4  # 2 trials x 2 cosine snapshots
+    weights = json.loads((out / "weights.json").read_text())
+    assert len(weights["members"]) == 4 and weights["combiner"] == report["chosen"]
+    rows = (out / "submission.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == made["test_ids"]
+    # the submission is valid for `salttune score` (against itself: a perfect score)
+    assert score_files(out / "submission.csv", out / "submission.csv")["score"] == 1.0
+    # nothing is overwritten without --force
+    again = run_cli("ensemble", "--search", "s1", "--top", "2", "--folds", "2", "--quiet", cwd=root)
+    assert_user_error(again, "already exists", "--force")
+
+
+def test_ensemble_bad_requests(search):
+    root, _ = search
+    assert_user_error(run_cli("ensemble", "--search", "s1", "--top", "5", cwd=root), "3 finished trial(s)", "--top 5")
+    assert_user_error(run_cli("ensemble", "--search", "nope", "--top", "1", cwd=root), "no such search")
+    assert_user_error(run_cli("ensemble", "--search", "s1", "--top", "1", "--data", str(root / "results"), "--out", str(root / "o2"), cwd=root), "no PNG files")
