@@ -97,11 +97,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     unknown = [w for w in args.watch or [] if w not in WATCHERS]
     if unknown:
         raise SalttuneError(f"--watch {unknown[0]!r} is unknown; allowed: {', '.join(WATCHERS)}")
+    from salttune.config import config_to_dict
+    from salttune.record import recorded_run
+
     data = load_dataset(args.data, with_test=False)
     train, val = split_data(data, cfg.val_fraction, cfg.split_seed, cfg.max_train_images)
     print(f"training on {len(train.ids)} images, validating on {len(val.ids)}; writing {out}", flush=True)
-    summary = fit(cfg, train, val, out, _print_epoch, resume_from=resume,
-                  watchers=[WATCHERS[w] for w in args.watch or []], progress=not args.quiet)
+    with recorded_run(out, kind="train", name=out.name, config=config_to_dict(cfg), seed=cfg.seed, data=args.data,
+                      argv=sys.argv) as run:
+        summary = fit(cfg, train, val, out, _print_epoch, resume_from=resume,
+                      watchers=[WATCHERS[w] for w in args.watch or []], progress=not args.quiet)
+        run.result(best_score=summary["best_score"], best_epoch=summary["best_epoch"], epochs_run=summary["epochs_run"])
     print(f"best score {summary['best_score']:.4f} at epoch {summary['best_epoch']}; "
           f"{len(summary['snapshots'])} snapshot(s) in {out / 'checkpoint' / 'snapshots'}")
     return 0
@@ -145,10 +151,44 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
         raise SalttuneError(f"{search_dir}: no such search; give --search NAME of a folder in {args.results}/")
     data = args.data or _search_data(search_dir)
     out = Path(args.out) if args.out else search_dir / "ensemble"
-    report = run_ensemble(search_dir, Path(data), args.top, args.tta, out, force=args.force,
-                          combiner=args.combiner, folds=args.folds, progress=not args.quiet)
+    from salttune.record import recorded_run
+
+    settings = {"search": args.search, "top": args.top, "tta": args.tta, "combiner": args.combiner, "folds": args.folds}
+    from salttune.ensemble_job import top_members
+
+    top_members(search_dir, args.top)  # fail on a bad request before a record is written
+    with recorded_run(out, kind="ensemble", name=f"{args.search}/ensemble", config=settings, data=data, argv=sys.argv) as run:
+        report = run_ensemble(search_dir, Path(data), args.top, args.tta, out, force=args.force,
+                              combiner=args.combiner, folds=args.folds, progress=not args.quiet)
+        run.result(best_score=report["score"], combiner=report["chosen"], submission=str(out / "submission.csv"))
     print((out / "report.md").read_text())
     print(f"wrote {out / 'submission.csv'} ({report['test_images']} images) in {report['seconds_test']:.1f}s")
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from salttune.record import find_records
+
+    records = find_records(args.results)
+    if args.name:
+        match = [(d, r) for d, r in records if r.get("name") == args.name or d.name == args.name or str(d) == args.name]
+        if not match:
+            names = ", ".join(sorted({r.get("name", d.name) for d, r in records})[:10]) or "none"
+            raise SalttuneError(f"no run named {args.name!r} in {args.results}/; runs: {names}")
+        d, rec = match[0]
+        print(json.dumps({"folder": str(d), **rec}, indent=2, default=str))
+        return 0
+    if not records:
+        print(f"no runs recorded in {args.results}/ yet")
+        return 0
+    print(f"{'started (UTC)':20s} {'name':28s} {'kind':9s} {'data':16s} {'best':>7s} {'time':>8s}  status")
+    for d, r in records:
+        best = (r.get("result") or {}).get("best_score")
+        secs = r.get("seconds")
+        data = Path((r.get("data") or {}).get("path", "-")).name
+        print(f"{(r.get('started') or '')[:19]:20s} {str(r.get('name'))[:28]:28s} {r.get('kind', '?'):9s} {data[:16]:16s} "
+              f"{(f'{best:.4f}' if isinstance(best, (int, float)) else '-'):>7s} "
+              f"{(f'{secs / 60:.1f}m' if secs is not None else '-'):>8s}  {r.get('status')}")
     return 0
 
 
@@ -226,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="overwrite an earlier ensemble's files")
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_ensemble)
+
+    s = sub.add_parser("history", help="list past runs (newest first) or show one run's record")
+    s.add_argument("name", nargs="?", help="a run's name or folder: show its whole record")
+    s.add_argument("--results", default="results", help="results root (default results)")
+    s.set_defaults(func=_cmd_history)
     return p
 
 

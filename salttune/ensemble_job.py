@@ -132,8 +132,10 @@ def run_ensemble(search_dir: Path, data_dir: Path, top: int, tta: str, out_dir: 
     for name in ("mean", "greedy", "ridge"):
         if name in names:
             fitted[name] = add({"mean": "mean of snapshots", "greedy": "greedy selection", "ridge": "ridge stacker"}[name], best_t, COMBINERS[name], probs[best_t])
+    if combiner == "single":
+        fitted["single"] = add("best single snapshot (chosen)", best_t, fit_single, probs[best_t])
     chosen = combiner if combiner != "auto" else max(fitted, key=lambda n: fitted[n]["score"])
-    final = fitted[chosen]["final"] if chosen in fitted else cross_validate(COMBINERS[chosen], probs[best_t], val.masks, k=folds)["final"]
+    final = fitted[chosen]["final"]
     val_seconds = time.perf_counter() - t0
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -150,6 +152,7 @@ def run_ensemble(search_dir: Path, data_dir: Path, top: int, tta: str, out_dir: 
                    for m, w in zip(members, final.weights)]}
     (out_dir / "weights.json").write_text(json.dumps(weights, indent=2))
     report = {"search": str(search_dir), "data": str(data_dir), "top": top, "snapshots": len(members),
+              "score": fitted[chosen]["score"], "iou": fitted[chosen]["iou"],
               "validation_images": len(val.ids), "folds": folds, "rows": rows, "chosen": chosen,
               "test_images": len(data.test_ids), "seconds_validation": val_seconds, "seconds_test": test_seconds}
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))

@@ -1,0 +1,161 @@
+"""The experiment record: what ran, on what code, data and machine, and what came out.
+
+Every ``train``, ``search`` and ``ensemble`` run writes ``record.json`` beside its results *before* it starts
+(status ``running``) and completes it when it ends (``completed``, ``failed`` with the reason, or
+``interrupted``). A dirty work tree's diff is saved as ``git.diff`` next to it. ``salttune history`` reads
+these files and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+from salttune.errors import SalttuneError
+
+__all__ = ["RECORD", "folder_fingerprint", "machine_info", "git_info", "package_versions", "recorded_run", "find_records", "load_record"]
+
+RECORD = "record.json"
+_PACKAGES = ("salttune", "torch", "ray", "optuna", "numpy", "scikit-learn", "albumentations", "pandas", "opencv-python-headless")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def folder_fingerprint(folder: str | Path) -> dict:
+    """SHA-256 over the relative paths and bytes of every file of a data folder, with counts and size."""
+    folder = Path(folder)
+    h, n, size = hashlib.sha256(), 0, 0
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.name.startswith("."):
+            data = p.read_bytes()
+            h.update(str(p.relative_to(folder)).encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+            n, size = n + 1, size + len(data)
+    return {"path": str(folder.resolve()), "sha256": h.hexdigest(), "files": n, "bytes": size}
+
+
+def git_info(repo: str | Path | None = None) -> dict:
+    """Commit, branch and dirtiness of the code's git work tree (the salttune source by default)."""
+    repo = Path(repo) if repo else Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20, check=True).stdout
+
+    try:
+        commit = git("rev-parse", "HEAD").strip()
+    except (subprocess.SubprocessError, OSError):
+        return {"commit": None, "dirty": None, "note": "not a git work tree (installed package)"}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "branch": git("rev-parse", "--abbrev-ref", "HEAD").strip(), "dirty": bool(status.strip()),
+            "diff": git("diff", "HEAD") if status.strip() else ""}
+
+
+def package_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info = {"host": platform.node(), "os": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1) if hasattr(os, "sysconf") else None,
+            "gpus": []}
+    with contextlib.suppress(Exception):
+        import torch
+
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def _write(path: Path, rec: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(rec, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+class _Run:
+    """Handle given to the body of :func:`recorded_run` to add results before the record is completed."""
+
+    def __init__(self, rec: dict):
+        self.rec = rec
+
+    def result(self, **values: Any) -> None:
+        self.rec.setdefault("result", {}).update(values)
+
+
+@contextlib.contextmanager
+def recorded_run(run_dir: str | Path, *, kind: str, name: str, config: dict, seed: int | None = None,
+                 data: str | Path | None = None, space: dict | None = None, argv: list[str] | None = None) -> Iterator[_Run]:
+    """Write ``run_dir/record.json`` now, and complete it with the outcome when the block ends.
+
+    Exceptions propagate unchanged; the record says ``failed`` with the reason, or ``interrupted``.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    git = git_info()
+    diff = git.pop("diff", "")
+    if diff:
+        (run_dir / "git.diff").write_text(diff)
+        git["diff_file"] = "git.diff"
+    rec = {"name": name, "kind": kind, "status": "running", "started": _now(), "ended": None, "seconds": None,
+           "argv": argv, "seed": seed, "config": config, "space": space, "git": git,
+           "data": folder_fingerprint(data) if data is not None and Path(data).is_dir() else ({"path": str(data)} if data else None),
+           "packages": package_versions(), "machine": machine_info(), "result": {}}
+    path = run_dir / RECORD
+    _write(path, rec)
+    t0 = time.time()
+    run = _Run(rec)
+    try:
+        yield run
+        rec["status"] = "completed"
+    except KeyboardInterrupt:
+        rec["status"] = "interrupted"
+        raise
+    except BaseException as e:
+        rec["status"] = "failed"
+        rec["error"] = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+        raise
+    finally:
+        rec["ended"], rec["seconds"] = _now(), round(time.time() - t0, 1)
+        with contextlib.suppress(OSError):  # a full disk must not hide the run's own error
+            _write(path, rec)
+
+
+def load_record(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SalttuneError(f"{path}: unreadable run record ({e}); delete it or restore it") from None
+
+
+def find_records(results: str | Path) -> list[tuple[Path, dict]]:
+    """Every run record under ``results`` (three levels deep), newest first; unreadable ones are skipped."""
+    results = Path(results)
+    if not results.is_dir():
+        raise SalttuneError(f"{results}: results folder does not exist; runs write there (or give --results DIR)")
+    out = []
+    for pattern in (RECORD, f"*/{RECORD}", f"*/*/{RECORD}"):
+        for p in results.glob(pattern):
+            with contextlib.suppress(SalttuneError):
+                out.append((p.parent, load_record(p)))
+    return sorted(out, key=lambda r: r[1].get("started") or "", reverse=True)
