@@ -192,6 +192,36 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import shlex
+
+    from salttune import bench
+    from salttune.config import config_from_dict, parse_overrides
+    from salttune.data import load_dataset
+
+    out = Path(args.out)
+    command = "salttune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    overrides = parse_overrides(args.set or [])
+    cfg = config_from_dict(overrides)
+    if args.which == "train":
+        d = load_dataset(args.data, with_test=False)
+        result = bench.bench_train(d.train_images, d.train_masks, cfg, steps=args.steps, repeats=args.repeats)
+    elif args.which == "predict":
+        d = load_dataset(args.data, with_test=False)
+        result = bench.bench_predict(d.train_images[: args.images], cfg)
+    elif args.which == "quality":
+        result = bench.bench_quality(args.data, args.epochs, overrides, out / "runs")
+    else:
+        from salttune.search.bench import run_search_bench
+
+        result = run_search_bench(args)
+    path = bench.save_result(out, args.which, result, command)
+    (out / "README.md").write_text(bench.render_readme(out))
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2))
+    print(f"wrote {path} and {out / 'README.md'}")
+    return 0
+
+
 def _search_data(search_dir: Path) -> str:
     """The data folder a search ran on, from its record (so ``ensemble`` needs no --data)."""
     for name in ("search.json", "record.json"):
@@ -271,6 +301,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", nargs="?", help="a run's name or folder: show its whole record")
     s.add_argument("--results", default="results", help="results root (default results)")
     s.set_defaults(func=_cmd_history)
+
+    s = sub.add_parser("bench", help="measure speed and quality against a reference; write results/benchmarks/")
+    s.add_argument("which", choices=("train", "predict", "quality", "search", "scale"), help="which benchmark")
+    s.add_argument("--data", default="../shared/tgs_sample", help="dataset folder (default ../shared/tgs_sample)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="training-config overrides (model size, ...)")
+    s.add_argument("--out", default="results/benchmarks", help="where figures go (default results/benchmarks)")
+    s.add_argument("--steps", type=int, default=8, help="train: batches per timed epoch")
+    s.add_argument("--repeats", type=int, default=3, help="train: interleaved repeats (median reported)")
+    s.add_argument("--images", type=int, default=512, help="predict: images to predict")
+    s.add_argument("--epochs", type=int, default=10, help="quality: epoch budget")
+    s.add_argument("--seeds", type=int, default=3, help="search: seeds per strategy")
+    s.add_argument("--trials", type=int, default=8, help="search: trial budget per search")
+    s.add_argument("--target", type=float, help="search: target validation score (default: reached by both)")
+    s.set_defaults(func=_cmd_bench)
     return p
 
 

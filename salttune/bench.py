@@ -1,0 +1,178 @@
+"""Benchmarks that print figures and write them to ``results/benchmarks/``, each against a reference run in
+the same process so the ratio holds on a noisy machine.
+
+- ``train``: images/s of salttune's training step (real loader, augmentation, gradient-norm logging)
+  against a plain hand-written PyTorch loop on the same network and the same pre-made batches; plus the
+  time of each part the network does not need (loading + augmentation, whole-set evaluation).
+- ``predict``: images/s of prediction with and without flip TTA, and peak memory.
+- ``quality``: the competition score after a fixed epoch budget on a dataset (the real TGS sample), for the
+  default config against the plain recipe salttune starts from (plain U-Net, BCE, Adam).
+
+Search efficiency and scaling need Ray and live in :mod:`salttune.search.bench`.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from salttune.augment import build_augment
+from salttune.batches import SaltDataset, make_loader
+from salttune.config import TrainConfig, config_from_dict, config_to_dict
+from salttune.losses import build_loss
+from salttune.model import build_model, count_parameters
+from salttune.predict import predict_proba
+from salttune.record import machine_info, package_versions
+
+__all__ = ["bench_train", "bench_predict", "bench_quality", "save_result", "PLAIN_RECIPE"]
+
+PLAIN_RECIPE = {"model": {"block": "plain"}, "loss": {"name": "bce"}, "optim": {"name": "adam"},
+                "schedule": {"name": "none"}, "augment": {"names": []}}
+
+
+def save_result(out_dir: Path, name: str, result: dict, command: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"benchmark": name, "command": command, "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+               "machine": machine_info(), "packages": package_versions(), **result}
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _plain_loop(model, opt, batches):
+    """The reference: a textbook PyTorch loop, no salttune code."""
+    model.train()
+    crit = torch.nn.BCEWithLogitsLoss()
+    for x, y in batches:
+        opt.zero_grad()
+        loss = crit(model(x), y)
+        loss.backward()
+        opt.step()
+
+
+def bench_train(images: np.ndarray, masks: np.ndarray, cfg: TrainConfig, steps: int = 6, repeats: int = 3) -> dict:
+    """salttune's training epoch vs a plain loop on the same network and the same batches (CPU, float32)."""
+    from salttune.train import evaluate, train_epoch, Arrays
+
+    torch.manual_seed(0)
+    n = steps * cfg.batch_size
+    images, masks = images[:n], masks[:n]
+    depths = np.zeros(len(images), np.float32)
+    ds = SaltDataset(images, masks, depths, build_augment(cfg.augment.names, cfg.augment.translate, cfg.augment.p), seed=0)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    pre = [(x.contiguous(memory_format=fmt), y) for x, y, _ in make_loader(ds, cfg.batch_size, True, 0, 0, 0)]
+    loss_fn = build_loss("bce")
+
+    def fresh():
+        torch.manual_seed(0)
+        m = build_model(**config_to_dict(cfg.model))
+        if cfg.channels_last:
+            m = m.to(memory_format=torch.channels_last)
+        return m, torch.optim.Adam(m.parameters(), lr=1e-3)
+
+    plain, ours, load = [], [], []
+    for _ in range(repeats):  # interleaved, so drifts in machine load hit both alike
+        m, opt = fresh()
+        _plain_loop(m, opt, pre[:1])  # warm-up
+        t = time.perf_counter()
+        _plain_loop(m, opt, pre)
+        plain.append(n / (time.perf_counter() - t))
+        m, opt = fresh()
+        _plain_loop(m, opt, pre[:1])
+        loader = make_loader(ds, cfg.batch_size, True, 0, 1, cfg.num_workers)
+        t = time.perf_counter()
+        train_epoch(m, loader, loss_fn, opt, torch.device("cpu"), channels_last=cfg.channels_last)
+        ours.append(n / (time.perf_counter() - t))
+        t = time.perf_counter()
+        for _ in make_loader(ds, cfg.batch_size, True, 0, 2, cfg.num_workers):
+            pass
+        load.append(time.perf_counter() - t)
+    val = Arrays([str(i) for i in range(len(images))], images, masks, depths)
+    t = time.perf_counter()
+    evaluate(m, val, loss_fn, torch.device("cpu"), batch_size=64)
+    eval_s = time.perf_counter() - t
+    step_s = cfg.batch_size / statistics.median(ours)
+    return {
+        "model": config_to_dict(cfg.model), "parameters": count_parameters(m), "batch_size": cfg.batch_size,
+        "images_per_epoch": n, "threads": torch.get_num_threads(), "channels_last": cfg.channels_last,
+        "plain_images_per_s": statistics.median(plain), "salttune_images_per_s": statistics.median(ours),
+        "ratio": statistics.median(ours) / statistics.median(plain),
+        "all_plain": plain, "all_salttune": ours,
+        "loading_and_augmentation_s_per_batch": statistics.median(load) / steps,
+        "loading_share_of_step": (statistics.median(load) / steps) / step_s,
+        "evaluation_s_per_image": eval_s / n,
+    }
+
+
+def bench_predict(images: np.ndarray, cfg: TrainConfig, batch_size: int = 128) -> dict:
+    torch.manual_seed(0)
+    model = build_model(**config_to_dict(cfg.model)).eval()
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    cpu = torch.device("cpu")
+    predict_proba(model, images[:batch_size], None, cpu, batch_size=batch_size)  # warm-up
+    out = {"images": len(images), "model": config_to_dict(cfg.model)}
+    for tta in ("none", "flip"):
+        t = time.perf_counter()
+        predict_proba(model, images, None, cpu, batch_size=batch_size, tta=tta)
+        out[f"images_per_s_tta_{tta}"] = len(images) / (time.perf_counter() - t)
+    out["peak_rss_mib"] = _peak_rss_mib()
+    return out
+
+
+def bench_quality(data_dir: str, epochs: int, overrides: dict, out_dir: Path, log: Callable[[str], None] = print) -> dict:
+    """Default config vs the plain recipe, same data, split, epochs and seed."""
+    from salttune.config import apply_overrides
+    from salttune.data import load_dataset
+    from salttune.train import fit, split_data
+
+    data = load_dataset(data_dir, with_test=False)
+    res = {"data": str(data_dir), "epochs": epochs, "overrides": overrides}
+    for name, recipe in (("default", {}), ("plain_recipe", PLAIN_RECIPE)):
+        cfg = config_from_dict(apply_overrides(apply_overrides(recipe, overrides), {"epochs": epochs}))
+        tr, va = split_data(data, cfg.val_fraction, cfg.split_seed, cfg.max_train_images)
+        t = time.perf_counter()
+        summary = fit(cfg, tr, va, out_dir / f"quality-{name}",
+                      lambda m, c: log(f"{name} epoch {m['epoch']}: score {m['val_score']:.4f} iou {m['val_iou']:.4f}"))
+        res[name] = {"best_score": summary["best_score"], "best_iou": summary["best_iou"], "best_epoch": summary["best_epoch"],
+                     "seconds": time.perf_counter() - t, "train_images": len(tr.ids), "val_images": len(va.ids),
+                     "config": config_to_dict(cfg)}
+    res["score_gain"] = res["default"]["best_score"] - res["plain_recipe"]["best_score"]
+    return res
+
+
+def render_readme(out_dir: Path) -> str:
+    """``results/benchmarks/README.md``: the latest figures, their commands and the machine."""
+    parts = ["# Benchmarks\n", "Latest figures measured by `salttune bench`; each JSON file beside this one holds the full "
+             "result, the machine and package versions. Re-run a command to compare your hardware.\n"]
+    for path in sorted(out_dir.glob("*.json")):
+        r = json.loads(path.read_text())
+        m = r.get("machine", {})
+        parts.append(f"## {r['benchmark']}\n\n`{r['command']}`  \n{r['when']} on {m.get('cpu')} "
+                     f"({m.get('cpu_count')} cores, {m.get('memory_gib')} GiB, GPUs: {', '.join(m.get('gpus') or []) or 'none'})\n")
+        skip = {"benchmark", "command", "when", "machine", "packages", "all_plain", "all_salttune", "config"}
+        rows = []
+
+        def walk(d, prefix=""):
+            for k, v in d.items():
+                if k in skip:
+                    continue
+                if isinstance(v, dict):
+                    walk(v, f"{prefix}{k}.")
+                elif not isinstance(v, list):
+                    rows.append(f"| {prefix}{k} | {v:.4g} |" if isinstance(v, float) else f"| {prefix}{k} | {v} |")
+
+        walk(r)
+        parts.append("| figure | value |\n|---|---|\n" + "\n".join(rows) + "\n")
+    return "\n".join(parts)
