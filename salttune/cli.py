@@ -18,7 +18,7 @@ __all__ = ["main"]
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from salttune import synth
+    from salttune import preview, synth
 
     if args.out is None and args.preview is None:
         raise SalttuneError("synth: give --out DIR to write a dataset, and/or --preview FILE.png to draw one")
@@ -26,13 +26,13 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if out.exists() and any(out.iterdir()) and not args.force:
             raise SalttuneError(f"{out}: folder is not empty; choose a new --out folder or add --force to overwrite")
-        synth.generate(out, n_train=args.n_train, n_test=args.n_test, seed=args.seed, progress=not args.quiet)
+        synth.generate(out, n_train=args.n_train, n_test=args.n_test, seed=args.seed, progress=not args.quiet, workers=args.workers)
         print(f"wrote {args.n_train} training and {args.n_test} test images to {out}")
     if args.preview is not None:
         source = Path(args.out) if args.out is not None else Path(args.data or "")
         if args.out is None and args.data is None:
             raise SalttuneError("synth --preview: give --out (a new dataset) or --data DIR (an existing one) to draw")
-        synth.write_preview(source, Path(args.preview), seed=args.seed)
+        preview.write_preview(source, Path(args.preview), seed=args.seed)
         print(f"wrote preview {args.preview}")
     return 0
 
@@ -247,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--preview", metavar="FILE.png", help="draw a contact sheet of images with mask outlines")
     s.add_argument("--data", help="with --preview and no --out: the dataset folder to draw")
     s.add_argument("--force", action="store_true", help="write into a folder that is not empty")
+    s.add_argument("--workers", type=int, help="processes (default: all cores); output is the same for any number")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
 

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from salttune.errors import SalttuneError
 from salttune.rle import rle_encode
 
-__all__ = ["SIZE", "Sample", "synth_sample", "generate", "preview_sheet", "write_preview"]
+__all__ = ["SIZE", "Sample", "synth_sample", "generate"]
 
 SIZE = 101  # side of a TGS image in pixels
 
@@ -482,55 +482,3 @@ def generate(
     _write_csv(out / "train.csv", "id,rle_mask", list(zip(train_ids, rles[:n_train])))
     _write_csv(out / "test_truth.csv", "id,rle_mask", list(zip(test_ids, rles[n_train:])))
     _write_csv(out / "depths.csv", "id,z", list(zip(ids, depths)))
-
-
-# --- Looking at a dataset ---------------------------------------------------------------------------------
-def preview_sheet(
-    images: np.ndarray, masks: np.ndarray, n: int = 48, seed: int = 0, cols: int = 8, scale: int = 2
-) -> np.ndarray:
-    """A contact sheet: ``n`` images (a third of them without salt), sorted by coverage, mask outlines in
-    green and the coverage in per cent in the corner.
-
-    Shape:
-        images (N, H, W) uint8, masks (N, H, W) bool -> (rows * (H * scale + 4), cols * (W * scale + 4), 3)
-        uint8 BGR, rows = ceil(min(n, N) / cols).
-    """
-    rng = np.random.default_rng(seed)
-    salty = masks.reshape(len(masks), -1).any(axis=1)
-    n = min(n, len(images))
-    empty_idx, salt_idx = np.flatnonzero(~salty), np.flatnonzero(salty)
-    n_empty = min(len(empty_idx), max(n // 3, n - len(salt_idx)))
-    pick = np.r_[rng.choice(empty_idx, n_empty, replace=False), rng.choice(salt_idx, n - n_empty, replace=False)]
-    cover = masks[pick].reshape(len(pick), -1).mean(axis=1)
-    pick = pick[np.argsort(cover, kind="stable")]
-
-    h, w = images.shape[1] * scale, images.shape[2] * scale
-    rows = -(-len(pick) // cols)
-    sheet = np.full((rows * (h + 4), cols * (w + 4), 3), 255, np.uint8)
-    for k, i in enumerate(pick):
-        tile = cv2.cvtColor(cv2.resize(images[i], (w, h), interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR)
-        m = cv2.resize(masks[i].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
-        contours, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(tile, contours, -1, (0, 255, 0), 1)
-        cv2.putText(tile, f"{100 * m.mean():.0f}", (3, 12), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 255, 255), 1)
-        r, c = divmod(k, cols)
-        sheet[r * (h + 4) + 2 : r * (h + 4) + 2 + h, c * (w + 4) + 2 : c * (w + 4) + 2 + w] = tile
-    return sheet
-
-
-def write_preview(data: str | Path, out_png: str | Path, n: int = 48, seed: int = 0) -> None:
-    """Draw a contact sheet of a TGS-layout folder's training images (real or synthetic) to ``out_png``.
-
-    Raises:
-        SalttuneError: the folder cannot be loaded, or the PNG cannot be written.
-    """
-    from salttune.data import load_dataset
-
-    d = load_dataset(data, with_test=False)
-    if len(d.train_images) == 0:
-        raise SalttuneError(f"{data}: no training images to draw; give a folder with train/images")
-    out_png = Path(out_png)
-    if out_png.suffix.lower() != ".png":
-        raise SalttuneError(f"{out_png}: the preview is a PNG; give a file name ending in .png")
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    _imwrite(out_png, preview_sheet(d.train_images, d.train_masks, n=n, seed=seed))
