@@ -222,6 +222,22 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from salttune.record import find_records
+    from salttune.report import write_report
+
+    if args.name:
+        run_dir = Path(args.name) if Path(args.name).is_dir() else Path(args.results) / args.name
+    else:
+        runs = [d for d, r in find_records(args.results) if r.get("kind") in ("search", "train")]
+        if not runs:
+            raise SalttuneError(f"no search or training run in {args.results}/ yet; run 'salttune search' first")
+        run_dir = runs[0]
+    path = write_report(run_dir, args.out)
+    print(f"wrote {path}  (open it in a browser: file://{path.resolve()})")
+    return 0
+
+
 def _search_data(search_dir: Path) -> str:
     """The data folder a search ran on, from its record (so ``ensemble`` needs no --data)."""
     for name in ("search.json", "record.json"):
@@ -302,6 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", nargs="?", help="a run's name or folder: show its whole record")
     s.add_argument("--results", default="results", help="results root (default results)")
     s.set_defaults(func=_cmd_history)
+
+    s = sub.add_parser("report", help="write results/NAME/report.html: curves, importance, pictures of the best model")
+    s.add_argument("name", nargs="?", help="search name or run folder (default: the newest run)")
+    s.add_argument("--results", default="results", help="results root (default results)")
+    s.add_argument("--out", help="HTML file to write (default results/NAME/report.html)")
+    s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("bench", help="measure speed and quality against a reference; write results/benchmarks/")
     s.add_argument("which", choices=("train", "predict", "quality", "search", "scale"), help="which benchmark")

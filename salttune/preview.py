@@ -9,7 +9,9 @@ import numpy as np
 
 from salttune.errors import SalttuneError
 
-__all__ = ["preview_sheet", "write_preview"]
+__all__ = ["GREEN", "RED", "preview_sheet", "draw_tile", "tile_sheet", "write_preview"]
+
+GREEN, RED = (0, 255, 0), (0, 0, 255)  # BGR: truth outlines green, predictions red
 
 
 def preview_sheet(
@@ -31,17 +33,35 @@ def preview_sheet(
     cover = masks[pick].reshape(len(pick), -1).mean(axis=1)
     pick = pick[np.argsort(cover, kind="stable")]
 
-    h, w = images.shape[1] * scale, images.shape[2] * scale
-    rows = -(-len(pick) // cols)
-    sheet = np.full((rows * (h + 4), cols * (w + 4), 3), 255, np.uint8)
-    for k, i in enumerate(pick):
-        tile = cv2.cvtColor(cv2.resize(images[i], (w, h), interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR)
-        m = cv2.resize(masks[i].astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+    tiles = [draw_tile(images[i], [(masks[i], GREEN)], scale, f"{100 * masks[i].mean():.0f}") for i in pick]
+    return tile_sheet(tiles, cols)
+
+
+def draw_tile(image: np.ndarray, outlines: list[tuple[np.ndarray, tuple[int, int, int]]], scale: int = 2, label: str = "") -> np.ndarray:
+    """One image enlarged ``scale`` times with each mask's outline in its BGR colour and a label in the corner.
+
+    Shape: image (H, W) uint8, masks (H, W) bool -> (H * scale, W * scale, 3) uint8 BGR.
+    """
+    h, w = image.shape[0] * scale, image.shape[1] * scale
+    tile = cv2.cvtColor(cv2.resize(image, (w, h), interpolation=cv2.INTER_NEAREST), cv2.COLOR_GRAY2BGR)
+    for mask, colour in outlines:
+        m = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
         contours, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(tile, contours, -1, (0, 255, 0), 1)
-        cv2.putText(tile, f"{100 * m.mean():.0f}", (3, 12), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 255, 255), 1)
+        cv2.drawContours(tile, contours, -1, colour, 1)
+    if label:
+        cv2.putText(tile, label, (3, 12), cv2.FONT_HERSHEY_PLAIN, 0.8, (0, 255, 255), 1)
+    return tile
+
+
+def tile_sheet(tiles: list[np.ndarray], cols: int = 8, border: int = 2) -> np.ndarray:
+    """Tiles of equal size on a white sheet, ``cols`` per row, ``border`` pixels around each."""
+    h, w = tiles[0].shape[:2]
+    rows = -(-len(tiles) // cols)
+    sheet = np.full((rows * (h + 2 * border), cols * (w + 2 * border), 3), 255, np.uint8)
+    for k, tile in enumerate(tiles):
         r, c = divmod(k, cols)
-        sheet[r * (h + 4) + 2 : r * (h + 4) + 2 + h, c * (w + 4) + 2 : c * (w + 4) + 2 + w] = tile
+        y, x = r * (h + 2 * border) + border, c * (w + 2 * border) + border
+        sheet[y : y + h, x : x + w] = tile
     return sheet
 
 
