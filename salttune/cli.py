@@ -301,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_predict)
 
+    from salttune.search import command as search_command  # imports neither Ray nor Optuna until it runs
+
+    search_command.configure_parser(sub.add_parser("search", help="hyperparameter search: Ray Tune + Optuna TPE + ASHA"))
+
     s = sub.add_parser("ensemble", help="combine the top trials' snapshots of a search into one submission")
     s.add_argument("--search", default="quick", help="search name: the folder results/NAME (default quick)")
     s.add_argument("--top", type=int, required=True, help="number of best trials whose snapshots are used")

@@ -1,0 +1,94 @@
+"""ASHA on the epoch count, with rungs that survive a killed driver.
+
+Ray saves the searcher's state with the experiment, but not the scheduler's: ``Tuner.restore`` rebuilds the
+scheduler from the pickle written when the search started, with empty rungs. A resumed search would then
+compare its next trials against nothing (no trial stopped at the first rung until enough new ones arrive)
+and let trials that ASHA had already stopped run on. So this scheduler writes its rungs and its stop
+decisions to ``results/NAME/asha_state.json`` after every change (atomically, a few hundred bytes), and reads
+them back when the first trial is added after a restore.
+
+Asynchronous successive halving: a trial reaching a rung (``grace_period * reduction_factor**k`` epochs)
+is stopped when its score is below the ``1 - 1/reduction_factor`` quantile of the scores recorded at that
+rung so far. Reference: Li et al. 2018, "A System for Massively Parallel Hyperparameter Tuning",
+arXiv 1810.05934.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+__all__ = ["ResumableASHA", "read_state"]
+
+
+class ResumableASHA(ASHAScheduler):
+    """``ASHAScheduler`` (one bracket, ``time_attr='epoch'``) that persists its rungs to ``state_path``."""
+
+    def __init__(self, state_path: str | Path, *, metric: str, mode: str, max_t: int, grace_period: int, reduction_factor: float):
+        super().__init__(time_attr="epoch", metric=metric, mode=mode, max_t=max_t, grace_period=grace_period,
+                         reduction_factor=reduction_factor, brackets=1)
+        self._state_path = str(state_path)
+        self._stopped: dict[str, int] = {}  # trial id -> epoch at which ASHA stopped it
+        self._loaded = False
+
+    @property
+    def rungs(self) -> dict[int, dict[str, float]]:
+        """Milestone epoch -> {trial id: score} (scores as reported, not sign-flipped)."""
+        return {int(m): {t: self._metric_op * s for t, s in rec.items()} for m, rec in self._brackets[0]._rungs}
+
+    def _load(self) -> None:
+        self._loaded = True
+        state = read_state(self._state_path)
+        if state is None:
+            return
+        by_milestone = {int(m): rec for m, rec in state["rungs"].items()}
+        for milestone, recorded in self._brackets[0]._rungs:
+            recorded.update({t: self._metric_op * s for t, s in by_milestone.get(int(milestone), {}).items()})
+        self._stopped = {t: int(e) for t, e in state["stopped"].items()}
+        self._num_stopped = len(self._stopped)
+
+    def _save(self) -> None:
+        state = {"metric": self._metric, "mode": self._mode, "rungs": {str(m): r for m, r in self.rungs.items()},
+                 "stopped": self._stopped}
+        tmp = f"{self._state_path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f, indent=1)
+        os.replace(tmp, self._state_path)
+
+    def on_trial_add(self, tune_controller, trial) -> None:
+        if not self._loaded:  # first call after a start or a restore
+            self._load()
+        super().on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if trial.trial_id in self._stopped:  # stopped before the driver died, resumed from an older state
+            return TrialScheduler.STOP
+        before = self.rungs
+        action = super().on_trial_result(tune_controller, trial, result)
+        epoch = result.get(self._time_attr)
+        if action == TrialScheduler.STOP and epoch is not None and epoch < self._max_t:
+            self._stopped[trial.trial_id] = int(epoch)
+        if action == TrialScheduler.STOP or self.rungs != before:
+            self._save()
+        return action
+
+    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        super().on_trial_complete(tune_controller, trial, result)
+        self._save()
+
+    def on_trial_remove(self, tune_controller, trial) -> None:
+        self._trial_info.pop(trial.trial_id, None)
+
+    def on_trial_error(self, tune_controller, trial) -> None:
+        self._trial_info.pop(trial.trial_id, None)
+
+
+def read_state(path: str | Path) -> dict | None:
+    """The saved rungs and stop decisions, or None before the first save."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())

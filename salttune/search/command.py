@@ -1,0 +1,258 @@
+"""``salttune search``: validate everything, start or join Ray, run (or resume) the search, write the leaderboard.
+
+Files of a search, under ``results/NAME/`` (``--storage DIR`` moves the whole folder; with ``--storage s3://...``
+the trials go to the bucket and the files marked * stay in ``results/NAME/`` on the driver)::
+
+    space.yaml         * the resolved search space (read back by --resume)
+    search.json        * data fingerprint, storage, versions
+    optuna.db          * the Optuna study (optuna-dashboard sqlite:///results/NAME/optuna.db)
+    asha_state.json    * ASHA's rungs and stop decisions (restored by --resume)
+    leaderboard.csv    * one row per trial, best first
+    trials/            Tune's experiment: tuner.pkl, experiment_state-*.json, searcher-state-*.pkl (for --resume)
+      trial_<id>/      one trial: result.json, progress.csv, checkpoint_NNNNNN/ (state.pt, snapshots/)
+
+Ray and Optuna are imported inside :func:`run`, so ``salttune --help`` does not pay for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from salttune.errors import SalttuneError
+from salttune.search.space import SearchSpace, load_space, space_from_dict, space_to_dict
+
+__all__ = ["configure_parser", "run", "main"]
+
+EXPERIMENT = "trials"  # Tune's experiment folder inside results/NAME
+STATE_PERIOD_S = 2  # seconds between Tune's experiment-state saves (the TUNE_GLOBAL_CHECKPOINT_S default)
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    """Add the ``search`` flags to a (sub)parser and make :func:`run` its handler."""
+    p.add_argument("--space", metavar="FILE", help="search space YAML, e.g. search_spaces/quick.yaml (required unless --resume)")
+    p.add_argument("--name", help="results folder name under the results root (default: the space's name)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the space: trials=4, asha.max_t=3, data.max_train_images=200, space.PARAM={...}, "
+                        "or a training-config key such as model.base_width=8 (goes to fixed); repeatable")
+    p.add_argument("--address", help="join this Ray cluster (host:port or 'auto') instead of starting a local instance")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted search results/NAME")
+    p.add_argument("--storage", metavar="PATH_OR_URI",
+                   help="results root that every node can reach (a shared folder or s3://bucket/prefix); default ./results")
+    p.add_argument("--data", metavar="DIR", help="dataset folder (overrides the space's data.folder)")
+    p.set_defaults(func=run)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    space: SearchSpace
+    local_dir: Path  # optuna.db, leaderboard, ASHA state, resolved space
+    storage: str  # Tune's storage_path: an absolute folder or a URI
+    resume: bool
+
+    @property
+    def tune_storage(self) -> str:
+        return f"{self.storage.rstrip('/')}/{self.space.name}"
+
+    @property
+    def experiment(self) -> str:
+        # A folder of its own: on restore Tune copies every .json/.pkl of its experiment folder to a staging
+        # folder and later uploads them back, which would overwrite our asha_state.json with a stale copy.
+        return f"{self.tune_storage}/{EXPERIMENT}"
+
+
+def _plan(args: argparse.Namespace) -> _Plan:
+    """Everything that can be checked before Ray starts."""
+    storage = getattr(args, "storage", None)
+    remote = storage is not None and "://" in storage
+    root = Path("results").resolve() if storage is None or remote else Path(storage).expanduser().resolve()
+    tune_storage = storage if remote else str(root)
+    sets = list(getattr(args, "set", None) or [])
+    if args.resume:
+        if sets:
+            raise SalttuneError("--set cannot change a search being resumed; resume it as it was, or start a new --name")
+        name = args.name or (load_space(args.space).name if args.space else None)
+        if name is None:
+            raise SalttuneError("--resume: give --name NAME (or the --space file) of the search to continue")
+        local = root / name
+        saved = local / "space.yaml"
+        if not saved.is_file():
+            raise SalttuneError(f"{local}: no search to resume there (no space.yaml); check --name and --storage")
+        space = load_space(saved, data=args.data)
+        if args.space:
+            given = space_to_dict(load_space(args.space, data=space.data.folder))
+            if {**given, "name": name} != space_to_dict(space):
+                raise SalttuneError(f"{args.space}: differs from the space of the search being resumed ({saved}); "
+                                    "resume without --space, or start a new --name")
+        info = json.loads((local / "search.json").read_text()) if (local / "search.json").is_file() else {}
+        if storage is None and info.get("storage"):
+            tune_storage = info["storage"]
+        return _Plan(space, local, tune_storage, True)
+    if not args.space:
+        raise SalttuneError("give --space FILE (e.g. search_spaces/quick.yaml), or --resume --name NAME")
+    space = load_space(args.space, sets, data=args.data)
+    name = args.name or space.name
+    if not name or any(c in name for c in "/\\ ") or name.startswith("."):
+        raise SalttuneError(f"--name {name!r}: not a usable folder name; use letters, digits, '-' and '_'")
+    if space.data.folder is None:
+        raise SalttuneError(f"{args.space}: key 'data.folder' is not set; give --data DIR (e.g. data/synth)")
+    folder = str(Path(space.data.folder).expanduser().resolve())
+    space = dataclasses.replace(space, name=name, data=dataclasses.replace(space.data, folder=folder))
+    local = root / name
+    if local.exists() and any(local.iterdir()):
+        raise SalttuneError(f"{local}: a search named {name!r} is already there; add --resume to continue it, or choose another --name")
+    return _Plan(space, local, tune_storage, False)
+
+
+def _load_data(plan: _Plan):
+    from salttune.data import dataset_fingerprint, load_dataset
+    from salttune.train import split_data
+
+    d = plan.space.data
+    data = load_dataset(d.folder, with_test=False)
+    train, val = split_data(data, d.val_fraction, split_seed=d.split_seed, max_images=d.max_train_images)
+    return train, val, dataset_fingerprint(data)
+
+
+def _write_plan(plan: _Plan, fingerprint: str) -> None:
+    import optuna
+    import ray
+
+    plan.local_dir.mkdir(parents=True, exist_ok=True)
+    (plan.local_dir / "space.yaml").write_text(yaml.safe_dump(space_to_dict(plan.space), sort_keys=False))
+    info = {"data": plan.space.data.folder, "fingerprint": fingerprint, "storage": plan.storage, "source": plan.space.source,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "ray": ray.__version__, "optuna": optuna.__version__}
+    (plan.local_dir / "search.json").write_text(json.dumps(info, indent=2))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run (or resume) the search the flags describe; returns the exit code."""
+    plan = _plan(args)
+    train, val, fingerprint = _load_data(plan)
+    if plan.resume:
+        info = json.loads((plan.local_dir / "search.json").read_text())
+        if info.get("fingerprint") not in (None, fingerprint):
+            raise SalttuneError(f"{plan.space.data.folder}: not the data this search started with (fingerprint differs); "
+                                "give the original folder with --data")
+
+    # Tune saves the experiment state (what --resume reads) every this many seconds; its default, "auto",
+    # can wait minutes. A fresh state is what lets a killed search resume its trials where they were.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(STATE_PERIOD_S))
+    from salttune.search.session import dashboard_help, prepare_auth, start_ray, usable_resources
+
+    address = getattr(args, "address", None)
+    notes = prepare_auth(address)  # before Ray is imported
+    import ray
+
+    url = start_ray(address)
+    try:
+        print(dashboard_help(url, local=address is None))
+        resources, more = usable_resources(plan.space.resources, local=address is None)
+        for line in notes + more:
+            print(line)
+        if not plan.resume:
+            _write_plan(plan, fingerprint)
+        print(f"search {plan.space.name}: {plan.space.trials} trials, up to {plan.space.asha.max_t} epochs each, "
+              f"{plan.space.concurrent} at a time, {len(train.ids)} training / {len(val.ids)} validation images; "
+              f"results in {plan.local_dir}")
+        print(f"  Optuna study: optuna-dashboard sqlite:///{plan.local_dir / 'optuna.db'}")
+        results = _tuner(plan, resources, train, val).fit()
+        return _finish(plan, results)
+    finally:
+        ray.shutdown()
+
+
+def _tuner(plan: _Plan, resources, train, val):
+    from ray import tune
+
+    from salttune.search.asha import ResumableASHA
+    from salttune.search.monitor import FailureReasons, ProgressTable
+    from salttune.search.retention import CheckpointRetention
+    from salttune.search.sampler import make_searcher
+    from salttune.search.trainable import train_trial, trial_dirname
+
+    space = plan.space
+    trainable = tune.with_resources(tune.with_parameters(train_trial, space=space, train=train, val=val),
+                                    {"cpu": resources.cpu, "gpu": resources.gpu})
+    if plan.resume:
+        # Tune restores the searcher (with the Optuna study) and the callbacks' state from the experiment;
+        # the scheduler comes back from tuner.pkl with empty rungs and reloads asha_state.json itself.
+        if not tune.Tuner.can_restore(plan.experiment):
+            raise SalttuneError(f"{plan.experiment}: the search stopped before Ray saved any state; "
+                                f"delete {plan.local_dir} and start it again")
+        print(f"resuming {plan.experiment}")
+        return tune.Tuner.restore(plan.experiment, trainable=trainable, resume_unfinished=True,
+                                  resume_errored=False, restart_errored=False)
+    searcher = make_searcher(space, plan.local_dir / "optuna.db")
+    scheduler = ResumableASHA(plan.local_dir / "asha_state.json", metric=space.metric, mode=space.mode,
+                              max_t=space.asha.max_t, grace_period=space.asha.grace_period,
+                              reduction_factor=space.asha.reduction_factor)
+    reasons = FailureReasons(searcher)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, scheduler=scheduler,  # both carry the metric and mode
+            num_samples=space.trials, max_concurrent_trials=space.concurrent, trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=EXPERIMENT, storage_path=plan.tune_storage,
+            # Tune keeps every checkpoint; CheckpointRetention deletes the older ones safely (see retention.py).
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            failure_config=tune.FailureConfig(max_failures=space.max_failures),
+            callbacks=[reasons, ProgressTable(space, reasons), CheckpointRetention(grace=5 * float(os.environ["TUNE_GLOBAL_CHECKPOINT_S"]))],
+            verbose=0,
+        ),
+    )
+
+
+def _finish(plan: _Plan, results) -> int:
+    from salttune.search.asha import read_state
+    from salttune.search.leaderboard import leaderboard_rows, write_leaderboard
+
+    from salttune.search.retention import prune_finished
+
+    prune_finished(results, plan.experiment)
+    stopped = set((read_state(plan.local_dir / "asha_state.json") or {}).get("stopped", {}))
+    rows = leaderboard_rows(results, plan.space, stopped=stopped)
+    path = write_leaderboard(rows, plan.local_dir / "leaderboard.csv")
+    sp = plan.space
+    print(f"leaderboard: {path}")
+    for row in rows[:5]:
+        score = f"{row['best_score']:.4f}" if row["best_score"] is not None else "-"
+        print(f"  {row['rank']:>3}. trial {row['trial']:<4} {row['state']:<10} {sp.metric} {score}  "
+              f"epochs {row['epochs_run']}/{sp.asha.max_t}  {row['reason']}")
+    unfinished = [r for r in rows if r["state"] == "unfinished"]
+    if unfinished or len(rows) < sp.trials:
+        print(f"search interrupted: continue it with  salttune search --resume --name {sp.name}"
+              + (f" --storage {plan.storage}" if plan.storage != str(Path('results').resolve()) else ""))
+        return 130
+    if all(r["state"] == "failed" for r in rows):
+        print(f"salttune search: error: every trial failed; see the reasons in {path}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m salttune.search.command``), same behaviour as ``salttune search``."""
+    p = argparse.ArgumentParser(prog="salttune search", description=__doc__.splitlines()[0])
+    configure_parser(p)
+    args = p.parse_args(argv)
+    try:
+        return run(args)
+    except SalttuneError as e:
+        print(f"salttune search: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("salttune search: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

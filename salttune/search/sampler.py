@@ -1,0 +1,158 @@
+"""Optuna's TPE sampler behind Ray Tune's ``OptunaSearch``, told the truth about stopped and failed trials.
+
+Why a subclass. Ray's ``OptunaSearch.on_trial_complete`` tells Optuna ``COMPLETE`` with the *last* reported
+score for every trial that ended without an error, including the ones ASHA stopped at a low rung. TPE would
+then rank an epoch-2 score of a stopped trial against the epoch-30 scores of finished ones, as if both were
+final: it would learn "weak" for configurations that were only young, and "good" for none of them.
+
+What we do instead (the fidelity is the epoch count):
+
+- every epoch's score is reported to the Optuna trial as an intermediate value at ``step = epoch``
+  (not Tune's ``training_iteration``, which restarts differently on resume);
+- a trial that ran all ``asha.max_t`` epochs is told ``COMPLETE`` with its *best* epoch's score (the score of
+  the snapshot the ensemble will use);
+- a trial stopped before ``max_t`` (by ASHA, or by a time budget) is told ``PRUNED``. Optuna's TPE never
+  mixes these with finished trials: when it splits trials into "good" and "bad", complete trials are ranked
+  first by value, and pruned ones only after them, by how far they got (later step first) and then by their
+  score at that step (``optuna.samplers._tpe.sampler._split_pruned_trials``). So a pruned trial counts as
+  worse than any finished one, and two pruned trials are compared at their own fidelity;
+- a trial that failed for good (after ``max_failures`` retries) is told ``FAIL`` with the reason as the user
+  attribute ``fail_reason``, which optuna-dashboard shows; TPE ignores failed trials.
+
+The study lives in ``results/NAME/optuna.db`` (SQLite), so ``optuna-dashboard sqlite:///results/NAME/optuna.db``
+shows it live, and a resumed search continues the same study.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from salttune.search.space import SearchSpace, suggest
+
+__all__ = ["DefineByRun", "PruneAwareOptunaSearch", "make_searcher", "open_study"]
+
+log = logging.getLogger(__name__)
+
+
+class DefineByRun:
+    """The conditional space as Optuna's define-by-run function (a class, so Tune can pickle it)."""
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+
+    def __call__(self, trial) -> dict:
+        suggest(self.space, trial)  # Ray's captor records every suggest_* value as the trial's config
+        return {"optuna_trial": trial.number}  # a constant extra key: links Tune's trial to Optuna's
+
+
+class PruneAwareOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` that reports per epoch, tells PRUNED for stopped trials and records failure reasons."""
+
+    def __init__(self, *args, max_t: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._max_t = max_t
+        self._best: dict[str, float] = {}  # Tune trial id -> best score so far
+        self._failed_pending: set[str] = set()
+
+    # Results ---------------------------------------------------------------------------------------
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        score, epoch = result.get(self.metric), result.get("epoch")
+        if score is None or epoch is None:
+            return
+        better = max if self.mode == "max" else min
+        self._best[trial_id] = better(self._best.get(trial_id, score), score)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a step reported twice (a resumed trial) is ignored, not an error
+                self._ot_trials[trial_id].report(float(score), step=int(epoch))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Told before the driver was killed, but Tune's saved state (a second older) still had it running:
+            # Tune resumes it from its checkpoint; the study already holds its outcome.
+            self._completed_trials.add(trial_id)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        if error:
+            # Tune calls this just before its callbacks hear of the error; ``FailureReasons`` then calls
+            # ``fail`` with the reason, because a finished Optuna trial cannot take attributes any more.
+            self._failed_pending.add(trial_id)
+            return
+        if result:  # a result that ends a trial (ASHA's STOP, the last epoch) comes here, not to on_trial_result
+            self.on_trial_result(trial_id, result)
+        epoch = (result or {}).get("epoch", 0)
+        if epoch >= self._max_t and trial_id in self._best:
+            self._tell(trial_id, self._best[trial_id], TrialState.COMPLETE)
+        else:
+            self._tell(trial_id, None, TrialState.PRUNED)
+
+    def fail(self, trial_id: str, reason: str) -> None:
+        """Record a trial that failed for good, with the one-line reason."""
+        if trial_id not in self._ot_trials or trial_id in self._completed_trials:
+            return
+        self._failed_pending.discard(trial_id)
+        try:
+            self._ot_trials[trial_id].set_user_attr("fail_reason", reason[:500])
+        except Exception as e:  # noqa: BLE001 - finished already (a resumed search); the state below matters
+            log.info("could not record the failure reason of %s: %s", trial_id, e)
+        self._tell(trial_id, None, TrialState.FAIL)
+
+    def _tell(self, trial_id: str, value: float | None, state: TrialState) -> None:
+        try:
+            self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError) as e:  # told already; NaN
+            log.info("Optuna did not take the result of %s: %s", trial_id, e)
+        self._completed_trials.add(trial_id)
+        self._best.pop(trial_id, None)
+
+    # Resume ----------------------------------------------------------------------------------------
+    def restore(self, checkpoint_path: str) -> None:
+        """Tune's own restore, then settle what a killed driver left behind in the study.
+
+        Tune saves this searcher with the experiment state after every checkpoint, but Optuna writes to
+        SQLite at once. A trial asked for after the last save is RUNNING in the database and unknown to
+        Tune: it had no checkpoint yet, so nothing of it can be resumed; it is marked FAIL with the reason,
+        and Tune samples a new trial in its place.
+        """
+        super().restore(checkpoint_path)
+        known = {t.number for t in self._ot_trials.values()}
+        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if frozen.number not in known:
+                orphan = optuna.trial.Trial(self._ot_study, frozen._trial_id)  # no public handle by number
+                orphan.set_user_attr("fail_reason", "interrupted before its first checkpoint; the resumed search sampled a new trial")
+                self._ot_study.tell(frozen.number, state=TrialState.FAIL)
+        for trial_id in list(self._failed_pending):  # failures whose reason never arrived
+            self.fail(trial_id, "failed (reason lost when the driver stopped)")
+
+
+def open_study(db_path: Path, name: str):
+    """The SQLite storage of a search (created on first use); readers such as optuna-dashboard may share it."""
+    url = f"sqlite:///{Path(db_path).resolve()}"
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+
+
+def make_searcher(space: SearchSpace, db_path: Path) -> PruneAwareOptunaSearch:
+    """A seeded, define-by-run TPE searcher storing its study at ``db_path``.
+
+    ``multivariate`` + ``group`` let TPE model the conditional parameters jointly within each group of
+    trials that drew the same parameters; ``constant_liar`` keeps concurrent trials from being proposed
+    the same point while the first one still runs.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(
+            seed=space.seed, n_startup_trials=space.startup_trials, multivariate=True, group=True, constant_liar=True,
+        )
+    return PruneAwareOptunaSearch(
+        space=DefineByRun(space), metric=space.metric, mode=space.mode, sampler=sampler,
+        study_name=space.name, storage=open_study(db_path, space.name), max_t=space.asha.max_t,
+    )

@@ -1,0 +1,364 @@
+"""Real searches: Ray Tune on a simulated two-node cluster, a real Optuna study on disk, no mocks.
+
+All searches share one Ray cluster (``ray.cluster_utils.Cluster``: a head and a worker node, one CPU each,
+on this machine), joined by ``salttune search --address`` run as a separate process, the way a user runs it.
+Token authentication is on for the cluster and the drivers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+# Ray reads RAY_AUTH_MODE into its config once, when it is imported: set it before that.
+os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+
+import optuna  # noqa: E402
+import pytest  # noqa: E402
+
+from conftest import write_tgs_folder  # noqa: E402
+from salttune.checkpoint import load_checkpoint  # noqa: E402
+from salttune.search.leaderboard import read_leaderboard  # noqa: E402
+from salttune.search.space import load_space  # noqa: E402
+from test_search_space import run_search_cli, search_command  # noqa: E402
+
+FAST_STATE = {"TUNE_GLOBAL_CHECKPOINT_S": "0.5"}  # tiny epochs: save Tune's experiment state often
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    c.add_node(num_cpus=1)
+    c.wait_for_nodes()
+    yield c
+    c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("searchdata") / "data"
+    write_tgs_folder(root, n_train=48, n_test=2, size=32)
+    return root
+
+
+def space_yaml(folder: Path, name: str, space: str, *, trials: int = 4, max_t: int = 3, grace: int = 1,
+               seed: int = 0, max_failures: int = 1, fixed: str = "") -> Path:
+    f = folder / f"{name}.yaml"
+    f.write_text(f"""
+name: {name}
+trials: {trials}
+concurrent: 2
+seed: {seed}
+startup_trials: 2
+max_failures: {max_failures}
+asha: {{max_t: {max_t}, grace_period: {grace}, reduction_factor: 2}}
+resources: {{cpu: 1, gpu: 0}}
+data: {{val_fraction: 0.25}}
+fixed: {{model.base_width: 4, model.depth: 2, batch_size: 8, augment.names: [hflip]{", " + fixed if fixed else ""}}}
+space:
+{space}
+""")
+    return f
+
+
+def study_of(root: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{root / 'results' / name / 'optuna.db'}")
+
+
+def results_of(row: dict) -> list[dict]:
+    trial_dir = Path(row["checkpoint_path"]).parent
+    return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
+
+
+# -- end to end ---------------------------------------------------------------------------------------
+
+E2E_SPACE = """  optim.name: {choice: [adam, sgd]}
+  optim.lr: {loguniform: [1.0e-3, 3.0e-2]}
+  optim.momentum: {uniform: [0.8, 0.95], when: {optim.name: sgd}}
+  loss.name: {choice: [bce, bce+lovasz]}
+  loss.weights: {uniform: [0.5, 2.0]}
+  model.block: {choice: [plain, se]}"""
+
+
+@pytest.fixture(scope="module")
+def e2e(cluster, data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    f = space_yaml(root, "e2e", E2E_SPACE, fixed="schedule.name: cosine_snapshots, schedule.cycle_epochs: 1, schedule.max_snapshots: 2")
+    t0 = time.monotonic()
+    proc = run_search_cli("--space", str(f), "--data", str(data), "--address", cluster.address, cwd=root, env=FAST_STATE)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return SimpleNamespace(root=root, dir=root / "results" / "e2e", proc=proc, seconds=time.monotonic() - t0,
+                           rows=read_leaderboard(root / "results" / "e2e" / "leaderboard.csv"))
+
+
+def test_search_writes_a_ranked_leaderboard(e2e, data):
+    rows, out = e2e.rows, e2e.proc.stdout
+    assert "4 trials:" in out and "best val_score" in out and "leaderboard:" in out  # the progress table
+    assert [int(r["rank"]) for r in rows] == [1, 2, 3, 4] and sorted(int(r["trial"]) for r in rows) == [0, 1, 2, 3]
+    scores = [float(r["best_score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True) and all(0.0 <= s <= 1.0 for s in scores)
+    stopped = json.loads((e2e.dir / "asha_state.json").read_text())["stopped"]
+    for r in rows:
+        assert r["state"] in ("finished", "pruned") and r["reason"] == ""
+        assert (r["state"] == "finished") == (int(r["epochs_run"]) == 3) == (r["trial_id"] not in stopped)
+        # conditional parameters: only drawn when their condition holds
+        assert (r["optim.momentum"] != "") == (r["optim.name"] == "sgd")
+        assert (r["loss.weights.lovasz"] != "") == (r["loss.name"] == "bce+lovasz")
+        # the per-epoch history Tune kept agrees with the row
+        hist = results_of(r)
+        assert [h["epoch"] for h in hist] == list(range(1, int(r["epochs_run"]) + 1))
+        assert max(h["val_score"] for h in hist) == pytest.approx(float(r["best_score"]))
+    assert json.loads((e2e.dir / "search.json").read_text())["data"] == str(data)
+    assert load_space(e2e.dir / "space.yaml").asha.max_t == 3
+
+
+def test_each_trial_keeps_one_checkpoint_with_its_top_snapshots(e2e):
+    for r in e2e.rows:
+        ckpt = Path(r["checkpoint_path"])
+        assert [p.name for p in ckpt.parent.glob("checkpoint_*")] == [ckpt.name]  # older ones pruned
+        state = load_checkpoint(ckpt / "state.pt")
+        assert state["epoch"] + 1 == int(r["epochs_run"])  # the latest epoch: resumable from here
+        snaps = r["snapshots"].split(";")
+        assert len(snaps) == min(int(r["epochs_run"]), 2)  # one per cosine cycle, best 2 kept
+        payloads = [load_checkpoint(p) for p in snaps]
+        assert max(p["metrics"]["val_score"] for p in payloads) == pytest.approx(float(r["best_score"]))
+        for p in payloads:  # self-describing: the trial's own sampled config travels with the weights
+            assert p["config"]["optim"]["lr"] == pytest.approx(float(r["optim.lr"]))
+            assert p["config"]["model"]["block"] == r["model.block"] and p["config"]["epochs"] == 3
+            assert p["config"]["val_fraction"] == 0.25
+    total = sum(f.stat().st_size for f in e2e.dir.rglob("*") if f.is_file())
+    assert total < 5e6, total  # bounded: a few hundred kB per tiny trial
+
+
+def test_study_is_stored_with_pruned_and_complete_trials(e2e):
+    study = study_of(e2e.root, "e2e")
+    by_number = {t.number: t for t in study.trials}
+    assert len(by_number) == 4
+    for r in e2e.rows:
+        t = by_number[int(r["trial"])]
+        assert t.params["optim.name"] == r["optim.name"] and t.params["optim.lr"] == pytest.approx(float(r["optim.lr"]))
+        # one intermediate value per epoch, at step = epoch
+        assert sorted(t.intermediate_values) == list(range(1, int(r["epochs_run"]) + 1))
+        if r["state"] == "finished":  # told COMPLETE with its best epoch's score
+            assert t.state == optuna.trial.TrialState.COMPLETE and t.value == pytest.approx(float(r["best_score"]))
+        else:  # stopped by ASHA: PRUNED, never passed off as a final score
+            assert t.state == optuna.trial.TrialState.PRUNED
+    rungs = json.loads((e2e.dir / "asha_state.json").read_text())["rungs"]
+    assert set(rungs["1"]) == {r["trial_id"] for r in e2e.rows}  # every trial passed the first rung
+
+
+def test_trials_land_on_both_nodes(e2e, cluster):
+    nodes = {r["node"] for r in e2e.rows}
+    assert nodes == {n.node_id for n in cluster.list_all_nodes()}, nodes  # head and worker both trained
+
+
+# -- failures -----------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without GPU: device=cuda must fail")
+def test_failed_trial_is_retried_then_recorded_and_the_search_goes_on(cluster, data, tmp_path):
+    # device=cuda passes config validation but raises in the trial on a machine without GPU: a real failure.
+    f = space_yaml(tmp_path, "fails", "  device: {choice: [cpu, cuda]}\n  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}",
+                   trials=3, max_t=2, seed=6)  # seed 6 draws cpu, cuda, cpu
+    proc = run_search_cli("--space", str(f), "--data", str(data), "--address", cluster.address, cwd=tmp_path, env=FAST_STATE)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = read_leaderboard(tmp_path / "results" / "fails" / "leaderboard.csv")
+    failed = [r for r in rows if r["state"] == "failed"]
+    done = [r for r in rows if r["state"] != "failed"]
+    assert failed and done and len(rows) == 3
+    assert all(r["device"] == "cuda" for r in failed) and all(r["device"] == "cpu" for r in done)
+    assert sorted(int(r["rank"]) for r in failed) == list(range(len(done) + 1, len(rows) + 1))  # ranked last
+    study = {t.number: t for t in study_of(tmp_path, "fails").trials}
+    for r in failed:
+        assert "cuda was asked for but no GPU is visible" in r["reason"] and r["reason"].startswith("SalttuneError: ")
+        t = study[int(r["trial"])]
+        assert t.state == optuna.trial.TrialState.FAIL and t.user_attrs["fail_reason"] == r["reason"]
+        errors = (tmp_path / "results" / "fails" / "trials" / f"trial_{r['trial_id']}" / "error.txt").read_text()
+        assert errors.count("Failure #") == 2  # max_failures=1: tried, retried, then failed for good
+    for r in done:
+        assert study[int(r["trial"])].state == optuna.trial.TrialState.COMPLETE and int(r["epochs_run"]) == 2
+    assert "failed" in proc.stdout and "cuda was asked for" in proc.stdout  # the progress table says why
+
+
+# -- resume after the driver is killed ---------------------------------------------------------------
+
+def _db_states(db: Path) -> tuple[dict, dict]:
+    con = sqlite3.connect(db)
+    try:
+        states = dict(con.execute("select number, state from trials").fetchall())
+        steps = dict(con.execute("select t.number, count(v.step) from trials t join trial_intermediate_values v "
+                                 "on v.trial_id = t.trial_id group by t.number").fetchall())
+    finally:
+        con.close()
+    return states, steps
+
+
+def test_resume_after_the_driver_is_killed(cluster, data, tmp_path):
+    max_t = 6
+    f = space_yaml(tmp_path, "killed", "  optim.lr: {loguniform: [1.0e-3, 3.0e-2]}\n  model.block: {choice: [plain, se]}",
+                   trials=4, max_t=max_t, grace=2)
+    args = ["--space", str(f), "--data", str(data), "--address", cluster.address]
+    log = open(tmp_path / "first.log", "w")
+    driver = subprocess.Popen(search_command() + args, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **FAST_STATE})
+    db, deadline = tmp_path / "results" / "killed" / "optuna.db", time.monotonic() + 180
+    states = steps = {}
+    try:
+        while time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.2)
+            if not db.exists():
+                continue
+            try:
+                states, steps = _db_states(db)
+            except sqlite3.Error:
+                continue
+            finished = [n for n, s in states.items() if s in ("COMPLETE", "PRUNED")]
+            midway = [n for n, s in states.items() if s == "RUNNING" and 2 <= steps.get(n, 0) < max_t]
+            if finished and midway:
+                break
+    finally:
+        driver.send_signal(signal.SIGKILL)  # no clean-up: what a crash or an OOM kill leaves behind
+        driver.wait()
+        log.close()
+    assert finished and midway, ((tmp_path / "first.log").read_text()[-3000:], states, steps)
+    asha_before = json.loads((tmp_path / "results" / "killed" / "asha_state.json").read_text())
+    told_before = {t.number: t for t in study_of(tmp_path, "killed").trials if t.state.is_finished()}
+
+    proc = run_search_cli("--resume", "--name", "killed", "--address", cluster.address, cwd=tmp_path, env=FAST_STATE)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "resuming" in proc.stdout
+    rows = read_leaderboard(tmp_path / "results" / "killed" / "leaderboard.csv")
+    assert len(rows) == 4 and {r["state"] for r in rows} <= {"finished", "pruned"}
+    by_number = {int(r["trial"]): r for r in rows}
+    # no finished trial lost: each keeps its outcome and score
+    for number, t in told_before.items():
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert by_number[number]["state"] == "finished"
+            assert float(by_number[number]["best_score"]) == pytest.approx(t.value)
+    # the trial killed midway continued from its checkpoint instead of starting again
+    for number in midway:
+        row = by_number[number]
+        hist = results_of(row)
+        assert [h["epoch"] for h in hist if h["iterations_since_restore"] == 1][-1] > 1, hist
+        assert int(row["epochs_run"]) == max_t or row["state"] == "pruned"
+    # Optuna: nothing left running; trials lost before their first checkpoint are marked failed
+    final = study_of(tmp_path, "killed").trials
+    assert not [t for t in final if not t.state.is_finished()]
+    assert sum(t.state != optuna.trial.TrialState.FAIL for t in final) == 4
+    for t in final:
+        if t.state == optuna.trial.TrialState.FAIL:
+            assert "interrupted before its first checkpoint" in t.user_attrs["fail_reason"]
+    # ASHA's rungs came back: every score recorded before the kill is still there
+    asha_after = json.loads((tmp_path / "results" / "killed" / "asha_state.json").read_text())
+    for milestone, recorded in asha_before["rungs"].items():
+        assert set(recorded) <= set(asha_after["rungs"][milestone]), (milestone, asha_before, asha_after)
+
+
+# -- the pieces, without a cluster -------------------------------------------------------------------
+
+def test_asha_rungs_and_decisions_survive_a_new_scheduler(tmp_path):
+    from ray.tune.schedulers import TrialScheduler
+
+    from salttune.search.asha import ResumableASHA
+
+    def asha():
+        return ResumableASHA(tmp_path / "asha.json", metric="val_score", mode="max", max_t=8, grace_period=1, reduction_factor=2)
+
+    first, trials = asha(), [SimpleNamespace(trial_id=f"t{i}") for i in range(5)]
+    for t in trials[:4]:
+        first.on_trial_add(None, t)
+    decisions = [first.on_trial_result(None, t, {"epoch": 1, "val_score": s}) for t, s in zip(trials, [0.4, 0.3, 0.2, 0.1])]
+    # rung 1: the first trial has no one to beat; the others are below the median of those before them
+    assert decisions == [TrialScheduler.CONTINUE] + [TrialScheduler.STOP] * 3
+    second = asha()  # a resumed driver: a new scheduler object, rungs read back from the file
+    second.on_trial_add(None, trials[4])
+    assert second.rungs[1] == {"t0": 0.4, "t1": 0.3, "t2": 0.2, "t3": 0.1}
+    assert second.on_trial_result(None, trials[4], {"epoch": 1, "val_score": 0.2}) == TrialScheduler.STOP  # median 0.25
+    second.on_trial_add(None, trials[1])
+    assert second.on_trial_result(None, trials[1], {"epoch": 2, "val_score": 0.9}) == TrialScheduler.STOP  # stopped before
+
+
+def test_searcher_tells_optuna_complete_pruned_and_failed(tmp_path):
+    from salttune.search.sampler import make_searcher
+
+    f = space_yaml(tmp_path, "unit", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=3)
+    space = load_space(f)
+    searcher = make_searcher(space, tmp_path / "optuna.db")
+    configs = {tid: searcher.suggest(tid) for tid in ("a", "b", "c")}
+    assert [c["optuna_trial"] for c in configs.values()] == [0, 1, 2] and all("optim.lr" in c for c in configs.values())
+    for epoch, score in [(1, 0.3), (2, 0.5)]:
+        searcher.on_trial_result("a", {"val_score": score, "epoch": epoch})
+    searcher.on_trial_complete("a", {"val_score": 0.2, "epoch": 3})  # full budget: COMPLETE with the best epoch
+    searcher.on_trial_result("b", {"val_score": 0.6, "epoch": 1})
+    searcher.on_trial_complete("b", {"val_score": 0.7, "epoch": 2})  # stopped by ASHA at epoch 2: PRUNED
+    searcher.on_trial_complete("c", error=True)
+    searcher.fail("c", "NonFiniteLoss: loss became nan at step 3")
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    orphan = searcher._ot_study.ask()  # asked after Tune's last save, then the driver died
+
+    study = optuna.load_study(study_name="unit", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    a, b, c = study.trials[:3]
+    assert (a.state, a.value, a.intermediate_values) == (optuna.trial.TrialState.COMPLETE, 0.5, {1: 0.3, 2: 0.5, 3: 0.2})
+    assert (b.state, b.intermediate_values) == (optuna.trial.TrialState.PRUNED, {1: 0.6, 2: 0.7})
+    assert c.state == optuna.trial.TrialState.FAIL and c.user_attrs["fail_reason"].startswith("NonFiniteLoss")
+
+    resumed = make_searcher(space, tmp_path / "optuna.db")
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    lost = optuna.load_study(study_name="unit", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials[orphan.number]
+    assert lost.state == optuna.trial.TrialState.FAIL and "interrupted" in lost.user_attrs["fail_reason"]
+    resumed.on_trial_result("a", {"val_score": 0.9, "epoch": 3})  # re-run after a stale restore: ignored
+    resumed.on_trial_complete("a", {"val_score": 0.9, "epoch": 3})
+    again = optuna.load_study(study_name="unit", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials[0]
+    assert (again.value, again.intermediate_values[3]) == (0.5, 0.2)
+
+
+def test_progress_table_and_error_lines():
+    from salttune.search.monitor import ProgressTable, error_line
+
+    text = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n    raise NonFiniteLoss(...)\n"
+            "salttune.train.NonFiniteLoss: loss became nan at step 3; lower optim.lr or change the loss\n")
+    assert error_line(text) == "NonFiniteLoss: loss became nan at step 3; lower optim.lr or change the loss"
+    space = load_space(Path(__file__).resolve().parents[1] / "search_spaces" / "quick.yaml")
+    table = ProgressTable(space)
+    trials = [SimpleNamespace(trial_id="x", status="TERMINATED", config={"optuna_trial": 0, "optim.name": "adam"}),
+              SimpleNamespace(trial_id="y", status="TERMINATED", config={"optuna_trial": 1, "optim.name": "sgd", "optim.momentum": 0.9}),
+              SimpleNamespace(trial_id="z", status="RUNNING", config={"optuna_trial": 2, "optim.name": "adam"})]
+    for t, epochs, scores in [(trials[0], 6, [0.2, 0.4]), (trials[1], 2, [0.1, 0.3]), (trials[2], 1, [0.05])]:
+        for e, s in enumerate(scores, 1):
+            table.on_trial_result(0, trials, t, {"val_score": s, "epoch": e})
+        table.epochs[t.trial_id] = epochs
+    lines = table.render(trials).splitlines()
+    n = space.trials
+    assert f"{n} trials: 1 running, 1 finished, 1 pruned, {n - 3} to sample | best val_score 0.4000 (#0)" in lines[0]
+    assert lines[1].split() == ["#", "state", "epoch", "val_score", "optim.name", "optim.momentum"]
+    assert lines[2].split() == ["0", "finished", "6/6", "0.4000", "adam"]
+    assert lines[3].split() == ["1", "pruned", "2/6", "0.3000", "sgd", "0.9"]
+    assert lines[4].split() == ["2", "running", "1/6", "0.0500", "adam"]
+
+
+def test_dashboard_hint_and_token_auth_choices(monkeypatch, tmp_path):
+    from salttune.search import session
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    hint = session.dashboard_help("http://127.0.0.1:8265")
+    assert hint.startswith("Ray dashboard: http://127.0.0.1:8265") and "token authentication is on" in hint
+    assert "ssh -N -L 8265:127.0.0.1:8265" in hint and "ray get-auth-token" in hint
+    assert "joined the cluster" in session.dashboard_help(None, local=False)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a user's explicit choice is kept, with a warning
+    assert session.prepare_auth(None)[0].startswith("warning: RAY_AUTH_MODE=disabled turns Ray's token authentication off")
+    monkeypatch.delenv("RAY_AUTH_MODE")
+    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
+    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token
+    assert session.prepare_auth("10.0.0.1:6379") == [] and "RAY_AUTH_MODE" not in os.environ
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "s3cret")  # joining with a token at hand: token mode
+    session.prepare_auth("10.0.0.1:6379")
+    assert os.environ["RAY_AUTH_MODE"] == "token"
