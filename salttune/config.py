@@ -72,8 +72,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    name: str = _opt("bce+lovasz", doc="terms joined by '+', e.g. bce+lovasz, focal+dice")
-    weights: tuple[float, ...] | None = _opt(None, lo=0.0, doc="one weight per term (default 1 each)")
+    # BCE with half-weighted symmetric Lovasz: measured on synthetic data (800 images, 6 epochs, width 8), it
+    # learns steadily from scratch (0.50), where BCE+Lovasz 1:1 stays near 0.10: the plain Lovasz hinge barely
+    # penalises salt predicted on empty images, which the competition metric scores 0.
+    name: str = _opt("bce+lovasz_symmetric", doc="terms joined by '+', e.g. bce+lovasz, focal+dice")
+    weights: tuple[float, ...] | None = _opt((1.0, 0.5), lo=0.0, doc="one weight per term (None: 1 each)")
     focal_gamma: float = _opt(2.0, lo=0.0, hi=10.0)
     focal_alpha: float | None = _opt(0.25, lo=0.0, hi=1.0)
 
@@ -81,7 +84,7 @@ class LossConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     name: str = _opt("adam", choices=OPTIMIZERS)
-    lr: float = _opt(1e-3, lo=1e-7, hi=10.0)
+    lr: float = _opt(3e-3, lo=1e-7, hi=10.0)
     weight_decay: float = _opt(0.0, lo=0.0, hi=1.0)
     momentum: float = _opt(0.9, lo=0.0, hi=0.999, doc="SGD only")
     nesterov: bool = _opt(False, doc="SGD only")
@@ -218,8 +221,16 @@ def _check_consistency(cfg: TrainConfig) -> TrainConfig:
 
 
 def config_from_dict(data: dict | None) -> TrainConfig:
-    """Build and validate a :class:`TrainConfig` from a nested dict (missing keys take their defaults)."""
-    return _check_consistency(_build(TrainConfig, data or {}, ""))
+    """Build and validate a :class:`TrainConfig` from a nested dict (missing keys take their defaults).
+
+    The default loss weights belong to the default loss: naming another ``loss.name`` without
+    ``loss.weights`` weighs each of its terms 1.
+    """
+    data = dict(data or {})
+    loss = data.get("loss")
+    if isinstance(loss, dict) and "name" in loss and "weights" not in loss and loss["name"] != LossConfig.name:
+        data["loss"] = {**loss, "weights": None}
+    return _check_consistency(_build(TrainConfig, data, ""))
 
 
 def config_to_dict(cfg: Any) -> dict:

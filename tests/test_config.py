@@ -20,6 +20,13 @@ def test_defaults_round_trip():
     assert "model.block" in allowed_keys() and "optim.lr" in allowed_keys()
 
 
+def test_default_weights_belong_to_the_default_loss():
+    assert config_from_dict({}).loss.weights == (1.0, 0.5)
+    assert config_from_dict({"loss": {"name": "bce"}}).loss.weights is None
+    assert config_from_dict({"loss": {"name": "bce+dice"}}).loss.weights is None
+    assert config_from_dict({"loss": {"name": "bce+dice", "weights": [2, 1]}}).loss.weights == (2.0, 1.0)
+
+
 def test_yaml_and_overrides(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("epochs: 5\nmodel:\n  block: se\nloss:\n  name: focal+dice\n  weights: [1, 2]\n")

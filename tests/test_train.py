@@ -34,7 +34,7 @@ def test_fit_writes_run_and_reports_every_epoch(parts, tmp_path):
                   watchers=[WATCHERS["layer_stats"]])
     assert [m["epoch"] for m, _ in log] == [1, 2, 3]
     for m, ckpt_dir in log:
-        assert 0.0 <= m["val_score"] <= 1.0 and m["lr"] == 1e-3 and m["grad_norm"] > 0
+        assert 0.0 <= m["val_score"] <= 1.0 and m["lr"] == 3e-3 and m["grad_norm"] > 0
         assert any(k.startswith("weight_norm/") for k in m)  # a watcher's values join the metrics
         assert (ckpt_dir / "state.pt").exists()
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
