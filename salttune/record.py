@@ -98,6 +98,7 @@ class _Run:
 
     def __init__(self, rec: dict):
         self.rec = rec
+        self.outcome = "completed"  # the body may set "interrupted" or "failed" for a run that returns normally
 
     def result(self, **values: Any) -> None:
         self.rec.setdefault("result", {}).update(values)
@@ -127,7 +128,7 @@ def recorded_run(run_dir: str | Path, *, kind: str, name: str, config: dict, see
     run = _Run(rec)
     try:
         yield run
-        rec["status"] = "completed"
+        rec["status"] = run.outcome
     except KeyboardInterrupt:
         rec["status"] = "interrupted"
         raise

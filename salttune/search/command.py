@@ -163,8 +163,16 @@ def run(args: argparse.Namespace) -> int:
               f"{plan.space.concurrent} at a time, {len(train.ids)} training / {len(val.ids)} validation images; "
               f"results in {plan.local_dir}")
         print(f"  Optuna study: optuna-dashboard sqlite:///{plan.local_dir / 'optuna.db'}")
-        results = _tuner(plan, resources, train, val).fit()
-        return _finish(plan, results)
+        from salttune.record import recorded_run
+
+        with recorded_run(plan.local_dir, kind="search", name=plan.space.name, config=space_to_dict(plan.space),
+                          seed=plan.space.seed, data=plan.space.data.folder, space=space_to_dict(plan.space),
+                          argv=sys.argv) as record:
+            results = _tuner(plan, resources, train, val).fit()
+            code, best = _finish(plan, results)
+            record.result(best_score=best, exit_code=code, resumed=plan.resume)
+            record.outcome = {0: "completed", 130: "interrupted"}.get(code, "failed")
+        return code
     finally:
         ray.shutdown()
 
@@ -212,7 +220,7 @@ def _tuner(plan: _Plan, resources, train, val):
     )
 
 
-def _finish(plan: _Plan, results) -> int:
+def _finish(plan: _Plan, results) -> tuple[int, float | None]:
     from salttune.search.asha import read_state
     from salttune.search.leaderboard import leaderboard_rows, write_leaderboard
 
@@ -228,15 +236,17 @@ def _finish(plan: _Plan, results) -> int:
         score = f"{row['best_score']:.4f}" if row["best_score"] is not None else "-"
         print(f"  {row['rank']:>3}. trial {row['trial']:<4} {row['state']:<10} {sp.metric} {score}  "
               f"epochs {row['epochs_run']}/{sp.asha.max_t}  {row['reason']}")
+    scores = [r["best_score"] for r in rows if r["best_score"] is not None]
+    best = (max(scores) if sp.mode == "max" else min(scores)) if scores else None
     unfinished = [r for r in rows if r["state"] == "unfinished"]
     if unfinished or len(rows) < sp.trials:
         print(f"search interrupted: continue it with  salttune search --resume --name {sp.name}"
               + (f" --storage {plan.storage}" if plan.storage != str(Path('results').resolve()) else ""))
-        return 130
+        return 130, best
     if all(r["state"] == "failed" for r in rows):
         print(f"salttune search: error: every trial failed; see the reasons in {path}", file=sys.stderr)
-        return 1
-    return 0
+        return 1, best
+    return 0, best
 
 
 def main(argv: list[str] | None = None) -> int:
