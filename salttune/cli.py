@@ -341,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, default=3, help="search: seeds per strategy")
     s.add_argument("--trials", type=int, default=8, help="search: trial budget per search")
     s.add_argument("--target", type=float, help="search: target validation score (default: reached by both)")
+    s.add_argument("--space", help="search/scale: the space to run (default search_spaces/quick.yaml)")
     s.set_defaults(func=_cmd_bench)
     return p
 
