@@ -19,7 +19,7 @@ import yaml
 from salttune.errors import SalttuneError
 
 __all__ = [
-    "ModelConfig", "LossConfig", "OptimConfig", "ScheduleConfig", "AugmentConfig", "TrainConfig",
+    "ModelConfig", "LossConfig", "OptimConfig", "ScheduleConfig", "AugmentConfig", "FaultConfig", "TrainConfig",
     "config_from_dict", "config_to_dict", "load_config", "parse_overrides", "apply_overrides", "allowed_keys",
 ]
 
@@ -109,6 +109,19 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class FaultConfig:
+    """Deliberate faults, to check that a run or a search survives them (chaos testing). All off by default.
+
+    ``kill_worker_at_epoch`` SIGKILLs the training process right after that epoch's checkpoint, once: a
+    resumed run starts after it. The other two strike whenever that epoch is trained.
+    """
+
+    nan_loss_at_epoch: int | None = _opt(None, lo=1, doc="the loss becomes NaN in this epoch")
+    raise_at_epoch: int | None = _opt(None, lo=1, doc="an exception is raised at the start of this epoch")
+    kill_worker_at_epoch: int | None = _opt(None, lo=1, doc="the process is killed after this epoch's checkpoint")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     seed: int = _opt(0, lo=0)
     epochs: int = _opt(30, lo=1, hi=10000)
@@ -127,6 +140,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    faults: FaultConfig = field(default_factory=FaultConfig)
 
 
 

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,7 @@ from salttune.schedule import Schedule
 from salttune.split import train_val_split
 
 __all__ = [
-    "Arrays", "NonFiniteLoss", "OPTIMIZERS", "WATCHERS", "split_data", "seed_everything", "pick_device",
+    "Arrays", "NonFiniteLoss", "GPUOutOfMemory", "InjectedFault", "OPTIMIZERS", "WATCHERS", "split_data", "seed_everything", "pick_device",
     "make_optimizer", "train_epoch", "evaluate", "fit",
 ]
 
@@ -55,6 +56,14 @@ Watcher = Callable[[nn.Module, torch.optim.Optimizer], dict]
 
 class NonFiniteLoss(SalttuneError):
     """The training loss became NaN or infinite; the run ends as failed with this reason."""
+
+
+class GPUOutOfMemory(SalttuneError):
+    """The GPU ran out of memory; the message names the settings to lower."""
+
+
+class InjectedFault(RuntimeError):
+    """An exception asked for by ``faults.raise_at_epoch`` (chaos testing)."""
 
 
 @dataclass(frozen=True)
@@ -309,17 +318,29 @@ def fit(
         def bar(it):
             return tqdm(it, total=steps_per_epoch, leave=False, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
 
+    faults = cfg.faults
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
+        if faults.raise_at_epoch == epoch + 1:
+            raise InjectedFault(f"fault injected by faults.raise_at_epoch={epoch + 1}")
         dataset.set_epoch(epoch)
         loader = make_loader(dataset, cfg.batch_size, True, cfg.seed, epoch, cfg.num_workers)
         lr = schedule.lr()
-        stats = train_epoch(
-            model, loader, loss_fn, optimizer, device,
-            amp_dtype=amp_dtype, scaler=scaler, channels_last=cfg.channels_last,
-            use_depth=cfg.model.use_depth, before_step=lambda step: schedule.before_step(epoch, step),
-            progress=bar or (lambda it: it),
-        )
+        epoch_loss = loss_fn if faults.nan_loss_at_epoch != epoch + 1 else (lambda lg, t: loss_fn(lg, t) * math.nan)
+        try:
+            stats = train_epoch(
+                model, loader, epoch_loss, optimizer, device,
+                amp_dtype=amp_dtype, scaler=scaler, channels_last=cfg.channels_last,
+                use_depth=cfg.model.use_depth, before_step=lambda step: schedule.before_step(epoch, step),
+                progress=bar or (lambda it: it),
+            )
+        except torch.OutOfMemoryError:
+            optimizer.zero_grad(set_to_none=True)
+            _free_gpu_memory()
+            raise GPUOutOfMemory(
+                f"out of GPU memory in epoch {epoch + 1} (batch_size={cfg.batch_size}, model.base_width="
+                f"{cfg.model.base_width}); lower batch_size or model.base_width, or give each trial a larger GPU "
+                "share (resources.gpu in the search space)") from None
         lr = lr if cfg.schedule.name != "cosine_snapshots" else schedule.lr()
         t_eval = time.perf_counter()
         val_metrics = evaluate(model, val, loss_fn, device, batch_size=max(cfg.batch_size, 64), threshold=cfg.threshold, amp_dtype=amp_dtype, use_depth=cfg.model.use_depth)
@@ -356,7 +377,18 @@ def fit(
         summary = _summary(history, snapshots, cfg)
         _write_json(out / "summary.json", summary)
         report(metrics, ckpt_dir)
+        if faults.kill_worker_at_epoch == epoch + 1:
+            os.kill(os.getpid(), signal.SIGKILL)  # chaos testing: the worker dies after a completed checkpoint
     return _summary(history, snapshots, cfg)
+
+
+def _free_gpu_memory() -> None:
+    """Return cached blocks to the driver so the next trial on this GPU can use them."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _keep_best(snapshots: list[dict], k: int, current_cycle: int) -> list[dict]:

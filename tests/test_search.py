@@ -362,3 +362,28 @@ def test_dashboard_hint_and_token_auth_choices(monkeypatch, tmp_path):
     monkeypatch.setenv("RAY_AUTH_TOKEN", "s3cret")  # joining with a token at hand: token mode
     session.prepare_auth("10.0.0.1:6379")
     assert os.environ["RAY_AUTH_MODE"] == "token"
+
+
+# -- injected faults (chaos testing through the real stack: the faults travel in the fixed settings) ---
+
+def test_killed_worker_resumes_its_trial_at_the_right_epoch(cluster, data, tmp_path):
+    f = space_yaml(tmp_path, "killed-worker", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", trials=1, max_t=3,
+                   max_failures=1, fixed="faults.kill_worker_at_epoch: 2")
+    proc = run_search_cli("--space", str(f), "--data", str(data), "--address", cluster.address, cwd=tmp_path, env=FAST_STATE)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (row,) = read_leaderboard(tmp_path / "results" / "killed-worker" / "leaderboard.csv")
+    assert row["state"] == "finished" and int(row["epochs_run"]) == 3
+    epochs = [r["epoch"] for r in results_of(row)]
+    assert epochs == [1, 2, 3]  # killed after epoch 2's checkpoint, resumed at epoch 3: nothing trained twice
+    errors = (Path(row["checkpoint_path"]).parent / "error.txt").read_text()
+    assert errors.count("Failure #") == 1  # one retry used of max_failures=1
+
+
+def test_nan_loss_fails_the_trial_with_its_reason_and_the_search_goes_on(cluster, data, tmp_path):
+    f = space_yaml(tmp_path, "nan", "  faults.nan_loss_at_epoch: {choice: [2, 9]}", trials=2, max_t=2, seed=0)
+    proc = run_search_cli("--space", str(f), "--data", str(data), "--address", cluster.address, cwd=tmp_path, env=FAST_STATE)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = {r["faults.nan_loss_at_epoch"]: r for r in read_leaderboard(tmp_path / "results" / "nan" / "leaderboard.csv")}
+    assert set(rows) == {"2", "9"}, rows  # seed 0 draws both: NaN in epoch 2, and never (9 > the 2-epoch budget)
+    assert rows["2"]["state"] == "failed" and "loss became nan" in rows["2"]["reason"]
+    assert rows["9"]["state"] == "finished" and int(rows["9"]["epochs_run"]) == 2
