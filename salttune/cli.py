@@ -7,6 +7,7 @@ A :class:`SalttuneError` (a mistake in a file, field or flag) ends in one line o
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ from salttune import __version__
 from salttune.errors import SalttuneError
 
 __all__ = ["main"]
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -352,7 +355,14 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             parser.error(f"--{name.replace('_', '-')} must be >= 0")
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.showwarning = _one_line_warning  # our warnings are for users: one line, no source location
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse itself prints usage and exits 2 on a bad flag
     _check_args(parser, args)
@@ -364,6 +374,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"salttune {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        if e.errno not in _DISK_FULL:
+            raise
+        # Checkpoints and results are written to a temporary name and renamed, so what was written before
+        # is intact; the run can continue with --resume once there is room.
+        where = f" writing {e.filename}" if e.filename else ""
+        print(f"salttune {args.command}: error: disk full{where} ({e.strerror}); free space (or choose another --out) "
+              "and run again; earlier results are intact", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,17 +58,29 @@ def top_members(search_dir: Path, top: int) -> tuple[list[Member], pd.DataFrame]
         raise SalttuneError(
             f"{board_path}: {len(done)} finished trial(s), fewer than --top {top}; lower --top or let the search run more trials"
         )
-    members = []
-    for _, row in done.head(top).iterrows():
+    members, used = [], []
+    for _, row in done.iterrows():
+        if len(used) == top:
+            break
         snaps = _snapshots_of(row, search_dir)
-        if not snaps:
-            raise SalttuneError(f"{board_path}: trial {row['trial_id']} lists no snapshot; its checkpoint folder is missing")
+        readable = []
         for p in snaps:
-            if not Path(p).is_file():
-                raise SalttuneError(f"{p}: snapshot of trial {row['trial_id']} is missing; rerun the trial or lower --top")
-            meta = load_checkpoint(p)  # fails with a clear line on a truncated or foreign file
-            members.append(Member(str(row["trial_id"]), p, float(meta.get("metrics", {}).get("val_score", np.nan))))
-    return members, done.head(top)
+            try:
+                meta = load_checkpoint(p)  # a truncated or foreign file fails here with a clear line
+            except SalttuneError as e:
+                warnings.warn(f"skipping a snapshot of trial {row['trial_id']}: {e}", stacklevel=2)
+                continue
+            readable.append(Member(str(row["trial_id"]), p, float(meta.get("metrics", {}).get("val_score", np.nan))))
+        if not readable:
+            warnings.warn(f"skipping trial {row['trial_id']}: none of its {len(snaps)} snapshot(s) can be read; "
+                          "the next best trial takes its place", stacklevel=2)
+            continue
+        members += readable
+        used.append(row)
+    if len(used) < top:
+        raise SalttuneError(f"{board_path}: only {len(used)} finished trial(s) have readable snapshots, fewer than "
+                            f"--top {top}; lower --top or rerun the search")
+    return members, pd.DataFrame(used)
 
 
 def _data_settings(members: list[Member]) -> dict:

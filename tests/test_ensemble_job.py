@@ -1,6 +1,7 @@
 """The ensemble stage on a leaderboard of real (tiny) trained runs, run as a user runs it."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -60,3 +61,31 @@ def test_ensemble_bad_requests(search):
     assert_user_error(run_cli("ensemble", "--search", "s1", "--top", "5", cwd=root), "3 finished trial(s)", "--top 5")
     assert_user_error(run_cli("ensemble", "--search", "nope", "--top", "1", cwd=root), "no such search")
     assert_user_error(run_cli("ensemble", "--search", "s1", "--top", "1", "--data", str(root / "results"), "--out", str(root / "o2"), cwd=root), "no PNG files")
+
+
+def test_truncated_snapshot_is_skipped_with_a_warning(search, tmp_path):
+    root, _ = search
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(root / "results", copy)
+    board = pd.read_csv(copy / "s1" / "leaderboard.csv")
+    board["checkpoint_path"] = board["checkpoint_path"].str.replace(str(root / "results"), str(copy), regex=False)
+    board.to_csv(copy / "s1" / "leaderboard.csv", index=False)
+    best = board.sort_values("best_score", ascending=False).iloc[0]
+    snaps = sorted((Path(best["checkpoint_path"]) / "snapshots").glob("*.pt"))
+    snaps[0].write_bytes(snaps[0].read_bytes()[:300])  # a crash mid-write (without our atomic rename)
+    proc = run_cli("ensemble", "--search", "s1", "--top", "2", "--folds", "2", "--quiet", "--results", str(copy),
+                   "--data", str(root / "data"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: skipping a snapshot of trial" in proc.stderr and "truncated or corrupt" in proc.stderr
+    weights = json.loads((copy / "s1" / "ensemble" / "weights.json").read_text())
+    assert len(weights["members"]) == 3 and str(snaps[0]) not in [m["snapshot"] for m in weights["members"]]
+    for s in snaps[1:]:  # the trial's other snapshot is still used
+        s.write_bytes(b"")
+    proc = run_cli("ensemble", "--search", "s1", "--top", "2", "--folds", "2", "--quiet", "--results", str(copy),
+                   "--data", str(root / "data"), "--force", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "the next best trial takes its place" in proc.stderr
+    weights = json.loads((copy / "s1" / "ensemble" / "weights.json").read_text())
+    assert best["trial_id"] not in {m["trial"] for m in weights["members"]}
