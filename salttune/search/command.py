@@ -47,6 +47,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", metavar="PATH_OR_URI",
                    help="results root that every node can reach (a shared folder or s3://bucket/prefix); default ./results")
     p.add_argument("--data", metavar="DIR", help="dataset folder (overrides the space's data.folder)")
+    p.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
+                   help="address the local Ray dashboard binds to (default 127.0.0.1; anything else exposes it, "
+                        "behind Ray's token, to the network: prefer an SSH tunnel)")
     p.set_defaults(func=run)
 
 
@@ -151,7 +154,11 @@ def run(args: argparse.Namespace) -> int:
     notes = prepare_auth(address)  # before Ray is imported
     import ray
 
-    url = start_ray(address)
+    host = getattr(args, "dashboard_host", "127.0.0.1")
+    if address is None and host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: the Ray dashboard binds to {host}, reachable from the network (token authentication "
+              "stays on); the default 127.0.0.1 with an SSH tunnel is safer", file=sys.stderr)
+    url = start_ray(address, host)
     try:
         print(dashboard_help(url, local=address is None))
         resources, more = usable_resources(plan.space.resources, local=address is None)

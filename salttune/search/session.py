@@ -42,8 +42,11 @@ def prepare_auth(address: str | None) -> list[str]:
     return []
 
 
-def start_ray(address: str | None) -> str | None:
+def start_ray(address: str | None, dashboard_host: str = "127.0.0.1") -> str | None:
     """Start or join Ray (call :func:`prepare_auth` first). Returns the dashboard URL of a local instance.
+
+    The dashboard of a local instance binds to ``dashboard_host``: loopback unless the user asks otherwise
+    with ``--dashboard-host`` (and is warned).
 
     Raises:
         SalttuneError: the cluster at ``address`` cannot be reached or refuses the token.
@@ -51,7 +54,7 @@ def start_ray(address: str | None) -> str | None:
     import ray
 
     if address is None:
-        ctx = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", logging_level="WARNING")
+        ctx = ray.init(include_dashboard=True, dashboard_host=dashboard_host, logging_level="WARNING")
         url = ctx.dashboard_url
         return f"http://{url}" if url and not url.startswith("http") else url
     try:
