@@ -152,14 +152,13 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     search_dir = Path(args.results) / args.search
     if not search_dir.is_dir():
         raise SalttuneError(f"{search_dir}: no such search; give --search NAME of a folder in {args.results}/")
-    data = args.data or _search_data(search_dir)
-    out = Path(args.out) if args.out else search_dir / "ensemble"
+    from salttune.ensemble_job import top_members
     from salttune.record import recorded_run
 
+    top_members(search_dir, args.top)  # fail on a bad request before anything is read or written
+    data = args.data or _search_data(search_dir)
+    out = Path(args.out) if args.out else search_dir / "ensemble"
     settings = {"search": args.search, "top": args.top, "tta": args.tta, "combiner": args.combiner, "folds": args.folds}
-    from salttune.ensemble_job import top_members
-
-    top_members(search_dir, args.top)  # fail on a bad request before a record is written
     with recorded_run(out, kind="ensemble", name=f"{args.search}/ensemble", config=settings, data=data, argv=sys.argv) as run:
         report = run_ensemble(search_dir, Path(data), args.top, args.tta, out, force=args.force,
                               combiner=args.combiner, folds=args.folds, progress=not args.quiet)

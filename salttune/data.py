@@ -103,10 +103,12 @@ def _read_all(reader, paths: list[Path]) -> list[np.ndarray]:
 
 
 def _stack(arrays: list[np.ndarray], paths: list[Path], shape: tuple[int, int] | None, dtype) -> np.ndarray:
-    """Stack same-size arrays; the first file of another size is named in the error."""
+    """Stack same-size arrays; the first file of another size than the rest is named in the error."""
     if not arrays:
         return np.zeros((0, *(shape or (101, 101))), dtype=dtype)
-    shape = shape or arrays[0].shape
+    if shape is None:  # the size most files have, so the odd file is the one named, even when it comes first
+        sizes, counts = np.unique(np.array([a.shape[:2] for a in arrays]), axis=0, return_counts=True)
+        shape = tuple(int(v) for v in sizes[np.argmax(counts)])
     for a, p in zip(arrays, paths):
         if a.shape != shape:
             raise SalttuneError(

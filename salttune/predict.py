@@ -47,8 +47,10 @@ def iter_proba(
     if logits and tta != "none":
         raise ValueError("logits are returned without test-time augmentation")
     model.eval()
+    # Channels-last runs the convolutions faster on the CPU (oneDNN) and on GPU tensor cores alike.
+    model.to(memory_format=torch.channels_last)
     for start in range(0, len(images), batch_size):
-        x = to_input(images[start : start + batch_size]).to(device)  # (B, 1, H, W)
+        x = to_input(images[start : start + batch_size]).to(device).contiguous(memory_format=torch.channels_last)  # (B, 1, H, W)
         z = None if depths is None else torch.as_tensor(depths[start : start + batch_size] / DEPTH_SCALE, dtype=torch.float32, device=device)
         out = _forward(model, x, z, amp_dtype)
         if logits:
