@@ -60,7 +60,7 @@ def trial_histories(run_dir: Path) -> list[dict]:
                  "node", "checkpoint_path", "snapshots"}
         out = []
         for _, row in df.iterrows():
-            result = run_dir / f"trial_{row['trial_id']}" / "result.json"
+            result = run_dir / "trials" / f"trial_{row['trial_id']}" / "result.json"  # Tune's trial folder
             hist = [{"epoch": r["epoch"], "val_score": r.get("val_score")} for r in _read_jsonl(result) if "epoch" in r] if result.is_file() else []
             out.append({"label": f"trial {row['trial']}" if not pd.isna(row.get("trial")) else str(row["trial_id"]),
                         "order": row.get("trial") if not pd.isna(row.get("trial")) else len(out),

@@ -387,3 +387,19 @@ def test_nan_loss_fails_the_trial_with_its_reason_and_the_search_goes_on(cluster
     assert set(rows) == {"2", "9"}, rows  # seed 0 draws both: NaN in epoch 2, and never (9 > the 2-epoch budget)
     assert rows["2"]["state"] == "failed" and "loss became nan" in rows["2"]["reason"]
     assert rows["9"]["state"] == "finished" and int(rows["9"]["epochs_run"]) == 2
+
+
+def test_report_of_a_search_draws_every_trial(e2e, tmp_path):
+    from salttune.report import trial_histories, write_report
+    from test_report import CHROMIUM, open_in_browser
+
+    trials = {t["label"]: t for t in trial_histories(e2e.dir)}
+    for row in e2e.rows:  # every trial's learning curve, as long as the epochs it ran
+        assert len(trials[f"trial {row['trial']}"]["history"]) == int(row["epochs_run"]), row
+    page = write_report(e2e.dir, tmp_path / "report.html")
+    text = page.read_text()
+    assert "Search progress" in text and "Parameter importance" in text and "Slice view" in text
+    if CHROMIUM:
+        body, console = open_in_browser(page, tmp_path)
+        n = text.count("<img ")
+        assert f'data-images-loaded="{n}/{n}"' in body and console == "", (body, console)
