@@ -20,7 +20,7 @@ from salttune.errors import SalttuneError
 
 __all__ = [
     "ModelConfig", "LossConfig", "OptimConfig", "ScheduleConfig", "AugmentConfig", "FaultConfig", "TrainConfig",
-    "config_from_dict", "config_to_dict", "load_config", "parse_overrides", "apply_overrides", "allowed_keys",
+    "config_from_dict", "config_to_dict", "load_config", "read_yaml_mapping", "parse_overrides", "apply_overrides", "allowed_keys",
 ]
 
 
@@ -288,21 +288,32 @@ def apply_overrides(base: dict, overrides: dict) -> dict:
     return out
 
 
+def read_yaml_mapping(path: Path, missing: str, not_mapping: str) -> dict:
+    """A YAML file whose top level is a mapping; each problem is one line naming the file (and the line)."""
+    if not path.is_file():
+        raise SalttuneError(f"{path}: {missing}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SalttuneError(f"{path}: not valid YAML{where}; fix the syntax") from None
+    except UnicodeDecodeError:
+        raise SalttuneError(f"{path}: not a text file; give a YAML file") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SalttuneError(f"{path}: {not_mapping}")
+    return data
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """Read a YAML config file (optional), apply ``--set`` overrides, validate. The edge of the program."""
     data: dict = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise SalttuneError(f"{path}: config file does not exist; give the path of a YAML file")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise SalttuneError(f"{path}: not valid YAML{where}; fix the syntax") from None
-        if not isinstance(data, dict):
-            raise SalttuneError(f"{path}: expected a mapping of config keys at the top level")
+        data = read_yaml_mapping(path, "config file does not exist; give the path of a YAML file",
+                                 "expected a mapping of config keys at the top level")
     try:
         return config_from_dict(apply_overrides(data, parse_overrides(list(overrides))))
     except SalttuneError as e:

@@ -47,7 +47,7 @@ from typing import Any
 
 import yaml
 
-from salttune.config import TrainConfig, allowed_keys, apply_overrides, config_from_dict
+from salttune.config import TrainConfig, allowed_keys, apply_overrides, config_from_dict, read_yaml_mapping
 from salttune.errors import SalttuneError
 
 __all__ = [
@@ -128,16 +128,10 @@ def load_space(path: str | Path, overrides: list[str] | tuple[str, ...] = (), da
         SalttuneError: one line naming the file, the key and what is allowed.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SalttuneError(f"{path}: search space file does not exist; give a YAML file such as search_spaces/quick.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise SalttuneError(f"{path}: not valid YAML{where}; fix the syntax") from None
-    if not isinstance(raw, dict):
-        raise SalttuneError(f"{path}: expected a mapping with keys {', '.join(TOP_KEYS)}")
+    raw = read_yaml_mapping(path, "search space file does not exist; give a YAML file such as search_spaces/quick.yaml",
+                            f"expected a mapping with keys {', '.join(TOP_KEYS)}")
+    if not raw:
+        raise SalttuneError(f"{path}: the file is empty; expected a mapping with keys {', '.join(TOP_KEYS)}")
     raw = _apply_sets(raw, overrides, path)
     if data is not None:
         raw["data"] = {**(raw.get("data") or {}), "folder": data}
