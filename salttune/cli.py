@@ -203,6 +203,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     command = "salttune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if args.which in ("search", "scale"):  # --set overrides the search space there, not a training config
+        from salttune.search.bench import run_search_bench
+
+        result = run_search_bench(args)
+        path = bench.save_result(out, args.which, result, command)
+        (out / "README.md").write_text(bench.render_readme(out))
+        print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2))
+        print(f"wrote {path} and {out / 'README.md'}")
+        return 0
     overrides = parse_overrides(args.set or [])
     cfg = config_from_dict(overrides)
     if args.which == "train":
@@ -211,12 +220,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     elif args.which == "predict":
         d = load_dataset(args.data, with_test=False)
         result = bench.bench_predict(d.train_images[: args.images], cfg)
-    elif args.which == "quality":
-        result = bench.bench_quality(args.data, args.epochs, overrides, out / "runs")
     else:
-        from salttune.search.bench import run_search_bench
-
-        result = run_search_bench(args)
+        result = bench.bench_quality(args.data, args.epochs, overrides, out / "runs")
     path = bench.save_result(out, args.which, result, command)
     (out / "README.md").write_text(bench.render_readme(out))
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2))
