@@ -398,7 +398,7 @@ def test_report_of_a_search_draws_every_trial(e2e, tmp_path):
         assert len(trials[f"trial {row['trial']}"]["history"]) == int(row["epochs_run"]), row
     page = write_report(e2e.dir, tmp_path / "report.html")
     text = page.read_text()
-    assert "Search progress" in text and "Parameter importance" in text and "Slice view" in text
+    assert "Search progress" in text and "Parameter importance" in text and 'alt="slice view"' in text
     if CHROMIUM:
         body, console = open_in_browser(page, tmp_path)
         n = text.count("<img ")
