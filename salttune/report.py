@@ -22,7 +22,8 @@ from salttune.errors import SalttuneError
 
 __all__ = ["trial_histories", "write_report"]
 
-_COLOURS = {"finished": "#1f77b4", "pruned": "#d62728", "failed": "#7f7f7f", "unfinished": "#ff7f0e", "run": "#1f77b4"}
+_COLOURS = {"finished": "#1f77b4", "pruned": "#d62728", "failed": "#7f7f7f", "unfinished": "#ff7f0e", "stopped": "#9467bd",
+            "run": "#1f77b4"}
 
 
 def _png(fig) -> str:

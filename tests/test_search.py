@@ -389,6 +389,24 @@ def test_nan_loss_fails_the_trial_with_its_reason_and_the_search_goes_on(cluster
     assert rows["9"]["state"] == "finished" and int(rows["9"]["epochs_run"]) == 2
 
 
+def test_stop_at_ends_the_search_once_a_trial_is_good_enough(cluster, data, tmp_path):
+    # val_score is never below 0, so the first reported epoch reaches stop_at: 0 and ends the search there.
+    f = space_yaml(tmp_path, "enough", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", trials=8, max_t=3, grace=3)
+    proc = run_search_cli("--space", str(f), "--data", str(data), "--address", cluster.address, "--set", "stop_at=0",
+                          cwd=tmp_path, env=FAST_STATE)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "the search reached stop_at: val_score" in proc.stdout
+    rows = read_leaderboard(tmp_path / "results" / "enough" / "leaderboard.csv")
+    assert 1 <= len(rows) < 8  # the rest of the trial budget was never started
+    assert {r["state"] for r in rows} <= {"stopped", "finished"} and "stopped" in {r["state"] for r in rows}
+    stopped = [r for r in rows if r["state"] == "stopped"]
+    assert all(int(r["epochs_run"]) < 3 and "reached stop_at 0.0" in r["reason"] for r in stopped)
+    states = {t.state for t in study_of(tmp_path, "enough").trials}
+    assert optuna.trial.TrialState.RUNNING not in states  # every started trial was told to the study
+    assert all(t.user_attrs["stopped"] == "the search reached stop_at 0.0" for t in study_of(tmp_path, "enough").trials
+               if t.state == optuna.trial.TrialState.PRUNED)
+
+
 def test_report_of_a_search_draws_every_trial(e2e, tmp_path):
     from salttune.report import trial_histories, write_report
     from test_report import CHROMIUM, open_in_browser

@@ -16,7 +16,7 @@ from salttune.errors import SalttuneError
 from salttune.search.space import load_space, space_from_dict, space_to_dict, suggest, trial_config
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
-SHIPPED = ["quick", "lovasz", "losses", "architecture", "optimizers"]
+SHIPPED = ["quick", "lovasz", "losses", "architecture", "optimizers", "bench"]
 
 
 def _search_is_wired() -> bool:
@@ -135,6 +135,7 @@ BAD = [  # (space section or whole-file replacement, fragments the one-line mess
     ("space:\n  optim.lr: {uniform: [0.1, 0.2]}\nmetric: val_loss\nmode: max\n", ["key 'mode'", "use mode: min"]),
     ("space:\n  optim.lr: {uniform: [0.1, 0.2]}\nbudget: 3\n", ["key 'budget'", "unknown key; allowed: name, metric"]),
     ("space: {}\n", ["key 'space'", "expected a mapping"]),
+    ("space:\n  optim.lr: {uniform: [0.1, 0.2]}\nstop_at: good\n", ["key 'stop_at'", "'good' is not a number"]),
 ]
 
 

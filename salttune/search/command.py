@@ -191,6 +191,7 @@ def _tuner(plan: _Plan, resources, train, val):
     from salttune.search.monitor import FailureReasons, ProgressTable
     from salttune.search.retention import CheckpointRetention
     from salttune.search.sampler import make_searcher
+    from salttune.search.stopping import StopAt
     from salttune.search.trainable import train_trial, trial_dirname
 
     space = plan.space
@@ -222,6 +223,7 @@ def _tuner(plan: _Plan, resources, train, val):
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             failure_config=tune.FailureConfig(max_failures=space.max_failures),
             callbacks=[reasons, ProgressTable(space, reasons), CheckpointRetention(grace=5 * float(os.environ["TUNE_GLOBAL_CHECKPOINT_S"]))],
+            stop=StopAt(space.metric, space.mode, space.stop_at) if space.stop_at is not None else None,
             verbose=0,
         ),
     )
@@ -230,21 +232,33 @@ def _tuner(plan: _Plan, resources, train, val):
 def _finish(plan: _Plan, results) -> tuple[int, float | None]:
     from salttune.search.asha import read_state
     from salttune.search.leaderboard import leaderboard_rows, write_leaderboard
-
     from salttune.search.retention import prune_finished
+    from salttune.search.sampler import settle_stopped
+    from salttune.search.stopping import reached
 
+    sp = plan.space
     prune_finished(results, plan.experiment)
     stopped = set((read_state(plan.local_dir / "asha_state.json") or {}).get("stopped", {}))
-    rows = leaderboard_rows(results, plan.space, stopped=stopped)
+    rows = leaderboard_rows(results, sp, stopped=stopped)
+    scores = [r["best_score"] for r in rows if r["best_score"] is not None]
+    best = (max(scores) if sp.mode == "max" else min(scores)) if scores else None
+    done = sp.stop_at is not None and best is not None and reached(best, sp.stop_at, sp.mode)
+    if done:  # the trials stop_at cut short are not an interrupted search
+        reason = f"the search reached stop_at {sp.stop_at}"
+        for r in rows:
+            if r["state"] == "unfinished":
+                r["state"], r["reason"] = "stopped", reason
+        settle_stopped(plan.local_dir / "optuna.db", sp.name, reason)
     path = write_leaderboard(rows, plan.local_dir / "leaderboard.csv")
-    sp = plan.space
     print(f"leaderboard: {path}")
     for row in rows[:5]:
         score = f"{row['best_score']:.4f}" if row["best_score"] is not None else "-"
         print(f"  {row['rank']:>3}. trial {row['trial']:<4} {row['state']:<10} {sp.metric} {score}  "
               f"epochs {row['epochs_run']}/{sp.asha.max_t}  {row['reason']}")
-    scores = [r["best_score"] for r in rows if r["best_score"] is not None]
-    best = (max(scores) if sp.mode == "max" else min(scores)) if scores else None
+    if done:
+        print(f"the search reached stop_at: {sp.metric} {best:.4f} (stop_at {sp.stop_at}); it started "
+              f"{len(rows)} of {sp.trials} trials")
+        return 0, best
     unfinished = [r for r in rows if r["state"] == "unfinished"]
     if unfinished or len(rows) < sp.trials:
         print(f"search interrupted: continue it with  salttune search --resume --name {sp.name}"

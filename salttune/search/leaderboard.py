@@ -1,7 +1,7 @@
 """``results/NAME/leaderboard.csv``: one row per trial, best first.
 
 Columns: ``rank, trial`` (the Optuna trial number, as optuna-dashboard shows it), ``trial_id`` (Ray's),
-``state`` (finished | pruned | failed | unfinished), ``best_score`` (the best epoch's value of the space's metric),
+``state`` (finished | pruned | failed | unfinished | stopped: cut short by ``stop_at``), ``best_score`` (the best epoch's value of the space's metric),
 ``best_epoch``, ``epochs_run``, ``max_epochs``, ``reason`` (why it failed), ``node`` (the Ray node that ran its last
 epoch), ``checkpoint_path`` (the folder Tune kept: ``state.pt`` to resume, ``snapshots/``), ``snapshots`` (every snapshot
 file the trial kept, ``;``-separated: the ensemble reads these), then one column per sampled parameter.

@@ -35,7 +35,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from salttune.search.space import SearchSpace, suggest
 
-__all__ = ["DefineByRun", "PruneAwareOptunaSearch", "make_searcher", "open_study"]
+__all__ = ["DefineByRun", "PruneAwareOptunaSearch", "make_searcher", "open_study", "settle_stopped"]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,22 @@ class PruneAwareOptunaSearch(OptunaSearch):
                 self._ot_study.tell(frozen.number, state=TrialState.FAIL)
         for trial_id in list(self._failed_pending):  # failures whose reason never arrived
             self.fail(trial_id, "failed (reason lost when the driver stopped)")
+
+
+def settle_stopped(db_path: Path, name: str, reason: str) -> int:
+    """Tell PRUNED, with ``reason``, every trial still RUNNING in the study; returns how many.
+
+    For a search that ``stop_at`` ended: Tune stops its running trials without telling the searcher, so the
+    study would keep them RUNNING for ever. They stopped short of ``max_t`` epochs, like ASHA's stops.
+    (An interrupted search keeps them RUNNING: ``--resume`` continues them.)
+    """
+    storage = open_study(db_path, name)
+    study = optuna.load_study(study_name=name, storage=storage)
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for frozen in running:
+        storage.set_trial_user_attr(frozen._trial_id, "stopped", reason)
+        study.tell(frozen.number, state=TrialState.PRUNED)
+    return len(running)
 
 
 def open_study(db_path: Path, name: str):

@@ -15,6 +15,7 @@ A space file::
     seed: 0                         # seed of the TPE sampler
     startup_trials: 4               # random trials before TPE models the results
     max_failures: 1                 # retries of a failed trial (from its last checkpoint)
+    stop_at: null                   # end the whole search once a trial's metric reaches this (null: run all)
     asha: {max_t: 6, grace_period: 2, reduction_factor: 2}   # max_t is the epoch budget of a trial
     resources: {cpu: 1, gpu: 0.25}  # per trial; the GPU share is ignored on a machine without GPUs
     data: {folder: data/synth, val_fraction: 0.2, max_train_images: 400, split_seed: 0}
@@ -61,7 +62,7 @@ DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 # Keys a space may not search or fix: the epoch budget belongs to ASHA, the split to the data section.
 RESERVED = {"epochs": "asha.max_t", "val_fraction": "data.val_fraction", "max_train_images": "data.max_train_images",
             "split_seed": "data.split_seed"}
-TOP_KEYS = ("name", "metric", "mode", "trials", "concurrent", "seed", "startup_trials", "max_failures",
+TOP_KEYS = ("name", "metric", "mode", "trials", "concurrent", "seed", "startup_trials", "max_failures", "stop_at",
             "asha", "resources", "data", "fixed", "space")
 WEIGHTS = "loss.weights"
 
@@ -111,6 +112,7 @@ class SearchSpace:
     seed: int = 0
     startup_trials: int = 5
     max_failures: int = 1
+    stop_at: float | None = None  # the metric value that ends the whole search ("good enough"); None: run all trials
     asha: Asha = field(default_factory=Asha)
     resources: Resources = field(default_factory=Resources)
     data: DataSpec = field(default_factory=DataSpec)
@@ -279,6 +281,7 @@ def space_from_dict(raw: dict, source: str = "<space>", default_name: str = "sea
         seed=_number(raw.get("seed", 0), "seed", err, integer=True, lo=0),
         startup_trials=_number(raw.get("startup_trials", 5), "startup_trials", err, integer=True, lo=0, hi=100000),
         max_failures=_number(raw.get("max_failures", 1), "max_failures", err, integer=True, lo=0, hi=100),
+        stop_at=_number(raw.get("stop_at"), "stop_at", err, none_ok=True),
         asha=Asha(max_t, grace, rf), resources=res, data=data, fixed=fixed, params=params, source=source,
     )
     return space
@@ -504,7 +507,7 @@ def space_to_dict(space: SearchSpace) -> dict:
     return {
         "name": space.name, "metric": space.metric, "mode": space.mode, "trials": space.trials,
         "concurrent": space.concurrent, "seed": space.seed, "startup_trials": space.startup_trials,
-        "max_failures": space.max_failures, "asha": dataclasses.asdict(space.asha),
+        "max_failures": space.max_failures, "stop_at": space.stop_at, "asha": dataclasses.asdict(space.asha),
         "resources": dataclasses.asdict(space.resources), "data": dataclasses.asdict(space.data),
         "fixed": dict(space.fixed), "space": {p.key: param(p) for p in space.params},
     }
