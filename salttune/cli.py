@@ -346,9 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--images", type=int, default=512, help="predict: images to predict")
     s.add_argument("--epochs", type=int, default=10, help="quality: epoch budget")
     s.add_argument("--seeds", type=int, default=3, help="search: seeds per strategy")
-    s.add_argument("--trials", type=int, default=8, help="search: trial budget per search")
-    s.add_argument("--target", type=float, help="search: target validation score (default: reached by both)")
-    s.add_argument("--space", help="search/scale: the space to run (default search_spaces/quick.yaml)")
+    s.add_argument("--trials", type=int, help="search/scale: trial budget per search (default: the space's)")
+    s.add_argument("--target", type=float, help="search: the validation score both searches race to (required)")
+    s.add_argument("--space", help="search/scale: the space to run (default: search_spaces/bench.yaml for search, "
+                                   "search_spaces/quick.yaml for scale)")
     s.set_defaults(func=_cmd_bench)
     return p
 

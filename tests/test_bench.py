@@ -3,7 +3,9 @@ measurements, checked by reading them, never by timed tests)."""
 
 import json
 
-from conftest import run_cli
+from conftest import assert_user_error, run_cli
+from salttune.bench import render_readme, save_result
+from salttune.search.bench import _time_to, search_timeline
 
 
 def test_bench_train_and_predict_write_figures(tgs_folder, tmp_path):
@@ -21,3 +23,31 @@ def test_bench_train_and_predict_write_figures(tgs_folder, tmp_path):
     assert proc.returncode == 0, proc.stderr
     readme = (out / "README.md").read_text()
     assert "## train" in readme and "## predict" in readme and "images_per_s_tta_flip" in readme
+
+
+def test_search_bench_needs_a_target(tmp_path):
+    proc = run_cli("bench", "search", "--data", str(tmp_path), "--out", str(tmp_path / "bench"))
+    assert_user_error(proc, "--target is required", "e.g. --target 0.5")
+    assert not (tmp_path / "bench").exists()  # nothing written
+
+
+def test_search_timeline_and_time_to_target(tmp_path):
+    # Two trials' result.json as Tune writes them: one JSON line per epoch, with its end time and the trial's age.
+    lines = {"trial_a": [(100.0, 10.0, 0.1), (105.0, 15.0, 0.3)], "trial_b": [(103.0, 5.0, 0.5)]}
+    for name, rows in lines.items():
+        (tmp_path / "trials" / name).mkdir(parents=True)
+        (tmp_path / "trials" / name / "result.json").write_text(
+            "\n".join(json.dumps({"timestamp": t, "time_total_s": age, "val_score": s}) for t, age, s in rows) + "\n")
+    timeline = search_timeline(tmp_path)
+    assert timeline == [(10.0, 0.1), (13.0, 0.5), (15.0, 0.3)]  # seconds since trial_a started (at 90 s), in time order
+    assert _time_to(timeline, 0.05) == 10.0 and _time_to(timeline, 0.3) == 13.0 and _time_to(timeline, 0.6) is None
+
+
+def test_readme_shows_each_seed_of_the_search_bench(tmp_path):
+    run = {"seconds": 60.0, "reached": True, "trials": 5, "epochs": 14, "best": 0.41, "wall_s": 80.0}
+    slow = {**run, "seconds": 240.0, "reached": False, "best": 0.38}
+    result = {"target": 0.4, "median_speedup": 4.0, "per_seed": [{"seed": 0, "tpe_asha": run, "random_no_es": slow, "speedup": 4.0}]}
+    save_result(tmp_path, "search", result, "salttune bench search --target 0.4")
+    readme = render_readme(tmp_path)
+    assert "| 0 | 60 s, 5 trials, 14 epochs, best 0.410 | 240 s (not reached), 5 trials, 14 epochs, best 0.380 | 4.00x |" in readme
+    assert "| median_speedup | 4 |" in readme and "TPE + ASHA against random search" in readme

@@ -3,8 +3,10 @@
 - ``search``: time for salttune's search (TPE + ASHA) to first reach a target validation score, against
   random search without early stopping, with the same trial budget and concurrency, over several seeds.
   Random search is the same space with every trial a TPE start-up (random) trial; no early stopping is
-  ASHA with ``grace_period = max_t``. The target defaults to the lower of the two strategies' median best
-  scores, so both reach it on most seeds; a strategy that never reaches it counts as its whole wall time.
+  ASHA with ``grace_period = max_t``. Both run with ``stop_at`` = the target, so each search ends when it
+  gets there. Times run from the start of a search's first trial (Ray's start-up is not counted). A search
+  that spends its whole trial budget without reaching the target counts as its whole time, so its speed-up
+  is a lower bound (``reached`` says which).
 - ``scale``: epochs per minute with 1 and 2 concurrent trials.
 """
 
@@ -16,6 +18,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from salttune.errors import SalttuneError
 
 __all__ = ["search_timeline", "run_search_bench"]
 
@@ -35,8 +39,8 @@ def search_timeline(search_dir: Path) -> list[tuple[float, float]]:
     return sorted((t - t0, s) for t, s in points if s is not None)
 
 
-def _time_to(timeline: list[tuple[float, float]], target: float, wall: float) -> float:
-    return next((t for t, s in timeline if s >= target), wall)
+def _time_to(timeline: list[tuple[float, float]], target: float) -> float | None:
+    return next((t for t, s in timeline if s >= target), None)
 
 
 def _search(space: str, root: Path, name: str, data: str, sets: list[str]) -> dict:
@@ -49,37 +53,42 @@ def _search(space: str, root: Path, name: str, data: str, sets: list[str]) -> di
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     timeline = search_timeline(root / name)
-    return {"name": name, "wall_s": wall, "epochs": len(timeline), "best": max(s for _, s in timeline), "timeline": timeline}
+    return {"name": name, "wall_s": wall, "epochs": len(timeline), "best": max(s for _, s in timeline), "timeline": timeline,
+            "trials": len(list((root / name / "trials").glob("trial_*/result.json")))}
 
 
 def run_search_bench(args) -> dict:
     from salttune.search.space import load_space
 
-    space_file = getattr(args, "space", None) or "search_spaces/quick.yaml"
-    space = load_space(space_file, list(args.set or []), data=args.data)
+    if args.which == "search" and args.target is None:
+        raise SalttuneError("--target is required: give the validation score both searches race to, e.g. --target 0.5 "
+                            "(results/benchmarks/README.md says how the committed figure chose it)")
+    space_file = getattr(args, "space", None) or ("search_spaces/bench.yaml" if args.which == "search" else "search_spaces/quick.yaml")
+    base = ([f"trials={args.trials}"] if args.trials else []) + list(args.set or [])
+    space = load_space(space_file, base, data=args.data)
     root = Path(args.out) / "runs" / args.which / time.strftime("%Y%m%d-%H%M%S")
     root.mkdir(parents=True, exist_ok=True)
-    base = [f"trials={args.trials}", *list(args.set or [])]
     if args.which == "scale":
-        out = {"space": space_file, "trials": args.trials}
+        out = {"space": space_file, "trials": space.trials}
         for conc in (1, 2):
             r = _search(space_file, root, f"concurrent{conc}", args.data, base + [f"concurrent={conc}"])
             out[f"concurrent_{conc}"] = {"wall_s": r["wall_s"], "epochs": r["epochs"], "epochs_per_min": 60 * r["epochs"] / r["wall_s"]}
         out["throughput_gain"] = out["concurrent_2"]["epochs_per_min"] / out["concurrent_1"]["epochs_per_min"]
         return out
-    runs = {"tpe_asha": [], "random_no_es": []}
-    for seed in range(args.seeds):
-        runs["tpe_asha"].append(_search(space_file, root, f"tpe-{seed}", args.data, base + [f"seed={seed}"]))
-        runs["random_no_es"].append(_search(space_file, root, f"random-{seed}", args.data, base + [
-            f"seed={seed}", f"startup_trials={args.trials}", f"asha.grace_period={space.asha.max_t}"]))
-    target = args.target if args.target is not None else min(statistics.median(r["best"] for r in rs) for rs in runs.values())
-    speedups = []
+    base.append(f"stop_at={args.target}")
+    strategies = {"tpe_asha": [], "random_no_es": [f"startup_trials={space.trials}", f"asha.grace_period={space.asha.max_t}"]}
     per_seed = []
-    for a, b in zip(runs["tpe_asha"], runs["random_no_es"]):
-        ta, tb = _time_to(a["timeline"], target, a["wall_s"]), _time_to(b["timeline"], target, b["wall_s"])
-        speedups.append(tb / ta)
-        per_seed.append({"tpe_asha_s": ta, "random_no_es_s": tb, "speedup": tb / ta, "tpe_asha_best": a["best"],
-                         "random_best": b["best"], "tpe_asha_wall_s": a["wall_s"], "random_wall_s": b["wall_s"],
-                         "tpe_asha_epochs": a["epochs"], "random_epochs": b["epochs"]})
-    return {"space": space_file, "trials": args.trials, "seeds": args.seeds, "target": target,
-            "median_speedup": statistics.median(speedups), "per_seed": per_seed, "folder": str(root)}
+    for seed in range(args.seeds):
+        row = {"seed": seed}
+        for label, extra in strategies.items():  # interleaved, so drifts in machine load hit both alike
+            r = _search(space_file, root, f"{label}-{seed}", args.data, base + [f"seed={seed}", *extra])
+            t = _time_to(r["timeline"], args.target)
+            row[label] = {"seconds": t if t is not None else r["timeline"][-1][0], "reached": t is not None,
+                          "trials": r["trials"], "epochs": r["epochs"], "best": r["best"], "wall_s": r["wall_s"]}
+        row["speedup"] = row["random_no_es"]["seconds"] / row["tpe_asha"]["seconds"]
+        per_seed.append(row)
+    return {"space": space_file, "trials": space.trials, "seeds": args.seeds, "target": args.target,
+            "median_speedup": statistics.median(r["speedup"] for r in per_seed),
+            "tpe_asha_reached": sum(r["tpe_asha"]["reached"] for r in per_seed),
+            "random_no_es_reached": sum(r["random_no_es"]["reached"] for r in per_seed),
+            "per_seed": per_seed, "folder": str(root)}
