@@ -221,7 +221,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         d = load_dataset(args.data, with_test=False)
         result = bench.bench_predict(d.train_images[: args.images], cfg)
     else:
-        result = bench.bench_quality(args.data, args.epochs, overrides, out / "runs")
+        result = bench.bench_quality(args.data, args.epochs, overrides, out / "runs", seeds=args.seeds or 1)
     path = bench.save_result(out, args.which, result, command)
     (out / "README.md").write_text(bench.render_readme(out))
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2))
@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--repeats", type=int, default=3, help="train: interleaved repeats (median reported)")
     s.add_argument("--images", type=int, default=512, help="predict: images to predict")
     s.add_argument("--epochs", type=int, default=10, help="quality: epoch budget")
-    s.add_argument("--seeds", type=int, default=3, help="search: seeds per strategy")
+    s.add_argument("--seeds", type=int, help="search: seeds per strategy (default 3); quality: training seeds (default 1)")
     s.add_argument("--trials", type=int, help="search/scale: trial budget per search (default: the space's)")
     s.add_argument("--target", type=float, help="search: the validation score both searches race to (required)")
     s.add_argument("--space", help="search/scale: the space to run (default: search_spaces/bench.yaml for search, "

@@ -3,6 +3,8 @@ measurements, checked by reading them, never by timed tests)."""
 
 import json
 
+import pytest
+
 from conftest import assert_user_error, run_cli
 from salttune.bench import render_readme, save_result
 from salttune.search.bench import _time_to, search_timeline
@@ -51,3 +53,20 @@ def test_readme_shows_each_seed_of_the_search_bench(tmp_path):
     readme = render_readme(tmp_path)
     assert "| 0 | 60 s, 5 trials, 14 epochs, best 0.410 | 240 s (not reached), 5 trials, 14 epochs, best 0.380 | 4.00x |" in readme
     assert "| median_speedup | 4 |" in readme and "TPE + ASHA against random search" in readme
+
+
+def test_bench_quality_runs_each_seed_for_both_recipes(tgs_folder, tmp_path):
+    root, _ = tgs_folder
+    out = tmp_path / "bench"
+    tiny = ["--set", "model.base_width=4", "--set", "model.depth=2", "--set", "batch_size=4"]
+    proc = run_cli("bench", "quality", "--data", str(root), "--out", str(out), "--epochs", "2", "--seeds", "2", *tiny)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads((out / "quality.json").read_text())
+    for name in ("default", "plain_recipe"):
+        runs = r[name]["runs"]
+        assert [x["seed"] for x in runs] == [0, 1] and all(len(x["scores"]) == 2 for x in runs)
+        assert all(x["best_score"] == max(x["scores"]) and x["final_score"] == x["scores"][-1] for x in runs)
+        assert r[name]["mean_best_score"] == pytest.approx(sum(x["best_score"] for x in runs) / 2)
+    assert r["default"]["config"]["loss"]["name"] != r["plain_recipe"]["config"]["loss"]["name"]
+    assert r["best_score_gain"] == pytest.approx(r["default"]["mean_best_score"] - r["plain_recipe"]["mean_best_score"])
+    assert "| 1 | " in (out / "README.md").read_text()  # the per-seed table
