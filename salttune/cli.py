@@ -207,21 +207,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from salttune.search.bench import run_search_bench
 
         result = run_search_bench(args)
-        path = bench.save_result(out, args.which, result, command)
-        (out / "README.md").write_text(bench.render_readme(out))
-        print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2))
-        print(f"wrote {path} and {out / 'README.md'}")
-        return 0
-    overrides = parse_overrides(args.set or [])
-    cfg = config_from_dict(overrides)
-    if args.which == "train":
-        d = load_dataset(args.data, with_test=False)
-        result = bench.bench_train(d.train_images, d.train_masks, cfg, steps=args.steps, repeats=args.repeats)
-    elif args.which == "predict":
-        d = load_dataset(args.data, with_test=False)
-        result = bench.bench_predict(d.train_images[: args.images], cfg)
     else:
-        result = bench.bench_quality(args.data, args.epochs, overrides, out / "runs", seeds=args.seeds or 1)
+        overrides = parse_overrides(args.set or [])
+        cfg = config_from_dict(overrides)
+        if args.which == "train":
+            d = load_dataset(args.data, with_test=False)
+            result = bench.bench_train(d.train_images, d.train_masks, cfg, steps=args.steps, repeats=args.repeats)
+        elif args.which == "predict":
+            d = load_dataset(args.data, with_test=False)
+            result = bench.bench_predict(d.train_images[: args.images], cfg)
+        else:
+            result = bench.bench_quality(args.data, args.epochs, overrides, out / "runs", seeds=args.seeds or 1)
     path = bench.save_result(out, args.which, result, command)
     (out / "README.md").write_text(bench.render_readme(out))
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2))

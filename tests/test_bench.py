@@ -9,19 +9,20 @@ from conftest import assert_user_error, run_cli
 from salttune.bench import render_readme, save_result
 from salttune.search.bench import _time_to, search_timeline
 
+TINY = ["--set", "model.base_width=4", "--set", "model.depth=2", "--set", "batch_size=4"]  # a model trained in seconds
+
 
 def test_bench_train_and_predict_write_figures(tgs_folder, tmp_path):
     root, _ = tgs_folder
     out = tmp_path / "bench"
-    tiny = ["--set", "model.base_width=4", "--set", "model.depth=2", "--set", "batch_size=4"]
-    proc = run_cli("bench", "train", "--data", str(root), "--out", str(out), "--steps", "2", "--repeats", "1", *tiny)
+    proc = run_cli("bench", "train", "--data", str(root), "--out", str(out), "--steps", "2", "--repeats", "1", *TINY)
     assert proc.returncode == 0, proc.stderr
     r = json.loads((out / "train.json").read_text())
     assert r["ratio"] == r["all_salttune"][0] / r["all_plain"][0]
     assert r["ratio_vs_plain_channels_last"] == r["all_salttune"][0] / r["all_plain_channels_last"][0]
     assert r["images_per_epoch"] == 8 and r["machine"]["cpu_count"] >= 1
     assert r["command"].startswith("salttune bench train --data")
-    proc = run_cli("bench", "predict", "--data", str(root), "--out", str(out), "--images", "8", *tiny)
+    proc = run_cli("bench", "predict", "--data", str(root), "--out", str(out), "--images", "8", *TINY)
     assert proc.returncode == 0, proc.stderr
     readme = (out / "README.md").read_text()
     assert "## train" in readme and "## predict" in readme and "images_per_s_tta_flip" in readme
@@ -58,8 +59,7 @@ def test_readme_shows_each_seed_of_the_search_bench(tmp_path):
 def test_bench_quality_runs_each_seed_for_both_recipes(tgs_folder, tmp_path):
     root, _ = tgs_folder
     out = tmp_path / "bench"
-    tiny = ["--set", "model.base_width=4", "--set", "model.depth=2", "--set", "batch_size=4"]
-    proc = run_cli("bench", "quality", "--data", str(root), "--out", str(out), "--epochs", "2", "--seeds", "2", *tiny)
+    proc = run_cli("bench", "quality", "--data", str(root), "--out", str(out), "--epochs", "2", "--seeds", "2", *TINY)
     assert proc.returncode == 0, proc.stderr
     r = json.loads((out / "quality.json").read_text())
     for name in ("default", "plain_recipe"):

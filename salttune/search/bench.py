@@ -77,8 +77,9 @@ def run_search_bench(args) -> dict:
         return out
     base.append(f"stop_at={args.target}")
     strategies = {"tpe_asha": [], "random_no_es": [f"startup_trials={space.trials}", f"asha.grace_period={space.asha.max_t}"]}
+    seeds = args.seeds or 3
     per_seed = []
-    for seed in range(args.seeds or 3):
+    for seed in range(seeds):
         row = {"seed": seed}
         for label, extra in strategies.items():  # interleaved, so drifts in machine load hit both alike
             r = _search(space_file, root, f"{label}-{seed}", args.data, base + [f"seed={seed}", *extra])
@@ -87,7 +88,7 @@ def run_search_bench(args) -> dict:
                           "trials": r["trials"], "epochs": r["epochs"], "best": r["best"], "wall_s": r["wall_s"]}
         row["speedup"] = row["random_no_es"]["seconds"] / row["tpe_asha"]["seconds"]
         per_seed.append(row)
-    return {"space": space_file, "trials": space.trials, "seeds": args.seeds or 3, "target": args.target,
+    return {"space": space_file, "trials": space.trials, "seeds": seeds, "target": args.target,
             "median_speedup": statistics.median(r["speedup"] for r in per_seed),
             "tpe_asha_reached": sum(r["tpe_asha"]["reached"] for r in per_seed),
             "random_no_es_reached": sum(r["random_no_es"]["reached"] for r in per_seed),
