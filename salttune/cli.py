@@ -354,6 +354,10 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     for name in ("n_train", "n_test"):
         if getattr(args, name, 0) is not None and getattr(args, name, 0) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0")
+    for name in ("steps", "repeats", "images", "epochs", "seeds", "trials"):  # bench counts
+        value = getattr(args, name, None) if args.command == "bench" else None
+        if value is not None and value < 1:
+            parser.error(f"--{name} must be at least 1, not {value}")
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -70,3 +70,10 @@ def test_bench_quality_runs_each_seed_for_both_recipes(tgs_folder, tmp_path):
     assert r["default"]["config"]["loss"]["name"] != r["plain_recipe"]["config"]["loss"]["name"]
     assert r["best_score_gain"] == pytest.approx(r["default"]["mean_best_score"] - r["plain_recipe"]["mean_best_score"])
     assert "| 1 | " in (out / "README.md").read_text()  # the per-seed table
+
+
+@pytest.mark.parametrize("flag", ["--seeds", "--trials", "--epochs", "--repeats"])
+def test_bench_counts_below_one_are_refused(tmp_path, flag):
+    proc = run_cli("bench", "quality", "--data", str(tmp_path), "--out", str(tmp_path / "bench"), flag, "0")
+    assert proc.returncode == 2 and f"{flag} must be at least 1, not 0" in proc.stderr
+    assert not (tmp_path / "bench").exists()
