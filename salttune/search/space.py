@@ -16,6 +16,7 @@ A space file::
     startup_trials: 4               # random trials before TPE models the results
     max_failures: 1                 # retries of a failed trial (from its last checkpoint)
     stop_at: null                   # end the whole search once a trial's metric reaches this (null: run all)
+    algorithm: tpe+asha             # searcher + scheduler: tpe+asha, random, random+asha (search/algorithms.py)
     asha: {max_t: 6, grace_period: 2, reduction_factor: 2}   # max_t is the epoch budget of a trial
     resources: {cpu: 1, gpu: 0.25}  # per trial; the GPU share is ignored on a machine without GPUs
     data: {folder: data/synth, val_fraction: 0.2, max_train_images: 400, split_seed: 0}
@@ -50,6 +51,7 @@ import yaml
 
 from salttune.config import TrainConfig, allowed_keys, apply_overrides, config_from_dict, read_yaml_mapping
 from salttune.errors import SalttuneError
+from salttune.search.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
 
 __all__ = [
     "METRICS", "DISTRIBUTIONS", "Param", "Asha", "Resources", "DataSpec", "SearchSpace",
@@ -63,7 +65,7 @@ DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 RESERVED = {"epochs": "asha.max_t", "val_fraction": "data.val_fraction", "max_train_images": "data.max_train_images",
             "split_seed": "data.split_seed"}
 TOP_KEYS = ("name", "metric", "mode", "trials", "concurrent", "seed", "startup_trials", "max_failures", "stop_at",
-            "asha", "resources", "data", "fixed", "space")
+            "algorithm", "asha", "resources", "data", "fixed", "space")
 WEIGHTS = "loss.weights"
 
 
@@ -113,6 +115,7 @@ class SearchSpace:
     startup_trials: int = 5
     max_failures: int = 1
     stop_at: float | None = None  # the metric value that ends the whole search ("good enough"); None: run all trials
+    algorithm: str = DEFAULT_ALGORITHM  # a key of salttune.search.algorithms.ALGORITHMS
     asha: Asha = field(default_factory=Asha)
     resources: Resources = field(default_factory=Resources)
     data: DataSpec = field(default_factory=DataSpec)
@@ -246,6 +249,9 @@ def space_from_dict(raw: dict, source: str = "<space>", default_name: str = "sea
     if mode != METRICS[metric]:
         raise err("mode", f"{metric} is better when {'higher' if METRICS[metric] == 'max' else 'lower'}; use mode: {METRICS[metric]}")
 
+    algorithm = raw.get("algorithm", DEFAULT_ALGORITHM)
+    if algorithm not in ALGORITHMS:
+        raise err("algorithm", f"unknown algorithm {algorithm!r}; allowed: {', '.join(ALGORITHMS)}")
     a = _section(raw, "asha", Asha, err)
     max_t = _number(a.get("max_t", Asha.max_t), "asha.max_t", err, integer=True, lo=1, hi=10000)
     grace = _number(a.get("grace_period", Asha.grace_period), "asha.grace_period", err, integer=True, lo=1, hi=max_t)
@@ -281,7 +287,7 @@ def space_from_dict(raw: dict, source: str = "<space>", default_name: str = "sea
         seed=_number(raw.get("seed", 0), "seed", err, integer=True, lo=0),
         startup_trials=_number(raw.get("startup_trials", 5), "startup_trials", err, integer=True, lo=0, hi=100000),
         max_failures=_number(raw.get("max_failures", 1), "max_failures", err, integer=True, lo=0, hi=100),
-        stop_at=_number(raw.get("stop_at"), "stop_at", err, none_ok=True),
+        stop_at=_number(raw.get("stop_at"), "stop_at", err, none_ok=True), algorithm=algorithm,
         asha=Asha(max_t, grace, rf), resources=res, data=data, fixed=fixed, params=params, source=source,
     )
     return space
@@ -507,7 +513,7 @@ def space_to_dict(space: SearchSpace) -> dict:
     return {
         "name": space.name, "metric": space.metric, "mode": space.mode, "trials": space.trials,
         "concurrent": space.concurrent, "seed": space.seed, "startup_trials": space.startup_trials,
-        "max_failures": space.max_failures, "stop_at": space.stop_at, "asha": dataclasses.asdict(space.asha),
+        "max_failures": space.max_failures, "stop_at": space.stop_at, "algorithm": space.algorithm, "asha": dataclasses.asdict(space.asha),
         "resources": dataclasses.asdict(space.resources), "data": dataclasses.asdict(space.data),
         "fixed": dict(space.fixed), "space": {p.key: param(p) for p in space.params},
     }
