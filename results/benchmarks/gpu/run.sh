@@ -1,5 +1,5 @@
 set -x
-source .gpu/setup.sh
+source results/benchmarks/gpu/setup.sh  # with the wheels in .whl/ and ../shared/tgs_sample copied to .gpu/
 nvidia-smi -L; python3 -c "import torch, ray, optuna, albumentations; print(torch.__version__, ray.__version__, optuna.__version__, albumentations.__version__)"
 python3 results/benchmarks/gpu/probe.py 2>&1 | tee $OUT/probe.json
 D=.gpu/tgs_sample
