@@ -3,13 +3,13 @@ import pytest
 from conftest import assert_user_error, run_cli
 from salttune.config import (
     TrainConfig,
-    allowed_keys,
     config_from_dict,
     config_to_dict,
     load_config,
     parse_overrides,
 )
 from salttune.errors import SalttuneError
+from salttune.settings import allowed_keys
 
 
 def test_defaults_round_trip():
@@ -17,7 +17,7 @@ def test_defaults_round_trip():
     assert cfg == TrainConfig()
     assert cfg.schedule.factor == 0.7 and cfg.augment.names == ("hflip", "translate")
     assert config_from_dict(config_to_dict(cfg)) == cfg
-    assert "model.block" in allowed_keys() and "optim.lr" in allowed_keys()
+    assert "model.block" in allowed_keys(TrainConfig) and "optim.lr" in allowed_keys(TrainConfig)
 
 
 def test_default_weights_belong_to_the_default_loss():

@@ -15,7 +15,7 @@ from conftest import assert_user_error
 from salttune.errors import SalttuneError
 from salttune.search.space import load_space, space_from_dict, space_to_dict, suggest, trial_config
 
-SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 SHIPPED = ["quick", "lovasz", "losses", "architecture", "optimizers", "bench"]
 
 
@@ -133,7 +133,7 @@ BAD = [  # (space section or whole-file replacement, fragments the one-line mess
     ("space:\n  schedule.patience: {uniform: [4, 8]}\n", ["not a real-valued setting; use int or choice"]),
     ("space:\n  loss.name: {choice: [bce, 'bce+nope']}\n", ["unknown term 'nope'", "allowed terms"]),
     ("space:\n  optim.lr: {uniform: [0.1, 0.2]}\nmetric: val_loss\nmode: max\n", ["key 'mode'", "use mode: min"]),
-    ("space:\n  optim.lr: {uniform: [0.1, 0.2]}\nbudget: 3\n", ["key 'budget'", "unknown key; allowed: name, metric"]),
+    ("space:\n  optim.lr: {uniform: [0.1, 0.2]}\nbudget: 3\n", ["key 'budget' is unknown; allowed: name, metric", "fixed, space"]),
     ("space: {}\n", ["key 'space'", "expected a mapping"]),
     ("space:\n  optim.lr: {uniform: [0.1, 0.2]}\nstop_at: good\n", ["key 'stop_at'", "'good' is not a number"]),
 ]
