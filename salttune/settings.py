@@ -96,7 +96,9 @@ def _range(lo: float | None, hi: float | None, lo_open: bool) -> str:
 
 def coerce(key: str, value: Any, tp: Any, meta: dict, what: str = "config key") -> Any:
     """Check ``value`` against the annotation ``tp`` and the field's range/choices; return the typed value."""
-    bad = lambda problem: key_error(key, problem, what)  # noqa: E731
+    def bad(problem: str) -> SalttuneError:
+        return key_error(key, problem, what)
+
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

@@ -11,6 +11,7 @@ A space file::
 
     name: quick                     # results go to results/NAME/
     metric: val_score               # val_score | val_iou (max) or val_loss | train_loss (min)
+    mode: max                       # optional: the metric's direction, the only value allowed
     trials: 10                      # trials sampled in all
     concurrent: 2                   # trials running at once
     seed: 0                         # seed of the TPE sampler
@@ -23,7 +24,7 @@ A space file::
     data: {folder: data/synth, val_fraction: 0.2, max_train_images: 400, split_seed: 0}
     fixed: {model.base_width: 8, schedule.name: plateau}      # training-config keys, same for every trial
     space:
-      optim.lr:       {loguniform: [1.0e-4, 1.0e-2]}
+      optim.lr:       {loguniform: [1e-4, 1e-2]}   # YAML 1.2 floats: 1e-4 and 1.0e-4 are both numbers
       optim.name:     {choice: [adam, sgd]}
       optim.momentum: {uniform: [0.8, 0.99], when: {optim.name: sgd}}
       loss.name:      {choice: [bce, bce+lovasz, focal+dice]}
@@ -36,6 +37,11 @@ Distributions: ``uniform: [lo, hi]``, ``loguniform: [lo, hi]``, ``int: [lo, hi]`
 ``choice`` parameter (several entries: all must hold). ``loss.weights`` is special: it draws one relative
 weight per term of a *combined* loss (``loss.weights.<term>``, the first term's weight is 1, since scaling
 all weights only rescales the gradient), and nothing for a single-term loss.
+
+Every key but ``space`` is optional; the defaults and ranges are the fields of
+:class:`SearchSpace` below. ``--set`` takes a setting (``trials=4``, ``asha.max_t=3``), ``space.PARAM={...}``
+(replacing that distribution), ``fixed.KEY=VALUE`` or a bare training-config key (``model.base_width=4``, into
+``fixed``). ``epochs``, ``val_fraction``, ``max_train_images`` and ``split_seed`` come from ``asha`` and ``data``.
 """
 from __future__ import annotations
 
@@ -43,7 +49,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
 
 from salttune.config import TrainConfig, config_from_dict
 from salttune.errors import SalttuneError
