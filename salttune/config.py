@@ -7,29 +7,18 @@ naming the key and what is allowed. The resolved config is written next to every
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from salttune.errors import SalttuneError
+from salttune.settings import apply_overrides, build, key_error, parse_overrides, read_yaml_mapping
+from salttune.settings import opt as _opt
+from salttune.settings import to_dict as config_to_dict
 
 __all__ = [
     "ModelConfig", "LossConfig", "OptimConfig", "ScheduleConfig", "AugmentConfig", "FaultConfig", "TrainConfig",
-    "config_from_dict", "config_to_dict", "load_config", "read_yaml_mapping", "parse_overrides", "apply_overrides", "allowed_keys",
+    "config_from_dict", "config_to_dict", "load_config", "parse_overrides", "apply_overrides",
 ]
-
-
-def _opt(default: Any, *, lo: float | None = None, hi: float | None = None, choices: Any = None, doc: str = ""):
-    """A field with a default and its allowed range or names (choices may be a callable returning names)."""
-    meta = {"lo": lo, "hi": hi, "choices": choices, "doc": doc}
-    if isinstance(default, (list, dict)):
-        raise TypeError("use tuples for sequence defaults")
-    return field(default=default, metadata=meta)
 
 
 def _block_names():
@@ -143,94 +132,15 @@ class TrainConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
 
 
-
-
-def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _is_section(tp: Any) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
-
-
-def allowed_keys(cls=TrainConfig, prefix: str = "") -> list[str]:
-    """Every dotted key a config accepts, e.g. ``['seed', ..., 'model.block', ...]``."""
-    out = []
-    for name, tp in _hints(cls).items():
-        out += allowed_keys(tp, f"{prefix}{name}.") if _is_section(tp) else [f"{prefix}{name}"]
-    return out
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
-
-
-def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
-    """Check ``value`` against the annotation ``tp`` and the field's range/choices; return the typed value."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(key, value, inner, meta)
-    if origin is tuple:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            value = [value]  # a single name or number where a list is expected
-        if not isinstance(value, (list, tuple)):
-            raise SalttuneError(f"config key '{key}': {value!r} is not a list; give e.g. [{_type_name(args[0])}, ...]")
-        return tuple(_coerce(key, v, args[0], meta) for v in value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise SalttuneError(f"config key '{key}': {value!r} is not true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SalttuneError(f"config key '{key}': {value!r} is not an integer")
-    elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SalttuneError(f"config key '{key}': {value!r} is not a number")
-        value = float(value)
-    elif tp is str:
-        if not isinstance(value, str):
-            raise SalttuneError(f"config key '{key}': {value!r} is not a string")
-    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
-    if choices is not None:
-        names = choices() if callable(choices) else choices
-        if value not in names:
-            raise SalttuneError(f"config key '{key}': unknown value {value!r}; allowed: {', '.join(names)}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value != value or (lo is not None and value < lo) or (hi is not None and value > hi):
-            rng = f"{lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
-            raise SalttuneError(f"config key '{key}': {value!r} is out of range; allowed: {rng}")
-    return value
-
-
-def _build(cls, data: dict, prefix: str):
-    if not isinstance(data, dict):
-        raise SalttuneError(f"config key '{prefix.rstrip('.') or '<top>'}': expected a mapping of keys, got {data!r}")
-    hints = _hints(cls)
-    unknown = [k for k in data if k not in hints]
-    if unknown:
-        allowed = ", ".join(allowed_keys(cls, prefix))
-        raise SalttuneError(f"config key '{prefix}{unknown[0]}' is unknown; allowed: {allowed}")
-    kwargs = {}
-    for f in fields(cls):
-        if f.name not in data:
-            continue
-        tp, key = hints[f.name], prefix + f.name
-        kwargs[f.name] = _build(tp, data[f.name], key + ".") if _is_section(tp) else _coerce(key, data[f.name], tp, dict(f.metadata))
-    return cls(**kwargs)
-
-
 def _check_consistency(cfg: TrainConfig) -> TrainConfig:
     from salttune.losses import LOSSES
 
     terms = cfg.loss.name.split("+")
     bad = [t for t in terms if t not in LOSSES]
     if bad:
-        raise SalttuneError(f"config key 'loss.name': unknown term {bad[0]!r} in {cfg.loss.name!r}; allowed terms: {', '.join(sorted(LOSSES))} joined by '+'")
+        raise key_error("loss.name", f"unknown term {bad[0]!r} in {cfg.loss.name!r}; allowed terms: {', '.join(sorted(LOSSES))} joined by '+'")
     if cfg.loss.weights is not None and len(cfg.loss.weights) != len(terms):
-        raise SalttuneError(f"config key 'loss.weights': {len(cfg.loss.weights)} weights for {len(terms)} terms of {cfg.loss.name!r}; give one per term")
+        raise key_error("loss.weights", f"{len(cfg.loss.weights)} weights for {len(terms)} terms of {cfg.loss.name!r}; give one per term")
     return cfg
 
 
@@ -244,67 +154,7 @@ def config_from_dict(data: dict | None) -> TrainConfig:
     loss = data.get("loss")
     if isinstance(loss, dict) and "name" in loss and "weights" not in loss and loss["name"] != LossConfig.name:
         data["loss"] = {**loss, "weights": None}
-    return _check_consistency(_build(TrainConfig, data, ""))
-
-
-def config_to_dict(cfg: Any) -> dict:
-    """The config as plain nested dicts and lists (for YAML, JSON and checkpoints)."""
-    d = dataclasses.asdict(cfg)
-
-    def listify(x):
-        if isinstance(x, dict):
-            return {k: listify(v) for k, v in x.items()}
-        return list(x) if isinstance(x, tuple) else x
-
-    return listify(d)
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """``["optim.lr=0.01", "model.block=se"]`` -> nested dict; values are parsed as YAML scalars or lists."""
-    out: dict = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise SalttuneError(f"--set {item!r}: expected key=value, e.g. --set optim.lr=0.001")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
-            value = raw
-        node = out
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise SalttuneError(f"--set {item!r}: '{p}' is a value, not a section")
-        node[parts[-1]] = value
-    return out
-
-
-def apply_overrides(base: dict, overrides: dict) -> dict:
-    """Deep-merge ``overrides`` into a copy of ``base``."""
-    out = dict(base)
-    for k, v in overrides.items():
-        out[k] = apply_overrides(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def read_yaml_mapping(path: Path, missing: str, not_mapping: str) -> dict:
-    """A YAML file whose top level is a mapping; each problem is one line naming the file (and the line)."""
-    if not path.is_file():
-        raise SalttuneError(f"{path}: {missing}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise SalttuneError(f"{path}: not valid YAML{where}; fix the syntax") from None
-    except UnicodeDecodeError:
-        raise SalttuneError(f"{path}: not a text file; give a YAML file") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise SalttuneError(f"{path}: {not_mapping}")
-    return data
+    return _check_consistency(build(TrainConfig, data))
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +65,23 @@ def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> Non
     assert len(err.splitlines()) == 1, err
     for f in fragments:
         assert f in err, (f, err)
+
+
+def _search_is_wired() -> bool:
+    from salttune.cli import build_parser
+
+    subs = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return bool(subs) and "search" in subs[0].choices
+
+
+def search_command() -> list[str]:
+    """The argv of ``salttune search``; until ``salttune/cli.py`` wires the sub-command, the module's own
+    entry point (same flags, same output)."""
+    entry = ["-m", "salttune.cli", "search"] if _search_is_wired() else ["-m", "salttune.search.command"]
+    return [sys.executable, *entry]
+
+
+def run_search_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``salttune search ARGS`` as a user runs it, in a separate process."""
+    return subprocess.run([*search_command(), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                          env={**os.environ, **(env or {})})

@@ -1,15 +1,16 @@
 import pytest
+import yaml
 
 from conftest import assert_user_error, run_cli
 from salttune.config import (
     TrainConfig,
-    allowed_keys,
     config_from_dict,
     config_to_dict,
     load_config,
     parse_overrides,
 )
 from salttune.errors import SalttuneError
+from salttune.settings import allowed_keys
 
 
 def test_defaults_round_trip():
@@ -17,7 +18,7 @@ def test_defaults_round_trip():
     assert cfg == TrainConfig()
     assert cfg.schedule.factor == 0.7 and cfg.augment.names == ("hflip", "translate")
     assert config_from_dict(config_to_dict(cfg)) == cfg
-    assert "model.block" in allowed_keys() and "optim.lr" in allowed_keys()
+    assert "model.block" in allowed_keys(TrainConfig) and "optim.lr" in allowed_keys(TrainConfig)
 
 
 def test_default_weights_belong_to_the_default_loss():
@@ -72,3 +73,23 @@ def test_bad_files(tmp_path):
 def test_cli_reports_bad_key(tgs_folder):
     root, _ = tgs_folder
     assert_user_error(run_cli("train", "--data", str(root), "--set", "model.blok=se"), "model.blok", "allowed")
+
+
+def test_exponent_numbers_are_numbers(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("optim:\n  lr: 1e-3\n  weight_decay: 5E-5\nschedule: {min_lr: 1e-7}\n")
+    cfg = load_config(f, ["loss.weights=[1, 5e-1]"])
+    assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.schedule.min_lr, cfg.loss.weights) == (1e-3, 5e-5, 1e-7, (1.0, 0.5))
+    assert load_config(None, ["optim.lr=2e-3"]).optim.lr == 2e-3
+
+
+def test_cli_trains_with_exponent_overrides(tgs_folder, tmp_path):
+    root, _ = tgs_folder
+    conf = tmp_path / "c.yaml"
+    conf.write_text("optim: {weight_decay: 1e-4}\n")
+    out = tmp_path / "run"
+    proc = run_cli("train", "--data", str(root), "--config", str(conf), "--out", str(out), "--quiet", "--set", "optim.lr=1e-3",
+                   "--set", "epochs=1", "--set", "model.base_width=4", "--set", "model.depth=2", "--set", "batch_size=4")
+    assert proc.returncode == 0, proc.stderr
+    written = yaml.safe_load((out / "config.yaml").read_text())
+    assert written["optim"]["lr"] == 1e-3 and written["optim"]["weight_decay"] == 1e-4

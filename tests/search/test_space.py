@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import optuna
 import pytest
 
-from conftest import assert_user_error
+from conftest import assert_user_error, run_search_cli
 from salttune.errors import SalttuneError
-from salttune.search.space import load_space, space_from_dict, space_to_dict, suggest, trial_config
+from salttune.search.space import load_space, space_from_dict, space_to_dict, trial_config
 
-SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
 SHIPPED = ["quick", "lovasz", "losses", "architecture", "optimizers", "bench"]
-
-
-def _search_is_wired() -> bool:
-    from salttune.cli import build_parser
-
-    subs = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return bool(subs) and "search" in subs[0].choices
-
-
-def search_command() -> list[str]:
-    """The argv of ``salttune search``; until ``salttune/cli.py`` wires the sub-command, the module's own
-    entry point (same flags, same output)."""
-    entry = ["-m", "salttune.cli", "search"] if _search_is_wired() else ["-m", "salttune.search.command"]
-    return [sys.executable, *entry]
-
-
-def run_search_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``salttune search ARGS`` as a user runs it, in a separate process."""
-    return subprocess.run([*search_command(), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env={**os.environ, **(env or {})})
 
 
 def write_space(path: Path, text: str) -> Path:
@@ -66,30 +41,6 @@ def test_quick_space_is_sized_for_two_cores():
     assert q.concurrent == 2 and q.resources.cpu == 1 and q.asha.max_t <= 6 and q.data.max_train_images <= 1000
     assert q.fixed["model.base_width"] <= 8 and q.fixed["model.depth"] <= 3
     assert {p.key for p in q.params} >= {"optim.name", "optim.momentum", "loss.name", "model.block"}
-
-
-def test_conditional_parameters_are_drawn_only_when_active():
-    space = load_space(SPACES / "lovasz.yaml")
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
-    seen = set()
-    for _ in range(60):
-        trial = study.ask()
-        drawn = suggest(space, trial)
-        assert drawn == trial.params  # exactly what Optuna recorded
-        sgd, terms = drawn["optim.name"] == "sgd", drawn["loss.name"].split("+")
-        assert ("optim.momentum" in drawn) == sgd and ("optim.nesterov" in drawn) == sgd
-        assert ("optim.weight_decay" in drawn) == (drawn["optim.name"] in ("adamw", "sgd"))
-        assert ("loss.focal_gamma" in drawn) == ("focal" in terms)
-        assert [k for k in drawn if k.startswith("loss.weights.")] == [f"loss.weights.{t}" for t in terms[1:]]
-        assert ("schedule.cycle_epochs" in drawn) == (drawn["schedule.name"] == "cosine_snapshots")
-        cfg = trial_config(space, drawn)
-        assert cfg.epochs == 60 and cfg.optim.lr == drawn["optim.lr"] and cfg.model.base_width == 32
-        assert cfg.loss.weights == (None if len(terms) == 1 else (1.0, drawn[f"loss.weights.{terms[1]}"]))
-        if sgd:
-            assert cfg.optim.momentum == drawn["optim.momentum"] and cfg.optim.nesterov == drawn["optim.nesterov"]
-        seen.add((drawn["optim.name"], len(terms)))
-        study.tell(trial, 0.5)
-    assert len(seen) == 6  # every optimiser with single and combined losses was drawn
 
 
 def test_trial_config_takes_budget_and_split_from_the_space(tmp_path):
@@ -133,7 +84,7 @@ BAD = [  # (space section or whole-file replacement, fragments the one-line mess
     ("space:\n  schedule.patience: {uniform: [4, 8]}\n", ["not a real-valued setting; use int or choice"]),
     ("space:\n  loss.name: {choice: [bce, 'bce+nope']}\n", ["unknown term 'nope'", "allowed terms"]),
     ("space:\n  optim.lr: {uniform: [0.1, 0.2]}\nmetric: val_loss\nmode: max\n", ["key 'mode'", "use mode: min"]),
-    ("space:\n  optim.lr: {uniform: [0.1, 0.2]}\nbudget: 3\n", ["key 'budget'", "unknown key; allowed: name, metric"]),
+    ("space:\n  optim.lr: {uniform: [0.1, 0.2]}\nbudget: 3\n", ["key 'budget' is unknown; allowed: name, metric", "fixed, space"]),
     ("space: {}\n", ["key 'space'", "expected a mapping"]),
     ("space:\n  optim.lr: {uniform: [0.1, 0.2]}\nstop_at: good\n", ["key 'stop_at'", "'good' is not a number"]),
 ]
@@ -177,3 +128,28 @@ def test_cli_rejects_missing_data_and_unknown_resume(tmp_path):
     assert_user_error(run_search_cli("--space", str(f), "--data", str(tmp_path / "nope"), cwd=tmp_path, timeout=120), "nope")
     assert_user_error(run_search_cli("--resume", "--name", "ghost", cwd=tmp_path, timeout=120), "ghost", "no search to resume")
     assert_user_error(run_search_cli(cwd=tmp_path, timeout=120), "--space FILE")
+
+
+def test_exponent_numbers_are_numbers(tmp_path):
+    f = write_space(tmp_path / "s.yaml", BASE.replace("batch_size: 8", "batch_size: 8, optim.weight_decay: 1e-5")
+                    + "stop_at: 9e-1\nspace:\n  optim.lr: {loguniform: [1e-4, 1e-2]}\n")
+    space = load_space(f)
+    assert (space.params[0].low, space.params[0].high, space.fixed["optim.weight_decay"], space.stop_at) == (1e-4, 1e-2, 1e-5, 0.9)
+    space = load_space(f, ["space.optim.lr={loguniform: [1e-3, 1e-1]}", "optim.momentum=9e-1", "resources.gpu=5e-1"])
+    assert (space.params[0].low, space.params[0].high, space.fixed["optim.momentum"], space.resources.gpu) == (1e-3, 1e-1, 0.9, 0.5)
+
+
+def test_settings_defaults_and_rules(tmp_path):
+    space = space_from_dict({"metric": "val_loss", "asha": None, "space": {"optim.lr": {"uniform": [0.1, 0.2]}}})
+    assert (space.name, space.mode, space.trials, space.asha.max_t, space.resources.cpu, space.data.val_fraction) == (
+        "search", "min", 10, 10, 1.0, 0.2)
+    for raw, fragment in [({"resources": {"gpu": 1.5}}, "key 'resources.gpu': 1.5 mixes whole and shared GPUs"),
+                          ({"resources": {"cpu": 0}}, "key 'resources.cpu': 0.0 is out of range; allowed: (0, 1024]"),
+                          ({"asha": {"reduction_factor": 1}}, "key 'asha.reduction_factor': 1.0 is out of range"),
+                          ({"data": {"max_train_images": 1}}, "key 'data.max_train_images': 1 is out of range"),
+                          ({"algorithm": "grid"}, "key 'algorithm': unknown value 'grid'; allowed: tpe+asha, random"),
+                          ({"name": "a/b"}, "key 'name': 'a/b' is not a usable folder name"),
+                          ({"fixed": {"epochs": 3}}, "key 'fixed.epochs': set by the search; use asha.max_t instead")]:
+        with pytest.raises(SalttuneError) as e:
+            space_from_dict({**raw, "space": {"optim.lr": {"uniform": [0.1, 0.2]}}}, source="s.yaml")
+        assert str(e.value).startswith(f"s.yaml: {fragment}"), str(e.value)
