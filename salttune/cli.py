@@ -145,24 +145,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
-    from salttune.ensemble_job import run_ensemble
-
     if args.top < 1:
         raise SalttuneError(f"--top {args.top}: give at least 1 trial")
     search_dir = Path(args.results) / args.search
     if not search_dir.is_dir():
         raise SalttuneError(f"{search_dir}: no such search; give --search NAME of a folder in {args.results}/")
-    from salttune.ensemble_job import top_members
+    from salttune.ensemble_job import run_ensemble, top_members
     from salttune.record import data_folder, recorded_run
 
-    top_members(search_dir, args.top)  # fail on a bad request before anything is read or written
+    members = top_members(search_dir, args.top)  # fail on a bad request before anything is written
     data = args.data or data_folder(search_dir)
     if not data:
         raise SalttuneError(f"{search_dir}: the search's data folder is not recorded; give --data DIR")
     out = Path(args.out) if args.out else search_dir / "ensemble"
     settings = {"search": args.search, "top": args.top, "tta": args.tta, "combiner": args.combiner, "folds": args.folds}
     with recorded_run(out, kind="ensemble", name=f"{args.search}/ensemble", config=settings, data=data, argv=sys.argv) as run:
-        report = run_ensemble(search_dir, Path(data), args.top, args.tta, out, force=args.force,
+        report = run_ensemble(members, search_dir, Path(data), args.tta, out, force=args.force,
                               combiner=args.combiner, folds=args.folds, progress=not args.quiet)
         run.result(best_score=report["score"], combiner=report["chosen"], submission=str(out / "submission.csv"))
     print((out / "report.md").read_text())

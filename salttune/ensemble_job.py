@@ -98,11 +98,12 @@ def _table_md(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_ensemble(search_dir: Path, data_dir: Path, top: int, tta: str, out_dir: Path, *, force: bool = False,
+def run_ensemble(members: list[Member], search_dir: Path, data_dir: Path, tta: str, out_dir: Path, *, force: bool = False,
                  combiner: str = "auto", folds: int = 5, progress: bool = True) -> dict:
-    """The whole ensembling stage; returns the report dict (also written to ``report.json``)."""
+    """The whole ensembling stage on ``members`` (from :func:`top_members`); returns the report dict (also
+    written to ``report.json``)."""
     names = combiners_for(combiner)
-    members = top_members(search_dir, top)
+    top = len({m.trial for m in members})
     existing = [n for n in OUTPUTS if (out_dir / n).exists()]
     if existing and not force:
         raise SalttuneError(f"{out_dir / existing[0]}: already exists; add --force to overwrite or choose another --out")
