@@ -98,10 +98,9 @@ def tune_cutoffs(p: np.ndarray, truth: np.ndarray) -> tuple[float, int, float]:
     return best
 
 
-def fit_single(probs: np.ndarray, truth: np.ndarray, allowed: Sequence[int] | None = None) -> Linear:
-    """The one member with the best score at threshold 0.5 (among ``allowed``)."""
-    allowed = range(len(probs)) if allowed is None else allowed
-    best = max(allowed, key=lambda k: competition_score(probs[k] > 0.5, truth))
+def fit_single(probs: np.ndarray, truth: np.ndarray) -> Linear:
+    """The one member with the best score at threshold 0.5."""
+    best = max(range(len(probs)), key=lambda k: competition_score(probs[k] > 0.5, truth))
     w = np.zeros(len(probs))
     w[best] = 1.0
     return Linear(w, info={"member": int(best)})
