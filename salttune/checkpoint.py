@@ -1,12 +1,11 @@
 """Self-describing checkpoints: constructor args, config, weights, epoch and metrics in one file.
 
-Written to a temporary name and renamed, so a crash mid-write never leaves half a checkpoint. Read with
+Written atomically (:mod:`salttune.fileio`), so a crash mid-write never leaves half a checkpoint. Read with
 ``torch.load(weights_only=True)``: a checkpoint file cannot run code, and only plain data and tensors load.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import torch
 
 from salttune.errors import SalttuneError
+from salttune.fileio import atomic_path
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "build_from_checkpoint"]
 
@@ -28,19 +28,9 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
         SalttuneError: the disk is full or the folder is not writable; the previous file at ``path``, if any,
             is left as it was.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise SalttuneError(f"{path}: cannot write checkpoint ({e.strerror}); free disk space or choose another --out") from None
-    return path
+    with atomic_path(path, "checkpoint", mkdir=True) as tmp, open(tmp, "wb") as f:
+        torch.save({"format": FORMAT, **payload}, f)
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -145,22 +145,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
-    from salttune.ensemble_job import run_ensemble
-
     if args.top < 1:
         raise SalttuneError(f"--top {args.top}: give at least 1 trial")
     search_dir = Path(args.results) / args.search
     if not search_dir.is_dir():
         raise SalttuneError(f"{search_dir}: no such search; give --search NAME of a folder in {args.results}/")
-    from salttune.ensemble_job import top_members
-    from salttune.record import recorded_run
+    from salttune.ensemble_job import run_ensemble, top_members
+    from salttune.record import data_folder, recorded_run
 
-    top_members(search_dir, args.top)  # fail on a bad request before anything is read or written
-    data = args.data or _search_data(search_dir)
+    members = top_members(search_dir, args.top)  # fail on a bad request before anything is written
+    data = args.data or data_folder(search_dir)
+    if not data:
+        raise SalttuneError(f"{search_dir}: the search's data folder is not recorded; give --data DIR")
     out = Path(args.out) if args.out else search_dir / "ensemble"
     settings = {"search": args.search, "top": args.top, "tta": args.tta, "combiner": args.combiner, "folds": args.folds}
     with recorded_run(out, kind="ensemble", name=f"{args.search}/ensemble", config=settings, data=data, argv=sys.argv) as run:
-        report = run_ensemble(search_dir, Path(data), args.top, args.tta, out, force=args.force,
+        report = run_ensemble(members, search_dir, Path(data), args.tta, out, force=args.force,
                               combiner=args.combiner, folds=args.folds, progress=not args.quiet)
         run.result(best_score=report["score"], combiner=report["chosen"], submission=str(out / "submission.csv"))
     print((out / "report.md").read_text())
@@ -241,19 +241,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _search_data(search_dir: Path) -> str:
-    """The data folder a search ran on, from its record (so ``ensemble`` needs no --data)."""
-    for name in ("search.json", "record.json"):
-        f = search_dir / name
-        if f.is_file():
-            rec = json.loads(f.read_text())
-            data = rec.get("data") or rec.get("data_dir") or (rec.get("space") or {}).get("data", {}).get("folder")
-            if data:
-                return data
-    raise SalttuneError(f"{search_dir}: the search's data folder is not recorded; give --data DIR")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from salttune.ensemble import AUTO, BASELINE, COMBINERS  # numpy only: the registry --combiner offers
+
     p = argparse.ArgumentParser(prog="salttune", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"salttune {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -312,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--search", default="quick", help="search name: the folder results/NAME (default quick)")
     s.add_argument("--top", type=int, required=True, help="number of best trials whose snapshots are used")
     s.add_argument("--tta", choices=("none", "flip"), default="flip", help="test-time augmentation (default flip)")
-    s.add_argument("--combiner", default="auto", help="auto (best out-of-fold), mean, greedy, ridge or single")
+    s.add_argument("--combiner", default=AUTO, choices=(AUTO, *COMBINERS), help=f"{AUTO} (the best out of fold of all but "
+                   f"{BASELINE}; default), " + ", ".join(f"{n} ({c.label})" for n, c in COMBINERS.items()))
     s.add_argument("--folds", type=int, default=5, help="cross-validation folds over the validation images")
     s.add_argument("--data", help="dataset folder (default: the one the search ran on)")
     s.add_argument("--results", default="results", help="results root (default results)")

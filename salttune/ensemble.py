@@ -15,20 +15,22 @@ References: Caruana et al. 2004, "Ensemble selection from libraries of models"; 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
-import torch
-from sklearn.linear_model import Ridge
 
-from salttune.checkpoint import build_from_checkpoint
+from salttune.errors import SalttuneError
 from salttune.metric import competition_score, iou_per_image, score_per_image
-from salttune.predict import iter_proba
-from salttune.split import kfold_splits
+
+if TYPE_CHECKING:
+    import torch
+
+# The CLI's parser reads COMBINERS for --combiner's choices and help, so torch, scikit-learn and the model
+# code are imported inside the functions that need them: ``salttune --help`` stays quick.
 
 __all__ = [
-    "Member", "Linear", "COMBINERS", "THRESHOLDS", "MIN_AREAS", "member_probs", "fit_mean", "fit_greedy",
-    "fit_ridge", "fit_single", "tune_cutoffs", "cross_validate", "combine", "iter_ensemble",
+    "Member", "Linear", "Combiner", "COMBINERS", "AUTO", "combiners_for", "THRESHOLDS", "MIN_AREAS", "member_probs",
+    "fit_mean", "fit_greedy", "fit_ridge", "fit_single", "tune_cutoffs", "cross_validate", "combine", "iter_ensemble",
 ]
 
 THRESHOLDS = np.round(np.arange(0.30, 0.71, 0.05), 2)
@@ -58,6 +60,9 @@ class Linear:
 def member_probs(members: Sequence[Member], images: np.ndarray, depths: np.ndarray, device: torch.device, tta: str,
                  batch_size: int = 128, progress: Callable = lambda it, **kw: it) -> np.ndarray:
     """(M, N, H, W) float16 probabilities of every member on ``images``."""
+    from salttune.checkpoint import build_from_checkpoint
+    from salttune.predict import iter_proba
+
     out = np.empty((len(members), *images.shape), np.float16)
     for k, m in enumerate(progress(members, desc=f"predict validation (tta={tta})", unit="snapshot")):
         model, _ = build_from_checkpoint(m.path)
@@ -93,10 +98,9 @@ def tune_cutoffs(p: np.ndarray, truth: np.ndarray) -> tuple[float, int, float]:
     return best
 
 
-def fit_single(probs: np.ndarray, truth: np.ndarray, allowed: Sequence[int] | None = None) -> Linear:
-    """The one member with the best score at threshold 0.5 (among ``allowed``)."""
-    allowed = range(len(probs)) if allowed is None else allowed
-    best = max(allowed, key=lambda k: competition_score(probs[k] > 0.5, truth))
+def fit_single(probs: np.ndarray, truth: np.ndarray) -> Linear:
+    """The one member with the best score at threshold 0.5."""
+    best = max(range(len(probs)), key=lambda k: competition_score(probs[k] > 0.5, truth))
     w = np.zeros(len(probs))
     w[best] = 1.0
     return Linear(w, info={"member": int(best)})
@@ -126,6 +130,8 @@ def fit_greedy(probs: np.ndarray, truth: np.ndarray, rounds: int = 15) -> Linear
 def fit_ridge(probs: np.ndarray, truth: np.ndarray, alpha: float = 1.0, positive: bool = True,
               max_pixels: int = 400_000, seed: int = 0) -> Linear:
     """Per-pixel ridge regression of the truth on the members' probabilities (a subsample of pixels)."""
+    from sklearn.linear_model import Ridge
+
     m = len(probs)
     x = probs.reshape(m, -1)
     rng = np.random.default_rng(seed)
@@ -134,12 +140,38 @@ def fit_ridge(probs: np.ndarray, truth: np.ndarray, alpha: float = 1.0, positive
     return Linear(reg.coef_.astype(np.float64), float(reg.intercept_), info={"alpha": alpha, "positive": positive})
 
 
-COMBINERS: dict[str, Callable[[np.ndarray, np.ndarray], Linear]] = {
-    "single": fit_single,
-    "mean": fit_mean,
-    "greedy": fit_greedy,
-    "ridge": fit_ridge,
+@dataclass(frozen=True)
+class Combiner:
+    """A way to combine snapshots: its fit function ``(probs (M, N, H, W), truth (N, H, W)) -> Linear`` and
+    the label the ensemble's report gives it."""
+
+    fit: Callable[[np.ndarray, np.ndarray], Linear]
+    label: str
+
+
+# ``salttune ensemble --combiner NAME`` picks one; ``auto`` fits all but the single-snapshot baseline and keeps
+# the best out of fold. Adding a combiner is one entry here (and its test).
+COMBINERS: dict[str, Combiner] = {
+    "single": Combiner(fit_single, "best single snapshot"),
+    "mean": Combiner(fit_mean, "mean of snapshots"),
+    "greedy": Combiner(fit_greedy, "greedy selection"),
+    "ridge": Combiner(fit_ridge, "ridge stacker"),
 }
+AUTO = "auto"
+BASELINE = "single"  # the table always shows it; auto does not choose it
+
+
+def combiners_for(name: str) -> list[str]:
+    """The combiners ``--combiner name`` fits: every one but the baseline for ``auto``, else ``[name]``.
+
+    Raises:
+        SalttuneError: ``name`` is neither ``auto`` nor a key of :data:`COMBINERS` (the message lists them).
+    """
+    if name == AUTO:
+        return [n for n in COMBINERS if n != BASELINE]
+    if name not in COMBINERS:
+        raise SalttuneError(f"--combiner {name!r} is unknown; allowed: {AUTO}, {', '.join(COMBINERS)}")
+    return [name]
 
 
 def _with_cutoffs(comb: Linear, probs: np.ndarray, truth: np.ndarray) -> Linear:
@@ -154,6 +186,8 @@ def cross_validate(fitter: Callable[[np.ndarray, np.ndarray], Linear], probs: np
     Returns:
         ``{"score", "iou", "oof_pred": (N, H, W) bool, "final": Linear}``.
     """
+    from salttune.split import kfold_splits
+
     oof = np.zeros(truth.shape, bool)
     for tr, va in kfold_splits(truth, k=k, seed=seed):
         comb = _with_cutoffs(fitter(probs[:, tr], truth[tr]), probs[:, tr], truth[tr])
@@ -169,6 +203,9 @@ def iter_ensemble(members: Sequence[Member], comb: Linear, images: np.ndarray, d
 
     Members with zero weight are not run. Only one batch of every member's predictions is in memory.
     """
+    from salttune.checkpoint import build_from_checkpoint
+    from salttune.predict import iter_proba
+
     active = [(k, m) for k, m in enumerate(members) if comb.weights[k] != 0]
     models = []
     for k, m in active:

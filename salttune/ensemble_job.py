@@ -10,57 +10,52 @@ and ``submission.csv``. Nothing already there is overwritten without ``--force``
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
+from salttune import leaderboard
 from salttune.checkpoint import load_checkpoint
 from salttune.data import load_dataset
-from salttune.ensemble import COMBINERS, Member, cross_validate, fit_single, iter_ensemble, member_probs
+from salttune.ensemble import BASELINE, COMBINERS, Member, combiners_for, cross_validate, fit_single, iter_ensemble, member_probs
 from salttune.errors import SalttuneError
+from salttune.fileio import atomic_write_text, write_json
 from salttune.predict import write_submission_stream
 from salttune.train import split_data
 
 __all__ = ["OUTPUTS", "top_members", "run_ensemble"]
 
 OUTPUTS = ("submission.csv", "report.md", "report.json", "weights.json")
-_FAILED = {"ERROR", "FAILED"}
 
 
-def _snapshots_of(row: pd.Series, search_dir: Path) -> list[str]:
-    paths: list[str] = []
-    if isinstance(row.get("snapshots"), str) and row["snapshots"].strip():
-        paths = [p for p in row["snapshots"].split(";") if p.strip()]
-    elif isinstance(row.get("checkpoint_path"), str) and row["checkpoint_path"].strip():
+def _snapshots_of(row: dict[str, str], search_dir: Path) -> list[str]:
+    """The row's snapshots; for a row that lists none, the ``.pt`` files in its checkpoint's ``snapshots/``."""
+    paths = leaderboard.snapshots(row)
+    if not paths and (row.get("checkpoint_path") or "").strip():
         ckpt = Path(row["checkpoint_path"])
         ckpt = ckpt if ckpt.is_absolute() else search_dir / ckpt
         paths = sorted(str(p) for p in (ckpt / "snapshots").glob("*.pt"))
     return [p if Path(p).is_absolute() else str(search_dir / p) for p in paths]
 
 
-def top_members(search_dir: Path, top: int) -> tuple[list[Member], pd.DataFrame]:
-    """The snapshots of the ``top`` best finished trials of a search."""
-    board_path = search_dir / "leaderboard.csv"
+def top_members(search_dir: Path, top: int) -> list[Member]:
+    """The snapshots of the ``top`` best trials of a search that did not fail and have a score."""
+    board_path = search_dir / leaderboard.FILE
     if not board_path.is_file():
         raise SalttuneError(f"{board_path}: no leaderboard; run 'salttune search' first or give the right --search/--results")
-    board = pd.read_csv(board_path)
-    need = {"trial_id", "best_score", "state"}
-    if not need <= set(board.columns):
-        raise SalttuneError(f"{board_path}: columns {sorted(need - set(board.columns))} are missing; was it written by salttune?")
-    done = board[~board["state"].astype(str).str.upper().isin(_FAILED) & board["best_score"].notna()]
-    done = done.sort_values("best_score", ascending=False)
+    done = [r for r in leaderboard.read_leaderboard(board_path)
+            if r["state"] != leaderboard.FAILED and leaderboard.best_score(r) is not None]
+    done.sort(key=leaderboard.best_score, reverse=True)
     if len(done) < top:
         raise SalttuneError(
             f"{board_path}: {len(done)} finished trial(s), fewer than --top {top}; lower --top or let the search run more trials"
         )
-    members, used = [], []
-    for _, row in done.iterrows():
-        if len(used) == top:
+    members, kept = [], 0
+    for row in done:
+        if kept == top:
             break
         snaps = _snapshots_of(row, search_dir)
         readable = []
@@ -76,11 +71,11 @@ def top_members(search_dir: Path, top: int) -> tuple[list[Member], pd.DataFrame]
                           "the next best trial takes its place", stacklevel=2)
             continue
         members += readable
-        used.append(row)
-    if len(used) < top:
-        raise SalttuneError(f"{board_path}: only {len(used)} finished trial(s) have readable snapshots, fewer than "
+        kept += 1
+    if kept < top:
+        raise SalttuneError(f"{board_path}: only {kept} finished trial(s) have readable snapshots, fewer than "
                             f"--top {top}; lower --top or rerun the search")
-    return members, pd.DataFrame(used)
+    return members
 
 
 def _data_settings(members: list[Member]) -> dict:
@@ -103,12 +98,12 @@ def _table_md(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_ensemble(search_dir: Path, data_dir: Path, top: int, tta: str, out_dir: Path, *, force: bool = False,
+def run_ensemble(members: list[Member], search_dir: Path, data_dir: Path, tta: str, out_dir: Path, *, force: bool = False,
                  combiner: str = "auto", folds: int = 5, progress: bool = True) -> dict:
-    """The whole ensembling stage; returns the report dict (also written to ``report.json``)."""
-    if combiner != "auto" and combiner not in COMBINERS:
-        raise SalttuneError(f"--combiner {combiner!r} is unknown; allowed: auto, {', '.join(COMBINERS)}")
-    members, trials = top_members(search_dir, top)
+    """The whole ensembling stage on ``members`` (from :func:`top_members`); returns the report dict (also
+    written to ``report.json``)."""
+    names = combiners_for(combiner)
+    top = len({m.trial for m in members})
     existing = [n for n in OUTPUTS if (out_dir / n).exists()]
     if existing and not force:
         raise SalttuneError(f"{out_dir / existing[0]}: already exists; add --force to overwrite or choose another --out")
@@ -132,8 +127,9 @@ def run_ensemble(search_dir: Path, data_dir: Path, top: int, tta: str, out_dir: 
         rows.append({"name": name, "tta": t, "score": r["score"], "iou": r["iou"]})
         return r
 
+    baseline = COMBINERS[BASELINE]
     for t in ttas:
-        add("best single snapshot", t, fit_single, probs[t])
+        add(baseline.label, t, baseline.fit, probs[t])
     by_trial: dict[str, list[int]] = {}
     for k, m in enumerate(members):
         by_trial.setdefault(m.trial, []).append(k)
@@ -141,13 +137,10 @@ def run_ensemble(search_dir: Path, data_dir: Path, top: int, tta: str, out_dir: 
         for t in ttas:
             add(f"trial {trial}: best snapshot", t, fit_single, probs[t][idx])
     best_t = ttas[-1]
-    names = list(COMBINERS)[1:] if combiner == "auto" else [combiner]
-    for name in ("mean", "greedy", "ridge"):
-        if name in names:
-            fitted[name] = add({"mean": "mean of snapshots", "greedy": "greedy selection", "ridge": "ridge stacker"}[name], best_t, COMBINERS[name], probs[best_t])
-    if combiner == "single":
-        fitted["single"] = add("best single snapshot (chosen)", best_t, fit_single, probs[best_t])
-    chosen = combiner if combiner != "auto" else max(fitted, key=lambda n: fitted[n]["score"])
+    for name in names:
+        label = COMBINERS[name].label + (" (chosen)" if name == BASELINE else "")  # the baseline's row is above
+        fitted[name] = add(label, best_t, COMBINERS[name].fit, probs[best_t])
+    chosen = max(fitted, key=lambda n: fitted[n]["score"])
     final = fitted[chosen]["final"]
     val_seconds = time.perf_counter() - t0
 
@@ -163,18 +156,18 @@ def run_ensemble(search_dir: Path, data_dir: Path, top: int, tta: str, out_dir: 
                "min_area": final.min_area, "members": [
                    {"trial": m.trial, "snapshot": m.path, "val_score": m.score, "weight": float(w)}
                    for m, w in zip(members, final.weights)]}
-    (out_dir / "weights.json").write_text(json.dumps(weights, indent=2))
+    write_json(out_dir / "weights.json", weights, "ensemble weights")
     report = {"search": str(search_dir), "data": str(data_dir), "top": top, "snapshots": len(members),
               "score": fitted[chosen]["score"], "iou": fitted[chosen]["iou"],
               "validation_images": len(val.ids), "folds": folds, "rows": rows, "chosen": chosen,
               "test_images": len(data.test_ids), "seconds_validation": val_seconds, "seconds_test": test_seconds}
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
-    (out_dir / "report.md").write_text(
+    write_json(out_dir / "report.json", report, "ensemble report")
+    atomic_write_text(out_dir / "report.md",
         f"# Ensemble of the top {top} trials of {search_dir.name}\n\n"
         f"{len(members)} snapshots; scores are out-of-fold over {len(val.ids)} validation images "
         f"({folds}-fold CV: every combiner, threshold and area fitted on the other folds).\n\n"
         f"{_table_md(rows)}\n\nChosen: **{chosen}** (TTA {best_t}), threshold {final.threshold}, "
-        f"min area {final.min_area}. Weights: weights.json.\n")
+        f"min area {final.min_area}. Weights: weights.json.\n", "ensemble report")
     return report
 
 

@@ -17,7 +17,6 @@ import numpy as np
 
 __all__ = [
     "THRESHOLDS",
-    "N_COVERAGE_CLASSES",
     "iou_per_image",
     "score_per_image",
     "competition_score",
@@ -28,7 +27,6 @@ __all__ = [
 ]
 
 THRESHOLDS = np.arange(0.5, 1.0, 0.05)  # 0.50, 0.55, ..., 0.95
-N_COVERAGE_CLASSES = 11  # 0 = empty, then ceil(10 * coverage) for 1..10
 
 
 def _flat(masks: np.ndarray) -> np.ndarray:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import os
 from pathlib import Path
 from typing import Iterator
 
@@ -13,7 +11,7 @@ from torch import nn
 
 from salttune.batches import DEPTH_SCALE, to_input
 from salttune.errors import SalttuneError
-from salttune.rle import rle_encode
+from salttune.submission import write_submission
 
 __all__ = ["TTA_MODES", "predict_logits", "predict_proba", "iter_proba", "write_submission_stream"]
 
@@ -78,23 +76,7 @@ def write_submission_stream(path: str | Path, ids: list[str], batches: Iterator[
     """Write ``id,rle_mask`` rows as probability batches arrive, never holding all predictions at once.
 
     Masks with fewer than ``min_area`` salt pixels are written empty. The file appears under its name only
-    when complete (temporary file, then rename).
+    when complete (see :func:`salttune.submission.write_submission`).
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    k = 0
-    try:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["id", "rle_mask"])
-            for probs in batches:
-                for m in probs > threshold:
-                    w.writerow([ids[k], rle_encode(m) if m.sum() >= max(min_area, 1) else ""])
-                    k += 1
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise SalttuneError(f"{path}: cannot write submission ({e.strerror}); free disk space or choose another --out") from None
-    if k != len(ids):
-        raise RuntimeError(f"{k} predictions for {len(ids)} ids")
-    return path
+    masks = (m if m.sum() >= min_area else np.zeros_like(m) for probs in batches for m in probs > threshold)  # (H, W) each
+    return write_submission(path, ids, masks)

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from salttune.errors import SalttuneError
+from salttune.fileio import atomic_write_text, write_json
 
-__all__ = ["RECORD", "folder_fingerprint", "machine_info", "git_info", "package_versions", "recorded_run", "find_records", "load_record"]
+__all__ = ["RECORD", "folder_fingerprint", "machine_info", "git_info", "package_versions", "recorded_run", "find_records",
+           "load_record", "data_folder"]
 
 RECORD = "record.json"
 _PACKAGES = ("salttune", "torch", "ray", "optuna", "numpy", "scikit-learn", "albumentations", "pandas", "opencv-python-headless")
@@ -87,12 +89,6 @@ def machine_info() -> dict:
     return info
 
 
-def _write(path: Path, rec: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rec, indent=2, default=str))
-    os.replace(tmp, path)
-
-
 class _Run:
     """Handle given to the body of :func:`recorded_run` to add results before the record is completed."""
 
@@ -116,14 +112,14 @@ def recorded_run(run_dir: str | Path, *, kind: str, name: str, config: dict, see
     git = git_info()
     diff = git.pop("diff", "")
     if diff:
-        (run_dir / "git.diff").write_text(diff)
+        atomic_write_text(run_dir / "git.diff", diff, "git diff")
         git["diff_file"] = "git.diff"
     rec = {"name": name, "kind": kind, "status": "running", "started": _now(), "ended": None, "seconds": None,
            "argv": argv, "seed": seed, "config": config, "space": space, "git": git,
            "data": folder_fingerprint(data) if data is not None and Path(data).is_dir() else ({"path": str(data)} if data else None),
            "packages": package_versions(), "machine": machine_info(), "result": {}}
     path = run_dir / RECORD
-    _write(path, rec)
+    write_json(path, rec, "run record")
     t0 = time.time()
     run = _Run(rec)
     try:
@@ -138,8 +134,8 @@ def recorded_run(run_dir: str | Path, *, kind: str, name: str, config: dict, see
         raise
     finally:
         rec["ended"], rec["seconds"] = _now(), round(time.time() - t0, 1)
-        with contextlib.suppress(OSError):  # a full disk must not hide the run's own error
-            _write(path, rec)
+        with contextlib.suppress(SalttuneError):  # a full disk must not hide the run's own error
+            write_json(path, rec, "run record")
 
 
 def load_record(path: Path) -> dict:
@@ -160,3 +156,15 @@ def find_records(results: str | Path) -> list[tuple[Path, dict]]:
             with contextlib.suppress(SalttuneError):
                 out.append((p.parent, load_record(p)))
     return sorted(out, key=lambda r: r[1].get("started") or "", reverse=True)
+
+
+def data_folder(run_dir: str | Path) -> str | None:
+    """The data folder a run used, as its ``search.json`` (a search) or ``record.json`` recorded it; else ``None``."""
+    for name in ("search.json", RECORD):
+        f = Path(run_dir) / name
+        if f.is_file():
+            data = json.loads(f.read_text()).get("data")
+            data = data.get("path") if isinstance(data, dict) else data  # record.json: the folder's fingerprint
+            if data:
+                return data
+    return None

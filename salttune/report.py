@@ -18,12 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
+from salttune import leaderboard as lb
 from salttune.errors import SalttuneError
+from salttune.fileio import atomic_write_text
+from salttune.record import data_folder
 
 __all__ = ["trial_histories", "write_report"]
 
-_COLOURS = {"finished": "#1f77b4", "pruned": "#d62728", "failed": "#7f7f7f", "unfinished": "#ff7f0e", "stopped": "#9467bd",
-            "run": "#1f77b4"}
+_RUN = "run"  # the state of a single training run's one "trial"
+_COLOURS = {lb.FINISHED: "#1f77b4", lb.PRUNED: "#d62728", lb.FAILED: "#7f7f7f", lb.UNFINISHED: "#ff7f0e",
+            lb.STOPPED: "#9467bd", _RUN: "#1f77b4"}
 
 
 def _png(fig) -> str:
@@ -52,32 +56,34 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 def trial_histories(run_dir: Path) -> list[dict]:
     """``[{"label", "state", "params", "best_score", "history": [{"epoch", "val_score", ...}], ...}]``."""
-    board = run_dir / "leaderboard.csv"
+    board = run_dir / lb.FILE
     if board.is_file():
-        import pandas as pd
-
-        df = pd.read_csv(board)
-        fixed = {"rank", "trial", "trial_id", "state", "best_score", "best_epoch", "epochs_run", "max_epochs", "reason",
-                 "node", "checkpoint_path", "snapshots"}
         out = []
-        for _, row in df.iterrows():
+        for row in lb.read_leaderboard(board):
             result = run_dir / "trials" / f"trial_{row['trial_id']}" / "result.json"  # Tune's trial folder
             hist = [{"epoch": r["epoch"], "val_score": r.get("val_score")} for r in _read_jsonl(result) if "epoch" in r] if result.is_file() else []
-            out.append({"label": f"trial {row['trial']}" if not pd.isna(row.get("trial")) else str(row["trial_id"]),
-                        "order": row.get("trial") if not pd.isna(row.get("trial")) else len(out),
-                        "state": str(row["state"]), "best_score": None if pd.isna(row["best_score"]) else float(row["best_score"]),
-                        "params": {k: row[k] for k in df.columns if k not in fixed and not pd.isna(row[k])},
-                        "snapshots": [p for p in str(row.get("snapshots") or "").split(";") if p and p != "nan"],
-                        "reason": "" if pd.isna(row.get("reason")) else str(row.get("reason")), "history": hist})
+            trial = row.get("trial") or ""
+            out.append({"label": f"trial {trial}" if trial else row["trial_id"], "order": float(trial) if trial else len(out),
+                        "state": row["state"], "best_score": lb.best_score(row),
+                        "params": {k: _number(v) for k, v in lb.parameters(row).items()},
+                        "snapshots": lb.snapshots(row), "reason": row.get("reason") or "", "history": hist})
         return out
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():
         hist = _read_jsonl(metrics)
         summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
-        return [{"label": run_dir.name, "order": 0, "state": "run", "params": {}, "reason": "",
+        return [{"label": run_dir.name, "order": 0, "state": _RUN, "params": {}, "reason": "",
                  "best_score": max((h["val_score"] for h in hist), default=None),
                  "snapshots": [s["path"] for s in summary.get("snapshots", [])], "history": hist}]
     raise SalttuneError(f"{run_dir}: neither leaderboard.csv (a search) nor metrics.jsonl (a training run); give a run's folder")
+
+
+def _number(text: str) -> float | str:
+    """A parameter's cell as a number where it is one (for the slice plots' axes)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _curves(trials: list[dict]) -> str:
@@ -93,7 +99,7 @@ def _curves(trials: list[dict]) -> str:
         c = _COLOURS.get(t["state"], "#2ca02c")
         ax.plot(x, y, color=c, alpha=0.75, lw=1.2, label=t["state"] if t["state"] not in seen else None)
         seen.add(t["state"])
-        if t["state"] in ("pruned", "failed"):  # where ASHA (or a failure) ended the trial
+        if t["state"] in (lb.PRUNED, lb.FAILED):  # where ASHA (or a failure) ended the trial
             ax.plot(x[-1], y[-1], marker="x", color=c, ms=8, mew=2)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation score")
@@ -262,15 +268,8 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if not run_dir.is_dir():
         raise SalttuneError(f"{run_dir}: no such run folder; give a search name or a run folder in results/")
     trials = trial_histories(run_dir)
-    is_search = (run_dir / "leaderboard.csv").is_file()
-    data_dir = None
-    for name, key in (("search.json", "data"), ("record.json", "data")):
-        f = run_dir / name
-        if f.is_file():
-            v = json.loads(f.read_text()).get(key)
-            data_dir = v.get("path") if isinstance(v, dict) else v
-            if data_dir:
-                break
+    is_search = (run_dir / lb.FILE).is_file()
+    data_dir = data_folder(run_dir)
     counts = {s: sum(t["state"] == s for t in trials) for s in sorted({t["state"] for t in trials})}
     best = max((t["best_score"] for t in trials if t["best_score"] is not None), default=None)
     parts = [f"<h1>salttune report: {html.escape(run_dir.name)}</h1>",
@@ -286,7 +285,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         sl = _slices(trials)
         if sl:
             parts.append(_img(sl, "slice view"))
-        failed = [t for t in trials if t["state"] == "failed"]
+        failed = [t for t in trials if t["state"] == lb.FAILED]
         if failed:
             parts.append("<h3>Failed trials</h3><ul>" + "".join(f"<li>{html.escape(t['label'])}: {html.escape(t['reason'])}</li>" for t in failed) + "</ul>")
     parts += ["<h2>Best model on validation images</h2>", _best_model(trials, data_dir)]
@@ -294,8 +293,4 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         parts += ["<h2>Ensemble</h2>", _ensemble(run_dir)]
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>salttune report: {html.escape(run_dir.name)}</title>"
             f"<style>{_STYLE}</style>{_CHECK}</head><body>{''.join(parts)}</body></html>")
-    out = Path(out) if out else run_dir / "report.html"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
-    return out
+    return atomic_write_text(Path(out) if out else run_dir / "report.html", page, "report")

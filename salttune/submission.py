@@ -3,31 +3,40 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
 from salttune.errors import SalttuneError
+from salttune.fileio import atomic_path
 from salttune.metric import competition_score, mean_iou, score_by_coverage
 from salttune.rle import RLEError, rle_decode, rle_encode
 
 __all__ = ["write_submission", "read_masks_csv", "score_files"]
 
 
-def write_submission(path: str | Path, ids: list[str], masks: np.ndarray) -> Path:
-    """Write ``id,rle_mask`` rows for (N, H, W) bool masks, atomically (temporary file, then rename)."""
-    path = Path(path)
-    if len(ids) != len(masks):
-        raise ValueError(f"{len(ids)} ids but {len(masks)} masks")
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+def write_submission(path: str | Path, ids: list[str], masks: Iterable[np.ndarray]) -> Path:
+    """Write one ``id,rle_mask`` row per (H, W) bool mask, as the masks arrive.
+
+    ``masks`` may be an (N, H, W) array or a generator, so predictions stream to the file without all being
+    held at once. The file appears under its name only when complete (see :func:`salttune.fileio.atomic_path`).
+
+    Raises:
+        ValueError: the number of masks is not the number of ids (no file is written).
+        SalttuneError: the disk is full or the folder is not writable.
+    """
+    k = 0
+    with atomic_path(path, "submission") as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "rle_mask"])
-        for i, m in zip(ids, masks):
-            w.writerow([i, rle_encode(m)])
-    os.replace(tmp, path)
-    return path
+        for m in masks:
+            if k < len(ids):
+                w.writerow([ids[k], rle_encode(m)])
+            k += 1
+        if k != len(ids):
+            raise ValueError(f"{len(ids)} ids but {k} masks")
+    return Path(path)
 
 
 def read_masks_csv(path: str | Path, shape: tuple[int, int] = (101, 101)) -> tuple[list[str], np.ndarray]:

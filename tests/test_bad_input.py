@@ -4,10 +4,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 import pytest
 
 from conftest import assert_user_error, run_cli, write_tgs_folder
+from salttune.leaderboard import FAILED, write_leaderboard
 
 
 def _first_image(root: Path) -> Path:
@@ -58,7 +58,7 @@ CASES = [
 def _failed_search(tmp: Path) -> None:
     d = tmp / "results" / "dead"
     d.mkdir(parents=True)
-    pd.DataFrame([{"trial_id": "a1", "state": "failed", "best_score": None, "checkpoint_path": "", "snapshots": ""}]).to_csv(d / "leaderboard.csv", index=False)
+    write_leaderboard([{"trial_id": "a1", "state": FAILED, "best_score": None, "checkpoint_path": "", "snapshots": ""}], d / "leaderboard.csv")
 
 
 def _submission(tmp: Path, edit) -> list[str]:

@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 
 from salttune.ensemble import (
+    COMBINERS,
     Linear,
+    combiners_for,
     combine,
     cross_validate,
     fit_greedy,
@@ -11,6 +13,7 @@ from salttune.ensemble import (
     fit_single,
     tune_cutoffs,
 )
+from salttune.errors import SalttuneError
 from salttune.metric import competition_score
 
 
@@ -67,3 +70,13 @@ def test_cross_validation_scores_only_held_out_images():
     assert res["final"].info["member"] == 0
     noise_only = cross_validate(fit_mean, probs[2:], truth, k=3)
     assert noise_only["score"] < res["score"]
+
+
+def test_combiner_registry():
+    probs, truth = planted()
+    for name, c in COMBINERS.items():  # every entry fits (M,) weights and has a label for the report
+        assert c.fit(probs, truth).weights.shape == (3,) and c.label, name
+    assert combiners_for("auto") == ["mean", "greedy", "ridge"]  # all but the single-snapshot baseline
+    assert combiners_for("ridge") == ["ridge"]
+    with pytest.raises(SalttuneError, match="'vote' is unknown; allowed: auto, single, mean, greedy, ridge"):
+        combiners_for("vote")

@@ -3,12 +3,12 @@
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from conftest import assert_user_error, run_cli
 from salttune.config import config_from_dict
 from salttune.data import load_dataset
+from salttune.leaderboard import FAILED, FINISHED, read_leaderboard, write_leaderboard
 from salttune.submission import score_files
 from salttune.train import fit, split_data
 
@@ -27,10 +27,10 @@ def search(tmp_path_factory):
         tr, va = split_data(data, cfg.val_fraction, cfg.split_seed, cfg.max_train_images)
         run = root / "results" / "s1" / f"trial_{k}"
         summary = fit(cfg, tr, va, run)
-        rows.append({"trial_id": f"t{k}", "state": "TERMINATED", "best_score": summary["best_score"],
-                     "checkpoint_path": str(run / "checkpoint")})
-    rows.append({"trial_id": "t9", "state": "ERROR", "best_score": None, "checkpoint_path": ""})
-    pd.DataFrame(rows).to_csv(root / "results" / "s1" / "leaderboard.csv", index=False)
+        rows.append({"trial_id": f"t{k}", "state": FINISHED, "best_score": summary["best_score"],
+                     "checkpoint_path": str(run / "checkpoint")})  # no snapshots listed: found in checkpoint_path
+    rows.append({"trial_id": "t9", "state": FAILED, "best_score": None, "checkpoint_path": ""})
+    write_leaderboard(rows, root / "results" / "s1" / "leaderboard.csv")
     (root / "results" / "s1" / "search.json").write_text(json.dumps({"data": str(root / "data")}))
     return root, made
 
@@ -70,10 +70,11 @@ def test_truncated_snapshot_is_skipped_with_a_warning(search, tmp_path):
     copy = tmp_path / "results"
     shutil.copytree(root / "results", copy)
     shutil.rmtree(copy / "s1" / "ensemble", ignore_errors=True)  # another test's ensemble may be there
-    board = pd.read_csv(copy / "s1" / "leaderboard.csv")
-    board["checkpoint_path"] = board["checkpoint_path"].str.replace(str(root / "results"), str(copy), regex=False)
-    board.to_csv(copy / "s1" / "leaderboard.csv", index=False)
-    best = board.sort_values("best_score", ascending=False).iloc[0]
+    board = read_leaderboard(copy / "s1" / "leaderboard.csv")
+    for row in board:
+        row["checkpoint_path"] = row["checkpoint_path"].replace(str(root / "results"), str(copy))
+    write_leaderboard(board, copy / "s1" / "leaderboard.csv")
+    best = max(board, key=lambda r: float(r["best_score"] or "-inf"))
     snaps = sorted((Path(best["checkpoint_path"]) / "snapshots").glob("*.pt"))
     snaps[0].write_bytes(snaps[0].read_bytes()[:300])  # a crash mid-write (without our atomic rename)
     proc = run_cli("ensemble", "--search", "s1", "--top", "2", "--folds", "2", "--quiet", "--results", str(copy),

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from conftest import assert_user_error, run_cli
-from salttune.record import find_records, folder_fingerprint, recorded_run
+from salttune.record import data_folder, find_records, folder_fingerprint, recorded_run
 
 
 def test_record_written_before_and_completed_after(tmp_path, tgs_folder):
@@ -50,3 +50,13 @@ def test_history_lists_runs_newest_first(tmp_path, tgs_folder):
     rec = json.loads(one.stdout)
     assert rec["name"] == "first" and rec["status"] == "completed" and rec["result"]["epochs_run"] == 1
     assert_user_error(run_cli("history", "nope", "--results", str(results)), "no run named 'nope'")
+
+
+def test_data_folder_from_search_json_else_record_json(tmp_path, tgs_folder):
+    data, _ = tgs_folder
+    assert data_folder(tmp_path) is None
+    with recorded_run(tmp_path, kind="train", name="r", config={}, data=data):
+        pass
+    assert data_folder(tmp_path) == str(data.resolve())  # record.json holds the folder's fingerprint
+    (tmp_path / "search.json").write_text(json.dumps({"data": "/elsewhere"}))
+    assert data_folder(tmp_path) == "/elsewhere"  # a search's own file comes first

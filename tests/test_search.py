@@ -26,7 +26,7 @@ import pytest  # noqa: E402
 
 from conftest import write_tgs_folder  # noqa: E402
 from salttune.checkpoint import load_checkpoint  # noqa: E402
-from salttune.search.leaderboard import read_leaderboard  # noqa: E402
+from salttune.leaderboard import read_leaderboard  # noqa: E402
 from salttune.search.space import load_space  # noqa: E402
 from conftest import run_search_cli, search_command  # noqa: E402
 

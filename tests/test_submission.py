@@ -34,6 +34,17 @@ def test_round_trip_and_score(truth_and_pred):
     assert r["by_coverage"]["0"] == {"n": 3, "score": pytest.approx(2 / 3), "iou": pytest.approx(2 / 3)}  # ids 0, 4, 5; 4 has a false positive
 
 
+def test_write_streams_masks_and_refuses_a_count_mismatch(truth_and_pred):
+    d, ids, truth, _ = truth_and_pred
+    write_submission(d / "gen.csv", ids, (m for m in truth))  # a generator: masks written as they arrive
+    assert (d / "gen.csv").read_text() == (d / "truth.csv").read_text()
+    for masks in (truth[:-1], np.concatenate([truth, truth[:1]])):
+        with pytest.raises(ValueError, match="6 ids but"):
+            write_submission(d / "gen.csv", ids, masks)
+        assert (d / "gen.csv").read_text() == (d / "truth.csv").read_text()  # the earlier file is kept
+    assert sorted(f.name for f in d.iterdir()) == ["gen.csv", "sub.csv", "truth.csv"]  # no temporary left
+
+
 def test_cli_json(truth_and_pred):
     d, *_ = truth_and_pred
     proc = run_cli("score", str(d / "sub.csv"), "--truth", str(d / "truth.csv"), "--json")

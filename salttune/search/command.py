@@ -231,7 +231,8 @@ def _tuner(plan: _Plan, resources, train, val):
 
 def _finish(plan: _Plan, results) -> tuple[int, float | None]:
     from salttune.search.asha import read_state
-    from salttune.search.leaderboard import leaderboard_rows, write_leaderboard
+    from salttune.leaderboard import write_leaderboard
+    from salttune.search.leaderboard import leaderboard_rows
     from salttune.search.retention import prune_finished
     from salttune.search.sampler import settle_stopped
     from salttune.search.stopping import reached

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from ray.tune import Callback
 
+from salttune.leaderboard import FAILED, FINISHED, PRUNED
 from salttune.search.space import SearchSpace
 
 __all__ = ["ProgressTable", "FailureReasons", "error_line", "format_value"]
@@ -68,7 +69,7 @@ class ProgressTable(Callback):
     started, new epochs) at most every ``interval`` seconds.
     """
 
-    STATES = {"PENDING": "waiting", "RUNNING": "running", "PAUSED": "paused", "TERMINATED": "finished", "ERROR": "failed"}
+    STATES = {"PENDING": "waiting", "RUNNING": "running", "PAUSED": "paused", "TERMINATED": FINISHED, "ERROR": FAILED}
 
     def __init__(self, space: SearchSpace, reasons: FailureReasons | None = None, interval: float = 30.0,
                  pause: float = 3.0, out: TextIO | None = None):
@@ -122,8 +123,8 @@ class ProgressTable(Callback):
     # Table --------------------------------------------------------------------------------------------
     def state_of(self, trial) -> str:
         state = self.STATES.get(trial.status, trial.status.lower())
-        if state == "finished" and self.epochs.get(trial.trial_id, 0) < self.space.asha.max_t:
-            state = "pruned"
+        if state == FINISHED and self.epochs.get(trial.trial_id, 0) < self.space.asha.max_t:
+            state = PRUNED
         if state in ("running", "waiting") and self.retries.get(trial.trial_id):
             state = f"retry {self.retries[trial.trial_id]}"
         return state
@@ -133,7 +134,7 @@ class ProgressTable(Callback):
         sp = self.space
         rows = sorted(trials, key=lambda t: (t.config.get("optuna_trial", 1 << 30), t.trial_id))
         states = [self.state_of(t) for t in rows]
-        counts = {s: sum(1 for x in states if x.split()[0] == s) for s in ("running", "finished", "pruned", "failed", "retry")}
+        counts = {s: sum(1 for x in states if x.split()[0] == s) for s in ("running", FINISHED, PRUNED, FAILED, "retry")}
         counts["running"] += counts.pop("retry")
         left = max(0, sp.trials - len(rows))
         scored = [(self.best[t.trial_id], t) for t in rows if t.trial_id in self.best]
