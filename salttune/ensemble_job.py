@@ -24,7 +24,7 @@ from salttune.data import load_dataset
 from salttune.ensemble import COMBINERS, Member, cross_validate, fit_single, iter_ensemble, member_probs
 from salttune.errors import SalttuneError
 from salttune.predict import write_submission_stream
-from salttune.train import split_data
+from salttune.split import split_data
 
 __all__ = ["OUTPUTS", "top_members", "run_ensemble"]
 

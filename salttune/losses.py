@@ -15,8 +15,9 @@ Reference:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,11 +25,16 @@ from torch import nn
 
 from salttune.errors import SalttuneError
 
+if TYPE_CHECKING:
+    from salttune.config import LossConfig
+
 __all__ = [
     "LOSSES",
     "CombinedLoss",
     "bce",
     "build_loss",
+    "build_loss_from_config",
+    "family_params",
     "dice",
     "focal",
     "lovasz_grad",
@@ -224,6 +230,11 @@ LOSSES: dict[str, LossFn] = {
 }
 
 
+def _arguments(name: str) -> list[str]:
+    """The settings of the loss ``name``: its arguments after ``logits`` and ``targets``."""
+    return [p for p in inspect.signature(LOSSES[name]).parameters if p not in ("logits", "targets")]
+
+
 class CombinedLoss(nn.Module):
     """Weighted sum of named losses; holds settings only, the maths is in the functions above.
 
@@ -298,10 +309,46 @@ def build_loss(spec: str, weights: Sequence[float] | None = None, **params: obje
             raise SalttuneError(f"loss parameter {key!r} names no term of {spec!r}; write <term>_<argument>")
         name = owners[0]
         arg = key[len(name) + 1 :]
-        allowed = [p for p in inspect.signature(LOSSES[name]).parameters if p not in ("logits", "targets")]
+        allowed = _arguments(name)
         if arg not in allowed:
             raise SalttuneError(
                 f"loss parameter {key!r}: {name} has no argument {arg!r}; valid: {', '.join(allowed)}"
             )
         routed[name][arg] = value
     return CombinedLoss(names, weights, routed)
+
+
+def _family(key: str) -> tuple[str, str]:
+    """``"lovasz_per_image"`` -> ``("lovasz", "per_image")``: the longest loss name that prefixes the key."""
+    owners = sorted((n for n in LOSSES if key.startswith(n + "_")), key=len, reverse=True)
+    if not owners:
+        raise SalttuneError(f"loss setting {key!r} names no loss; write <loss>_<argument>, losses: {', '.join(sorted(LOSSES))}")
+    return owners[0], key[len(owners[0]) + 1 :]
+
+
+def family_params(spec: str, settings: Mapping[str, object]) -> dict[str, object]:
+    """Settings named ``<family>_<argument>`` as :func:`build_loss` keywords for the terms of ``spec``.
+
+    A family is a loss and the losses whose names extend it with ``_``: ``lovasz_per_image`` sets
+    ``per_image`` of ``lovasz``, ``lovasz_elu`` and ``lovasz_symmetric``; ``dice_per_image`` and
+    ``focal_gamma`` set those of ``dice`` and ``focal``. Settings whose family has no term in ``spec`` are
+    left out, so one config holds every family's settings whatever loss it names.
+
+    Raises:
+        SalttuneError: a setting names no loss, or an argument no loss of its family takes.
+    """
+    names = [n.strip() for n in spec.split("+")]
+    out: dict[str, object] = {}
+    for key, value in sorted(settings.items(), key=lambda kv: len(_family(kv[0])[0])):  # narrower families win
+        family, arg = _family(key)
+        members = [n for n in LOSSES if n == family or n.startswith(family + "_")]
+        if not any(arg in _arguments(n) for n in members):
+            raise SalttuneError(f"loss setting {key!r}: no {family} loss has an argument {arg!r}")
+        out.update({f"{n}_{arg}": value for n in names if n in members and arg in _arguments(n)})
+    return out
+
+
+def build_loss_from_config(cfg: LossConfig) -> CombinedLoss:
+    """The loss of a ``LossConfig``: its ``name`` and ``weights``, every other field a family setting."""
+    settings = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in ("name", "weights")}
+    return build_loss(cfg.name, cfg.weights, **family_params(cfg.name, settings))

@@ -10,7 +10,8 @@ from conftest import assert_user_error, run_cli
 from salttune.config import config_from_dict
 from salttune.data import load_dataset
 from salttune.submission import score_files
-from salttune.train import fit, split_data
+from salttune.split import split_data
+from salttune.train import fit
 
 
 @pytest.fixture(scope="module")
