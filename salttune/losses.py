@@ -1,7 +1,10 @@
 """Segmentation losses for binary salt masks: pure functions, one name->function dict, one combiner.
 
 Every loss takes ``logits`` and ``targets`` of shape (B, 1, H, W) (``targets`` float in {0, 1}) and
-returns a scalar tensor. ``build_loss("bce+lovasz", weights=[1, 0.5])`` returns a weighted sum.
+returns a scalar tensor. ``build_loss("bce+lovasz", weights=[1, 0.5])`` returns a weighted sum;
+``build_loss_from_config`` builds it from a ``LossConfig``, whose ``<loss>_<argument>`` fields go to the
+terms that take them (``lovasz_per_image`` to every Lovasz term, see ``family_params``).
+A new loss is one function and one ``LOSSES`` entry here (plus its test).
 
 Half-precision logits (from ``torch.autocast``) are upcast to float32 first: the Lovasz gradient is
 a cumulative sum over every pixel and the Dice sums likewise, which bfloat16's 8-bit mantissa

@@ -1,6 +1,6 @@
 import torch
 
-from salttune.config import ScheduleConfig
+from salttune.config import ScheduleConfig, config_from_dict
 import pytest
 
 from salttune.errors import SalttuneError
@@ -63,3 +63,9 @@ def test_unknown_name_lists_the_valid_ones():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     with pytest.raises(SalttuneError, match="unknown 'step'; allowed: none, plateau, snapshot_plateau, cosine_snapshots"):
         make_schedule(ScheduleConfig(name="step"), opt, 1.0, 4)
+
+
+def test_config_choices_are_the_dict():
+    assert config_from_dict({"schedule": {"name": "cosine_snapshots"}}).schedule.name == "cosine_snapshots"
+    with pytest.raises(SalttuneError, match=f"'schedule.name': unknown value 'step'; allowed: {', '.join(SCHEDULES)}"):
+        config_from_dict({"schedule": {"name": "step"}})
