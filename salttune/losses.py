@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -275,6 +275,13 @@ class CombinedLoss(nn.Module):
         return " + ".join(terms)
 
 
+def _split_key(key: str, names: Iterable[str]) -> tuple[str, str] | None:
+    """``<name>_<argument>`` -> ``(name, argument)`` for the longest of ``names`` that prefixes ``key``
+    (``lovasz_elu_per_image`` belongs to ``lovasz_elu``, not ``lovasz``); None when none does."""
+    owners = sorted((n for n in names if key.startswith(n + "_")), key=len, reverse=True)
+    return (owners[0], key[len(owners[0]) + 1 :]) if owners else None
+
+
 def build_loss(spec: str, weights: Sequence[float] | None = None, **params: object) -> CombinedLoss:
     """Build a weighted sum of losses from a spec such as ``"bce+lovasz"`` or ``"focal+dice"``.
 
@@ -306,12 +313,10 @@ def build_loss(spec: str, weights: Sequence[float] | None = None, **params: obje
 
     routed: dict[str, dict[str, object]] = {n: {} for n in names}
     for key, value in params.items():
-        # Longest matching term first: "lovasz_elu_per_image" belongs to lovasz_elu, not lovasz.
-        owners = sorted((n for n in names if key.startswith(n + "_")), key=len, reverse=True)
-        if not owners:
+        owner = _split_key(key, names)
+        if owner is None:
             raise SalttuneError(f"loss parameter {key!r} names no term of {spec!r}; write <term>_<argument>")
-        name = owners[0]
-        arg = key[len(name) + 1 :]
+        name, arg = owner
         allowed = _arguments(name)
         if arg not in allowed:
             raise SalttuneError(
@@ -322,11 +327,11 @@ def build_loss(spec: str, weights: Sequence[float] | None = None, **params: obje
 
 
 def _family(key: str) -> tuple[str, str]:
-    """``"lovasz_per_image"`` -> ``("lovasz", "per_image")``: the longest loss name that prefixes the key."""
-    owners = sorted((n for n in LOSSES if key.startswith(n + "_")), key=len, reverse=True)
-    if not owners:
+    """``"lovasz_per_image"`` -> ``("lovasz", "per_image")``, or an error naming the losses."""
+    owner = _split_key(key, LOSSES)
+    if owner is None:
         raise SalttuneError(f"loss setting {key!r} names no loss; write <loss>_<argument>, losses: {', '.join(sorted(LOSSES))}")
-    return owners[0], key[len(owners[0]) + 1 :]
+    return owner
 
 
 def family_params(spec: str, settings: Mapping[str, object]) -> dict[str, object]:
