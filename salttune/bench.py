@@ -67,7 +67,7 @@ def _step_extras(m: torch.nn.Module, batch, repeats: int = 20) -> dict:
     timed alone so the figure does not drown in the machine's noise: the gradient-norm logging, and the
     fused Adam step against PyTorch's default one."""
     from salttune.config import OptimConfig
-    from salttune.train import make_optimizer
+    from salttune.optim import make_optimizer
 
     x, y = batch
     torch.nn.functional.binary_cross_entropy_with_logits(m(x), y).backward()
@@ -96,7 +96,9 @@ def bench_train(images: np.ndarray, masks: np.ndarray, cfg: TrainConfig, steps: 
     costs or saves. The three run interleaved in each repeat; ratios are medians of per-repeat ratios.
     """
     from salttune.config import OptimConfig
-    from salttune.train import evaluate, make_optimizer, train_epoch, Arrays
+    from salttune.optim import make_optimizer
+    from salttune.split import Arrays
+    from salttune.train import evaluate, train_epoch
 
     torch.manual_seed(0)
     n = steps * cfg.batch_size
@@ -197,7 +199,8 @@ def bench_quality(data_dir: str, epochs: int, overrides: dict, out_dir: Path, se
     """
     from salttune.config import apply_overrides
     from salttune.data import load_dataset
-    from salttune.train import fit, split_data
+    from salttune.split import split_data
+    from salttune.train import fit
 
     data = load_dataset(data_dir, with_test=False)
     res: dict = {"data": str(data_dir), "epochs": epochs, "seeds": seeds, "overrides": overrides}

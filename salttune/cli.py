@@ -86,7 +86,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from salttune.config import load_config
     from salttune.data import load_dataset
-    from salttune.train import WATCHERS, fit, split_data
+    from salttune.split import split_data
+    from salttune.train import WATCHERS, fit
 
     cfg = load_config(args.config, args.set or [])
     out = Path(args.out or f"results/train-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -45,8 +45,16 @@ def _augment_names():
     return sorted(AUGMENTATIONS)
 
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("none", "plateau", "snapshot_plateau", "cosine_snapshots")
+def _optimizer_names():
+    from salttune.optim import OPTIMIZERS
+
+    return list(OPTIMIZERS)
+
+
+def _schedule_names():
+    from salttune.schedule import SCHEDULES
+
+    return list(SCHEDULES)
 
 
 @dataclass(frozen=True)
@@ -66,13 +74,17 @@ class LossConfig:
     # penalises salt predicted on empty images, which the competition metric scores 0.
     name: str = _opt("bce+lovasz_symmetric", doc="terms joined by '+', e.g. bce+lovasz, focal+dice")
     weights: tuple[float, ...] | None = _opt((1.0, 0.5), lo=0.0, doc="one weight per term (None: 1 each)")
+    # The fields below are <loss>_<argument> settings, routed to the terms of `name` that take them;
+    # `lovasz_*` applies to every Lovasz term (lovasz, lovasz_elu, lovasz_symmetric). See losses.family_params.
     focal_gamma: float = _opt(2.0, lo=0.0, hi=10.0)
     focal_alpha: float | None = _opt(0.25, lo=0.0, hi=1.0)
+    dice_per_image: bool = _opt(False, doc="Dice per image then the mean (false: one Dice over the batch)")
+    lovasz_per_image: bool = _opt(True, doc="Lovasz terms per image then the mean (false: over the batch)")
 
 
 @dataclass(frozen=True)
 class OptimConfig:
-    name: str = _opt("adam", choices=OPTIMIZERS)
+    name: str = _opt("adam", choices=_optimizer_names)
     lr: float = _opt(3e-3, lo=1e-7, hi=10.0)
     weight_decay: float = _opt(0.0, lo=0.0, hi=1.0)
     momentum: float = _opt(0.9, lo=0.0, hi=0.999, doc="SGD only")
@@ -81,7 +93,7 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    name: str = _opt("plateau", choices=SCHEDULES)
+    name: str = _opt("plateau", choices=_schedule_names)
     factor: float = _opt(0.7, lo=0.01, hi=0.99, doc="learning-rate cut when the validation score stalls")
     patience: int = _opt(3, lo=0, hi=1000, doc="epochs without improvement before a cut (plateau)")
     min_lr: float = _opt(1e-6, lo=0.0, hi=1.0)

@@ -24,7 +24,7 @@ from salttune.ensemble import BASELINE, COMBINERS, Member, combiners_for, cross_
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
 from salttune.predict import write_submission_stream
-from salttune.train import split_data
+from salttune.split import split_data
 
 __all__ = ["OUTPUTS", "top_members", "run_ensemble"]
 

@@ -1,7 +1,10 @@
 """Segmentation losses for binary salt masks: pure functions, one name->function dict, one combiner.
 
 Every loss takes ``logits`` and ``targets`` of shape (B, 1, H, W) (``targets`` float in {0, 1}) and
-returns a scalar tensor. ``build_loss("bce+lovasz", weights=[1, 0.5])`` returns a weighted sum.
+returns a scalar tensor. ``build_loss("bce+lovasz", weights=[1, 0.5])`` returns a weighted sum;
+``build_loss_from_config`` builds it from a ``LossConfig``, whose ``<loss>_<argument>`` fields go to the
+terms that take them (``lovasz_per_image`` to every Lovasz term, see ``family_params``).
+A new loss is one function and one ``LOSSES`` entry here (plus its test).
 
 Half-precision logits (from ``torch.autocast``) are upcast to float32 first: the Lovasz gradient is
 a cumulative sum over every pixel and the Dice sums likewise, which bfloat16's 8-bit mantissa
@@ -15,8 +18,9 @@ Reference:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,11 +28,16 @@ from torch import nn
 
 from salttune.errors import SalttuneError
 
+if TYPE_CHECKING:
+    from salttune.config import LossConfig
+
 __all__ = [
     "LOSSES",
     "CombinedLoss",
     "bce",
     "build_loss",
+    "build_loss_from_config",
+    "family_params",
     "dice",
     "focal",
     "lovasz_grad",
@@ -224,6 +233,11 @@ LOSSES: dict[str, LossFn] = {
 }
 
 
+def _arguments(name: str) -> list[str]:
+    """The settings of the loss ``name``: its arguments after ``logits`` and ``targets``."""
+    return [p for p in inspect.signature(LOSSES[name]).parameters if p not in ("logits", "targets")]
+
+
 class CombinedLoss(nn.Module):
     """Weighted sum of named losses; holds settings only, the maths is in the functions above.
 
@@ -261,6 +275,13 @@ class CombinedLoss(nn.Module):
         return " + ".join(terms)
 
 
+def _split_key(key: str, names: Iterable[str]) -> tuple[str, str] | None:
+    """``<name>_<argument>`` -> ``(name, argument)`` for the longest of ``names`` that prefixes ``key``
+    (``lovasz_elu_per_image`` belongs to ``lovasz_elu``, not ``lovasz``); None when none does."""
+    owners = sorted((n for n in names if key.startswith(n + "_")), key=len, reverse=True)
+    return (owners[0], key[len(owners[0]) + 1 :]) if owners else None
+
+
 def build_loss(spec: str, weights: Sequence[float] | None = None, **params: object) -> CombinedLoss:
     """Build a weighted sum of losses from a spec such as ``"bce+lovasz"`` or ``"focal+dice"``.
 
@@ -292,16 +313,50 @@ def build_loss(spec: str, weights: Sequence[float] | None = None, **params: obje
 
     routed: dict[str, dict[str, object]] = {n: {} for n in names}
     for key, value in params.items():
-        # Longest matching term first: "lovasz_elu_per_image" belongs to lovasz_elu, not lovasz.
-        owners = sorted((n for n in names if key.startswith(n + "_")), key=len, reverse=True)
-        if not owners:
+        owner = _split_key(key, names)
+        if owner is None:
             raise SalttuneError(f"loss parameter {key!r} names no term of {spec!r}; write <term>_<argument>")
-        name = owners[0]
-        arg = key[len(name) + 1 :]
-        allowed = [p for p in inspect.signature(LOSSES[name]).parameters if p not in ("logits", "targets")]
+        name, arg = owner
+        allowed = _arguments(name)
         if arg not in allowed:
             raise SalttuneError(
                 f"loss parameter {key!r}: {name} has no argument {arg!r}; valid: {', '.join(allowed)}"
             )
         routed[name][arg] = value
     return CombinedLoss(names, weights, routed)
+
+
+def _family(key: str) -> tuple[str, str]:
+    """``"lovasz_per_image"`` -> ``("lovasz", "per_image")``, or an error naming the losses."""
+    owner = _split_key(key, LOSSES)
+    if owner is None:
+        raise SalttuneError(f"loss setting {key!r} names no loss; write <loss>_<argument>, losses: {', '.join(sorted(LOSSES))}")
+    return owner
+
+
+def family_params(spec: str, settings: Mapping[str, object]) -> dict[str, object]:
+    """Settings named ``<family>_<argument>`` as :func:`build_loss` keywords for the terms of ``spec``.
+
+    A family is a loss and the losses whose names extend it with ``_``: ``lovasz_per_image`` sets
+    ``per_image`` of ``lovasz``, ``lovasz_elu`` and ``lovasz_symmetric``; ``dice_per_image`` and
+    ``focal_gamma`` set those of ``dice`` and ``focal``. Settings whose family has no term in ``spec`` are
+    left out, so one config holds every family's settings whatever loss it names.
+
+    Raises:
+        SalttuneError: a setting names no loss, or an argument no loss of its family takes.
+    """
+    names = [n.strip() for n in spec.split("+")]
+    out: dict[str, object] = {}
+    for key, value in sorted(settings.items(), key=lambda kv: len(_family(kv[0])[0])):  # narrower families win
+        family, arg = _family(key)
+        members = [n for n in LOSSES if n == family or n.startswith(family + "_")]
+        if not any(arg in _arguments(n) for n in members):
+            raise SalttuneError(f"loss setting {key!r}: no {family} loss has an argument {arg!r}")
+        out.update({f"{n}_{arg}": value for n in names if n in members and arg in _arguments(n)})
+    return out
+
+
+def build_loss_from_config(cfg: LossConfig) -> CombinedLoss:
+    """The loss of a ``LossConfig``: its ``name`` and ``weights``, every other field a family setting."""
+    settings = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in ("name", "weights")}
+    return build_loss(cfg.name, cfg.weights, **family_params(cfg.name, settings))

@@ -23,6 +23,7 @@ Reference:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Mapping
 
 import torch
@@ -40,6 +41,7 @@ __all__ = [
     "SEModule",
     "UNet",
     "build_model",
+    "unet_arguments",
     "count_parameters",
 ]
 
@@ -297,15 +299,8 @@ class UNet(nn.Module):
             raise SalttuneError(f"model base_width must be an integer >= 1, got {base_width!r}")
         if not 0.0 <= dropout < 1.0:
             raise SalttuneError(f"model dropout must be in [0, 1), got {dropout!r}")
-        self.config: dict[str, Any] = dict(
-            in_channels=in_channels,
-            base_width=base_width,
-            depth=depth,
-            block=block,
-            dropout=dropout,
-            use_depth=use_depth,
-            init=init,
-        )
+        args = locals()
+        self.config: dict[str, Any] = {name: args[name] for name in unet_arguments()}
         self.depth = depth
         self.use_depth = use_depth
         widths = [base_width * 2**i for i in range(depth + 1)]  # e.g. [16, 32, 64, 128, 256]
@@ -357,16 +352,22 @@ class UNet(nn.Module):
         return y[..., top : top + h, left : left + w]  # (B, 1, H, W)
 
 
+def unet_arguments() -> list[str]:
+    """The names of ``UNet``'s constructor arguments, in order: the one list of them."""
+    return list(inspect.signature(UNet).parameters)
+
+
 def build_model(**kwargs: Any) -> UNet:
-    """Build a ``UNet`` from config keywords, checking the names first.
+    """Build a ``UNet`` from config keywords, checking their names first.
 
     Args:
-        **kwargs: ``UNet`` constructor arguments; unknown keywords raise ``SalttuneError``.
+        **kwargs: ``UNet`` constructor arguments (the signature of ``UNet.__init__`` is the list);
+            unknown keywords raise ``SalttuneError``.
 
     Returns:
         The network, with ``model.config`` holding the full resolved arguments.
     """
-    valid = ("in_channels", "base_width", "depth", "block", "dropout", "use_depth", "init")
+    valid = unet_arguments()
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:
         raise SalttuneError(f"unknown model argument(s) {', '.join(unknown)}; valid: {', '.join(valid)}")

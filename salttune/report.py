@@ -188,7 +188,7 @@ def _best_model(trials: list[dict], data_dir: str | None, n: int = 12) -> str:
     from salttune.metric import coverage_class, iou_per_image, score_per_image
     from salttune.predict import predict_proba
     from salttune.preview import GREEN, RED, draw_tile, tile_sheet
-    from salttune.train import split_data
+    from salttune.split import split_data
 
     ranked = sorted((t for t in trials if t["best_score"] is not None and t["snapshots"]), key=lambda t: -t["best_score"])
     if not ranked or not data_dir:

@@ -1,6 +1,9 @@
-"""Learning-rate schedules and when to take a snapshot, as one small resumable state machine.
+"""Learning-rate schedules and when to take a snapshot: small resumable state machines, one class per name.
 
-Training is split into *cycles*; each cycle leaves one snapshot for the ensemble.
+Training is split into *cycles*; each cycle leaves one snapshot for the ensemble. ``SCHEDULES`` maps each
+name to its class; the config, the search spaces and training read it, so a new schedule is one class and
+one entry here (plus its test). Training asks the schedule, never its name, how to behave:
+``before_step`` sets per-batch rates and ``keeps_last_of_cycle`` picks the snapshot.
 
 - ``none``: constant learning rate, one cycle; the snapshot is the best epoch.
 - ``plateau``: the rate is cut by ``factor`` (0.7) after ``patience`` epochs without a better validation
@@ -21,8 +24,9 @@ from dataclasses import asdict, dataclass
 from torch.optim import Optimizer
 
 from salttune.config import ScheduleConfig
+from salttune.errors import SalttuneError
 
-__all__ = ["Schedule", "ScheduleState"]
+__all__ = ["SCHEDULES", "Schedule", "ScheduleState", "make_schedule"]
 
 
 @dataclass
@@ -35,7 +39,13 @@ class ScheduleState:
 
 
 class Schedule:
-    """Drives the optimizer's learning rate and says when a cycle (and so a snapshot) ends."""
+    """Drives the optimizer's learning rate and says when a cycle (and so a snapshot) ends.
+
+    This base class is the ``none`` schedule: a constant rate and one cycle. Subclasses override
+    ``before_step`` (per-batch rates), ``_cycle_ends`` and ``_after_epoch``.
+    """
+
+    keeps_last_of_cycle = False  # the cycle's snapshot is its last epoch (True) or its best one (False)
 
     def __init__(self, cfg: ScheduleConfig, optimizer: Optimizer, base_lr: float, steps_per_epoch: int):
         self.cfg, self.opt, self.base_lr, self.steps = cfg, optimizer, base_lr, max(1, steps_per_epoch)
@@ -50,12 +60,7 @@ class Schedule:
             g["lr"] = lr
 
     def before_step(self, epoch: int, step: int) -> None:
-        """Cosine cycles set the rate every batch; the other schedules change it only between epochs."""
-        if self.cfg.name != "cosine_snapshots":
-            return
-        t = ((epoch - self.state.cycle_start) * self.steps + step) / (self.cfg.cycle_epochs * self.steps)
-        lo = self.cfg.min_lr
-        self._set_lr(lo + 0.5 * (self.base_lr - lo) * (1 + math.cos(math.pi * min(t, 1.0))))
+        """Set the rate before a batch; only per-batch schedules do anything here."""
 
     # -- end of epoch ----------------------------------------------------------------------------------
     def end_epoch(self, epoch: int, score: float) -> bool:
@@ -63,26 +68,22 @@ class Schedule:
 
         When a cycle ends the rate is restarted for the next one; the caller closes the snapshot.
         """
-        s, c = self.state, self.cfg
+        s = self.state
         improved = score > s.best
         s.best, s.stalled = (score, 0) if improved else (s.best, s.stalled + 1)
         s.since_cut = 0 if improved else s.since_cut + 1
-        if c.name == "cosine_snapshots":
-            if epoch + 1 - s.cycle_start >= c.cycle_epochs:
-                self._restart(epoch + 1)
-                return True
-            return False
-        if c.name == "snapshot_plateau" and s.stalled >= c.snapshot_patience:
-            self._restart(epoch + 1)
+        if self._cycle_ends(epoch):
+            self.state = ScheduleState(cycle=s.cycle + 1, cycle_start=epoch + 1)
+            self._set_lr(self.base_lr)
             return True
-        if c.name in ("plateau", "snapshot_plateau") and s.since_cut > c.patience:
-            self._set_lr(max(c.min_lr, self.lr() * c.factor))
-            s.since_cut = 0
+        self._after_epoch()
         return False
 
-    def _restart(self, next_epoch: int) -> None:
-        self.state = ScheduleState(cycle=self.state.cycle + 1, cycle_start=next_epoch)
-        self._set_lr(self.base_lr)
+    def _cycle_ends(self, epoch: int) -> bool:
+        return False
+
+    def _after_epoch(self) -> None:
+        """Change the rate between epochs of a cycle that goes on."""
 
     # -- resume ----------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -90,3 +91,49 @@ class Schedule:
 
     def load_state_dict(self, d: dict) -> None:
         self.state = ScheduleState(**d)
+
+
+class Plateau(Schedule):
+    """Cut the rate by ``factor`` (not below ``min_lr``) after ``patience`` epochs without improvement."""
+
+    def _after_epoch(self) -> None:
+        if self.state.since_cut > self.cfg.patience:
+            self._set_lr(max(self.cfg.min_lr, self.lr() * self.cfg.factor))
+            self.state.since_cut = 0
+
+
+class SnapshotPlateau(Plateau):
+    """``Plateau``, and after ``snapshot_patience`` stalled epochs the cycle closes and the rate restarts."""
+
+    def _cycle_ends(self, epoch: int) -> bool:
+        return self.state.stalled >= self.cfg.snapshot_patience
+
+
+class CosineSnapshots(Schedule):
+    """Cosine annealing to ``min_lr`` over ``cycle_epochs``, set every batch; the snapshot is the cycle's end."""
+
+    keeps_last_of_cycle = True
+
+    def before_step(self, epoch: int, step: int) -> None:
+        t = ((epoch - self.state.cycle_start) * self.steps + step) / (self.cfg.cycle_epochs * self.steps)
+        lo = self.cfg.min_lr
+        self._set_lr(lo + 0.5 * (self.base_lr - lo) * (1 + math.cos(math.pi * min(t, 1.0))))
+
+    def _cycle_ends(self, epoch: int) -> bool:
+        return epoch + 1 - self.state.cycle_start >= self.cfg.cycle_epochs
+
+
+# Name -> schedule class, read by the config (``schedule.name``) and the search spaces.
+SCHEDULES: dict[str, type[Schedule]] = {
+    "none": Schedule,
+    "plateau": Plateau,
+    "snapshot_plateau": SnapshotPlateau,
+    "cosine_snapshots": CosineSnapshots,
+}
+
+
+def make_schedule(cfg: ScheduleConfig, optimizer: Optimizer, base_lr: float, steps_per_epoch: int) -> Schedule:
+    """The schedule ``cfg.name`` driving ``optimizer`` from ``base_lr``."""
+    if cfg.name not in SCHEDULES:
+        raise SalttuneError(f"config key 'schedule.name': unknown {cfg.name!r}; allowed: {', '.join(SCHEDULES)}")
+    return SCHEDULES[cfg.name](cfg, optimizer, base_lr, steps_per_epoch)

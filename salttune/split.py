@@ -1,4 +1,4 @@
-"""Train/validation splits stratified by salt coverage class, seeded.
+"""Train/validation splits stratified by salt coverage class, seeded, and the data parts they cut (`Arrays`).
 
 Stratifying by coverage class (0 = empty, 1..10 = tenths of coverage) keeps the share of empty, small and
 large masks the same in every part, as is usual on this task; otherwise a validation set can by chance
@@ -7,13 +7,19 @@ miss the rare near-full or tiny masks that decide the score.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from salttune.errors import SalttuneError
 from salttune.metric import coverage_class
 
-__all__ = ["strata", "train_val_split", "kfold_splits"]
+if TYPE_CHECKING:
+    from salttune.data import TGSData
+
+__all__ = ["Arrays", "strata", "train_val_split", "kfold_splits", "split_data"]
 
 
 def strata(masks: np.ndarray, min_count: int) -> np.ndarray:
@@ -68,3 +74,32 @@ def kfold_splits(masks: np.ndarray, k: int = 5, seed: int = 0) -> list[tuple[np.
     y = strata(masks, min_count=k)
     folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(masks)), y)
     return [(np.sort(tr), np.sort(va)) for tr, va in folds]
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """One part of the data. Shape: images (N, H, W) uint8, masks (N, H, W) bool, depths (N,)."""
+
+    ids: list[str]
+    images: np.ndarray
+    masks: np.ndarray
+    depths: np.ndarray
+
+    def subset(self, idx: np.ndarray) -> "Arrays":
+        return Arrays([self.ids[i] for i in idx], self.images[idx], self.masks[idx], self.depths[idx])
+
+
+def split_data(data: TGSData, val_fraction: float, split_seed: int, max_images: int | None = None) -> tuple[Arrays, Arrays]:
+    """The coverage-stratified train/validation parts of a dataset's training images.
+
+    ``split_seed`` is separate from the training seed so that every trial of a search, whatever its seed,
+    is scored on the same validation images (and the ensemble can use them as a held-out set).
+    """
+    full = Arrays(data.train_ids, data.train_images, data.train_masks, data.train_depths)
+    if not len(full.ids):
+        raise SalttuneError(f"{data.folder}: no training images in train/images; training needs some")
+    if max_images is not None and max_images < len(full.ids):
+        _, keep = train_val_split(full.masks, max_images / len(full.ids), seed=split_seed)
+        full = full.subset(keep)
+    tr, va = train_val_split(full.masks, val_fraction, seed=split_seed)
+    return full.subset(tr), full.subset(va)

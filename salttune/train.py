@@ -16,14 +16,13 @@ Output folder of a run::
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
 import random
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -35,19 +34,20 @@ from torch import nn
 from salttune.augment import build_augment
 from salttune.batches import SaltDataset, make_loader
 from salttune.checkpoint import load_checkpoint, save_checkpoint
-from salttune.config import OptimConfig, TrainConfig, config_to_dict
-from salttune.data import TGSData
+from salttune.config import TrainConfig, config_to_dict
 from salttune.errors import SalttuneError
-from salttune.losses import build_loss
+from salttune.fileio import write_json
+from salttune.losses import build_loss_from_config
 from salttune.metric import competition_score, mean_iou
 from salttune.model import build_model
+from salttune.optim import make_optimizer
 from salttune.predict import predict_logits
-from salttune.schedule import Schedule
-from salttune.split import train_val_split
+from salttune.schedule import Schedule, make_schedule
+from salttune.split import Arrays
 
 __all__ = [
-    "Arrays", "NonFiniteLoss", "GPUOutOfMemory", "InjectedFault", "OPTIMIZERS", "WATCHERS", "split_data", "seed_everything", "pick_device",
-    "make_optimizer", "train_epoch", "evaluate", "fit",
+    "NonFiniteLoss", "GPUOutOfMemory", "InjectedFault", "WATCHERS", "seed_everything", "pick_device",
+    "train_epoch", "evaluate", "fit",
 ]
 
 Report = Callable[[dict, Path], None]
@@ -64,35 +64,6 @@ class GPUOutOfMemory(SalttuneError):
 
 class InjectedFault(RuntimeError):
     """An exception asked for by ``faults.raise_at_epoch`` (chaos testing)."""
-
-
-@dataclass(frozen=True)
-class Arrays:
-    """One part of the data. Shape: images (N, H, W) uint8, masks (N, H, W) bool, depths (N,)."""
-
-    ids: list[str]
-    images: np.ndarray
-    masks: np.ndarray
-    depths: np.ndarray
-
-    def subset(self, idx: np.ndarray) -> "Arrays":
-        return Arrays([self.ids[i] for i in idx], self.images[idx], self.masks[idx], self.depths[idx])
-
-
-def split_data(data: TGSData, val_fraction: float, split_seed: int, max_images: int | None = None) -> tuple[Arrays, Arrays]:
-    """The coverage-stratified train/validation parts of a dataset's training images.
-
-    ``split_seed`` is separate from the training seed so that every trial of a search, whatever its seed,
-    is scored on the same validation images (and the ensemble can use them as a held-out set).
-    """
-    full = Arrays(data.train_ids, data.train_images, data.train_masks, data.train_depths)
-    if not len(full.ids):
-        raise SalttuneError(f"{data.folder}: no training images in train/images; training needs some")
-    if max_images is not None and max_images < len(full.ids):
-        _, keep = train_val_split(full.masks, max_images / len(full.ids), seed=split_seed)
-        full = full.subset(keep)
-    tr, va = train_val_split(full.masks, val_fraction, seed=split_seed)
-    return full.subset(tr), full.subset(va)
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -112,30 +83,6 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
-
-
-# The fused kernels update every parameter in one pass: on the CPU, for the default model, an Adam step takes
-# 3.5 ms fused against 7.0 ms for PyTorch's default (`salttune bench train`: adam_step_s_*).
-def _adam(params, c: OptimConfig):
-    return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
-
-
-def _adamw(params, c: OptimConfig):
-    return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
-
-
-def _sgd(params, c: OptimConfig):
-    return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov and c.momentum > 0,
-                           weight_decay=c.weight_decay, fused=True)
-
-
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"adam": _adam, "adamw": _adamw, "sgd": _sgd}
-
-
-def make_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
-    if cfg.name not in OPTIMIZERS:
-        raise SalttuneError(f"config key 'optim.name': unknown {cfg.name!r}; allowed: {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[cfg.name](params, cfg)
 
 
 def layer_stats(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
@@ -227,22 +174,44 @@ def evaluate(
     return {"val_score": competition_score(pred, part.masks), "val_iou": mean_iou(pred, part.masks), "val_loss": loss}
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
-
-
-def _snapshot_payload(model: nn.Module, cfg: TrainConfig, epoch: int, metrics: dict, cycle: int, state_dict=None) -> dict:
+def _snapshot_payload(model: nn.Module, cfg: TrainConfig, epoch: int, metrics: dict, cycle: int) -> dict:
     return {
         "kind": "snapshot",
         "model_args": dict(model.config),
         "config": config_to_dict(cfg),
-        "model": state_dict if state_dict is not None else {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "epoch": epoch,
         "cycle": cycle,
         "metrics": metrics,
     }
+
+
+@dataclass
+class _Parts:
+    """What ``fit`` builds once from the config; the epochs change their state, not the objects."""
+
+    device: torch.device
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    loss_fn: Callable
+    dataset: SaltDataset
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler | None
+
+
+def _no_best() -> dict:
+    return {"score": -math.inf, "epoch": -1, "metrics": None}
+
+
+@dataclass
+class _Book:
+    """The run's bookkeeping, saved in ``state.pt`` after every epoch and restored on resume."""
+
+    snapshots: list[dict] = field(default_factory=list)  # {"path", "epoch", "score", "cycle"}, one per cycle
+    history: list[dict] = field(default_factory=list)  # every epoch's metrics
+    cycle_best: dict = field(default_factory=_no_best)  # the open cycle's best epoch
+    next_epoch: int = 0
 
 
 def fit(
@@ -260,7 +229,7 @@ def fit(
 
     Args:
         cfg: the resolved training config.
-        train, val: the data parts (see :func:`split_data`).
+        train, val: the data parts (see :func:`salttune.split.split_data`).
         out_dir: where config, metrics, summary and checkpoints go.
         report: called after each epoch with the epoch's metrics and the checkpoint folder.
         resume_from: a ``checkpoint`` folder of an earlier run (its ``state.pt`` and snapshots); training
@@ -273,9 +242,28 @@ def fit(
     """
     out = Path(out_dir)
     ckpt_dir = out / "checkpoint"
-    (ckpt_dir / "snapshots").mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    parts = _setup(cfg, train, out)
+    book = _restore(parts, Path(resume_from), out) if resume_from is not None else _start(out)
+    for epoch in range(book.next_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        if cfg.faults.raise_at_epoch == epoch + 1:
+            raise InjectedFault(f"fault injected by faults.raise_at_epoch={epoch + 1}")
+        metrics = _run_epoch(cfg, parts, val, epoch, progress)
+        for w in watchers:
+            metrics.update(w(parts.model, parts.optimizer))
+        _update_snapshots(cfg, parts, book, ckpt_dir, epoch, metrics)
+        metrics["epoch_seconds"] = time.perf_counter() - t0
+        _save_state(cfg, parts, book, out, epoch, metrics)
+        report(metrics, ckpt_dir)
+        if cfg.faults.kill_worker_at_epoch == epoch + 1:
+            os.kill(os.getpid(), signal.SIGKILL)  # chaos testing: the worker dies after a completed checkpoint
+    return _summary(book.history, book.snapshots, cfg)
 
+
+def _setup(cfg: TrainConfig, train: Arrays, out: Path) -> _Parts:
+    """Write the resolved config, seed everything and build model, loss, optimiser, data and schedule."""
+    (out / "checkpoint" / "snapshots").mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
     device = pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic or device.type == "cpu")
     model = build_model(**{"in_channels": 1, **config_to_dict(cfg.model)}).to(device)
@@ -284,105 +272,107 @@ def fit(
         model = model.to(memory_format=torch.channels_last)
     amp_dtype = _amp_dtype(device, cfg.amp)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    loss_params = {"focal_gamma": cfg.loss.focal_gamma, "focal_alpha": cfg.loss.focal_alpha} if "focal" in cfg.loss.name.split("+") else {}
-    loss_fn = build_loss(cfg.loss.name, cfg.loss.weights, **loss_params)
+    loss_fn = build_loss_from_config(cfg.loss)
     optimizer = make_optimizer(model.parameters(), cfg.optim)
+    augment = build_augment(cfg.augment.names, cfg.augment.translate, cfg.augment.p)
+    dataset = SaltDataset(train.images, train.masks, train.depths, augment, seed=cfg.seed)
+    schedule = make_schedule(cfg.schedule, optimizer, cfg.optim.lr, math.ceil(len(dataset) / cfg.batch_size))
+    return _Parts(device, model, optimizer, schedule, loss_fn, dataset, amp_dtype, scaler)
 
-    dataset = SaltDataset(train.images, train.masks, train.depths, build_augment(cfg.augment.names, cfg.augment.translate, cfg.augment.p), seed=cfg.seed)
-    steps_per_epoch = math.ceil(len(dataset) / cfg.batch_size)
-    schedule = Schedule(cfg.schedule, optimizer, cfg.optim.lr, steps_per_epoch)
-    snapshots: list[dict] = []  # {"path", "epoch", "score", "cycle"}, one per cycle
-    history: list[dict] = []
-    cycle_best = {"score": -math.inf, "epoch": -1, "metrics": None}
-    start_epoch = 0
 
-    if resume_from is not None:
-        state = load_checkpoint(Path(resume_from) / "state.pt")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        torch.set_rng_state(state["torch_rng"])
-        snapshots, history, cycle_best = state["snapshots"], state["history"], state["cycle_best"]
-        start_epoch = state["epoch"] + 1
-        src = Path(resume_from) / "snapshots"
-        if src.resolve() != (ckpt_dir / "snapshots").resolve():
-            for s in snapshots:  # bring the snapshots along into this run's folder
-                payload = load_checkpoint(src / Path(s["path"]).name)
-                save_checkpoint(ckpt_dir / "snapshots" / Path(s["path"]).name, {k: v for k, v in payload.items() if k != "format"})
-        with open(out / "metrics.jsonl", "w") as f:  # the history up to the resumed epoch, no duplicates
-            f.writelines(json.dumps(h) + "\n" for h in history)
-    elif (out / "metrics.jsonl").exists():
-        (out / "metrics.jsonl").unlink()
+def _start(out: Path) -> _Book:
+    """Fresh bookkeeping; the metrics of an earlier run in ``out`` are dropped."""
+    (out / "metrics.jsonl").unlink(missing_ok=True)
+    return _Book()
 
-    bar = None
+
+def _restore(parts: _Parts, src: Path, out: Path) -> _Book:
+    """Load ``src/state.pt`` into the parts, bring its snapshots into ``out`` and rewrite the metrics so far."""
+    state = load_checkpoint(src / "state.pt")
+    parts.model.load_state_dict(state["model"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.schedule.load_state_dict(state["schedule"])
+    torch.set_rng_state(state["torch_rng"])
+    book = _Book(state["snapshots"], state["history"], state["cycle_best"], state["epoch"] + 1)
+    dst = out / "checkpoint" / "snapshots"
+    if (src / "snapshots").resolve() != dst.resolve():
+        for s in book.snapshots:
+            name = Path(s["path"]).name
+            payload = load_checkpoint(src / "snapshots" / name)
+            save_checkpoint(dst / name, {k: v for k, v in payload.items() if k != "format"})
+    with open(out / "metrics.jsonl", "w") as f:  # the history up to the resumed epoch, no duplicates
+        f.writelines(json.dumps(h) + "\n" for h in book.history)
+    return book
+
+
+def _run_epoch(cfg: TrainConfig, parts: _Parts, val: Arrays, epoch: int, progress: bool) -> dict:
+    """Train one epoch, then score the whole validation part: the epoch's metrics."""
+    parts.dataset.set_epoch(epoch)
+    loader = make_loader(parts.dataset, cfg.batch_size, True, cfg.seed, epoch, cfg.num_workers)
     if progress:
         from tqdm.auto import tqdm
 
         def bar(it):
-            return tqdm(it, total=steps_per_epoch, leave=False, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
+            return tqdm(it, total=len(loader), leave=False, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch")
+    else:
+        def bar(it):
+            return it
+    loss_fn = parts.loss_fn
+    if cfg.faults.nan_loss_at_epoch == epoch + 1:
+        loss_fn = lambda lg, t: parts.loss_fn(lg, t) * math.nan  # noqa: E731
+    try:
+        stats = train_epoch(
+            parts.model, loader, loss_fn, parts.optimizer, parts.device,
+            amp_dtype=parts.amp_dtype, scaler=parts.scaler, channels_last=cfg.channels_last,
+            use_depth=cfg.model.use_depth, before_step=lambda step: parts.schedule.before_step(epoch, step),
+            progress=bar,
+        )
+    except torch.OutOfMemoryError:
+        parts.optimizer.zero_grad(set_to_none=True)
+        _free_gpu_memory()
+        raise GPUOutOfMemory(
+            f"out of GPU memory in epoch {epoch + 1} (batch_size={cfg.batch_size}, model.base_width="
+            f"{cfg.model.base_width}); lower batch_size or model.base_width, or give each trial a larger GPU "
+            "share (resources.gpu in the search space)") from None
+    lr = parts.schedule.lr()  # the rate of the epoch's last step
+    t_eval = time.perf_counter()
+    val_metrics = evaluate(parts.model, val, parts.loss_fn, parts.device, batch_size=max(cfg.batch_size, 64),
+                           threshold=cfg.threshold, amp_dtype=parts.amp_dtype, use_depth=cfg.model.use_depth)
+    return {"epoch": epoch + 1, **stats, **val_metrics, "lr": lr, "cycle": parts.schedule.state.cycle,
+            "eval_seconds": time.perf_counter() - t_eval}
 
-    faults = cfg.faults
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        if faults.raise_at_epoch == epoch + 1:
-            raise InjectedFault(f"fault injected by faults.raise_at_epoch={epoch + 1}")
-        dataset.set_epoch(epoch)
-        loader = make_loader(dataset, cfg.batch_size, True, cfg.seed, epoch, cfg.num_workers)
-        lr = schedule.lr()
-        epoch_loss = loss_fn if faults.nan_loss_at_epoch != epoch + 1 else (lambda lg, t: loss_fn(lg, t) * math.nan)
-        try:
-            stats = train_epoch(
-                model, loader, epoch_loss, optimizer, device,
-                amp_dtype=amp_dtype, scaler=scaler, channels_last=cfg.channels_last,
-                use_depth=cfg.model.use_depth, before_step=lambda step: schedule.before_step(epoch, step),
-                progress=bar or (lambda it: it),
-            )
-        except torch.OutOfMemoryError:
-            optimizer.zero_grad(set_to_none=True)
-            _free_gpu_memory()
-            raise GPUOutOfMemory(
-                f"out of GPU memory in epoch {epoch + 1} (batch_size={cfg.batch_size}, model.base_width="
-                f"{cfg.model.base_width}); lower batch_size or model.base_width, or give each trial a larger GPU "
-                "share (resources.gpu in the search space)") from None
-        lr = lr if cfg.schedule.name != "cosine_snapshots" else schedule.lr()
-        t_eval = time.perf_counter()
-        val_metrics = evaluate(model, val, loss_fn, device, batch_size=max(cfg.batch_size, 64), threshold=cfg.threshold, amp_dtype=amp_dtype, use_depth=cfg.model.use_depth)
-        metrics = {"epoch": epoch + 1, **stats, **val_metrics, "lr": lr, "cycle": schedule.state.cycle,
-                   "eval_seconds": time.perf_counter() - t_eval}
-        for w in watchers:
-            metrics.update(w(model, optimizer))
 
-        # Snapshot bookkeeping: the current cycle's file always holds the cycle's best (or, for cosine
-        # cycles, its last) weights, so a crash never loses a finished cycle.
-        cycle = schedule.state.cycle
-        snap_path = ckpt_dir / "snapshots" / f"snapshot_{cycle:02d}.pt"
-        keep_last = cfg.schedule.name == "cosine_snapshots"
-        if keep_last or metrics["val_score"] > cycle_best["score"]:
-            cycle_best = {"score": metrics["val_score"], "epoch": epoch + 1, "metrics": metrics}
-            save_checkpoint(snap_path, _snapshot_payload(model, cfg, epoch + 1, metrics, cycle))
-            snapshots = [s for s in snapshots if s["cycle"] != cycle] + [
-                {"path": str(snap_path), "epoch": epoch + 1, "score": metrics["val_score"], "cycle": cycle}
-            ]
-        if schedule.end_epoch(epoch, metrics["val_score"]):
-            cycle_best = {"score": -math.inf, "epoch": -1, "metrics": None}
-        snapshots = _keep_best(snapshots, cfg.schedule.max_snapshots, current_cycle=schedule.state.cycle)
+def _update_snapshots(cfg: TrainConfig, parts: _Parts, book: _Book, ckpt_dir: Path, epoch: int, metrics: dict) -> None:
+    """Save the epoch as its cycle's snapshot if it is the cycle's best (or, for schedules that keep the
+    last, always); close the cycle if the schedule ends it; keep the ``max_snapshots`` best files.
 
-        metrics["epoch_seconds"] = time.perf_counter() - t0
-        history.append(metrics)
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(metrics) + "\n")
-        save_checkpoint(ckpt_dir / "state.pt", {
-            "kind": "state", "model_args": dict(model.config), "config": config_to_dict(cfg),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
-            "torch_rng": torch.get_rng_state(), "epoch": epoch, "metrics": metrics, "history": history,
-            "snapshots": snapshots, "cycle_best": cycle_best,
-        })
-        summary = _summary(history, snapshots, cfg)
-        _write_json(out / "summary.json", summary)
-        report(metrics, ckpt_dir)
-        if faults.kill_worker_at_epoch == epoch + 1:
-            os.kill(os.getpid(), signal.SIGKILL)  # chaos testing: the worker dies after a completed checkpoint
-    return _summary(history, snapshots, cfg)
+    The current cycle's file always holds the cycle's snapshot so far, so a crash never loses a finished cycle.
+    """
+    cycle = parts.schedule.state.cycle
+    path = ckpt_dir / "snapshots" / f"snapshot_{cycle:02d}.pt"
+    if parts.schedule.keeps_last_of_cycle or metrics["val_score"] > book.cycle_best["score"]:
+        book.cycle_best = {"score": metrics["val_score"], "epoch": epoch + 1, "metrics": metrics}
+        save_checkpoint(path, _snapshot_payload(parts.model, cfg, epoch + 1, metrics, cycle))
+        book.snapshots = [s for s in book.snapshots if s["cycle"] != cycle] + [
+            {"path": str(path), "epoch": epoch + 1, "score": metrics["val_score"], "cycle": cycle}
+        ]
+    if parts.schedule.end_epoch(epoch, metrics["val_score"]):
+        book.cycle_best = _no_best()
+    book.snapshots = _keep_best(book.snapshots, cfg.schedule.max_snapshots, current_cycle=parts.schedule.state.cycle)
+
+
+def _save_state(cfg: TrainConfig, parts: _Parts, book: _Book, out: Path, epoch: int, metrics: dict) -> None:
+    """Append the epoch to the history and ``metrics.jsonl``; write ``state.pt`` and ``summary.json``."""
+    book.history.append(metrics)
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(metrics) + "\n")
+    save_checkpoint(out / "checkpoint" / "state.pt", {
+        "kind": "state", "model_args": dict(parts.model.config), "config": config_to_dict(cfg),
+        "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
+        "schedule": parts.schedule.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
+        "metrics": metrics, "history": book.history, "snapshots": book.snapshots, "cycle_best": book.cycle_best,
+    })
+    write_json(out / "summary.json", _summary(book.history, book.snapshots, cfg), "summary")
 
 
 def _free_gpu_memory() -> None:

@@ -19,6 +19,7 @@ def test_defaults_round_trip():
     assert cfg.schedule.factor == 0.7 and cfg.augment.names == ("hflip", "translate")
     assert config_from_dict(config_to_dict(cfg)) == cfg
     assert "model.block" in allowed_keys(TrainConfig) and "optim.lr" in allowed_keys(TrainConfig)
+    assert cfg.loss.dice_per_image is False and cfg.loss.lovasz_per_image is True  # the loss functions' defaults
 
 
 def test_default_weights_belong_to_the_default_loss():
@@ -31,9 +32,11 @@ def test_default_weights_belong_to_the_default_loss():
 def test_yaml_and_overrides(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("epochs: 5\nmodel:\n  block: se\nloss:\n  name: focal+dice\n  weights: [1, 2]\n")
-    cfg = load_config(f, ["optim.lr=0.01", "optim.name=sgd", "augment.names=[hflip]", "loss.focal_alpha=null"])
+    cfg = load_config(f, ["optim.lr=0.01", "optim.name=sgd", "augment.names=[hflip]", "loss.focal_alpha=null",
+                          "loss.dice_per_image=true"])
     assert cfg.epochs == 5 and cfg.model.block == "se" and cfg.optim.lr == 0.01 and cfg.optim.name == "sgd"
     assert cfg.loss.weights == (1.0, 2.0) and cfg.augment.names == ("hflip",) and cfg.loss.focal_alpha is None
+    assert cfg.loss.dice_per_image is True
     assert parse_overrides(["a.b=1", "a.c=x"]) == {"a": {"b": 1, "c": "x"}}
 
 
@@ -50,6 +53,7 @@ def test_yaml_and_overrides(tmp_path):
         ({"loss": {"name": "bce+dice", "weights": [1]}}, "1 weights for 2 terms"),
         ({"loss": {"weights": [1, -1]}}, "'loss.weights': -1.0 is out of range"),
         ({"augment": {"names": ["vflip"]}}, "unknown value 'vflip'"),
+        ({"loss": {"lovasz_per_image": "no"}}, "'loss.lovasz_per_image': 'no' is not true or false"),
         ({"model": 3}, "expected a mapping"),
     ],
 )

@@ -10,7 +10,8 @@ from salttune.config import config_from_dict
 from salttune.data import load_dataset
 from salttune.leaderboard import FAILED, FINISHED, read_leaderboard, write_leaderboard
 from salttune.submission import score_files
-from salttune.train import fit, split_data
+from salttune.split import split_data
+from salttune.train import fit
 
 
 @pytest.fixture(scope="module")

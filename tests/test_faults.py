@@ -10,7 +10,8 @@ from conftest import assert_user_error, run_cli
 from salttune.checkpoint import load_checkpoint
 from salttune.config import config_from_dict
 from salttune.data import load_dataset
-from salttune.train import GPUOutOfMemory, InjectedFault, NonFiniteLoss, fit, split_data
+from salttune.split import split_data
+from salttune.train import GPUOutOfMemory, InjectedFault, NonFiniteLoss, fit
 
 TINY = ["--set", "batch_size=4", "--set", "model.base_width=4", "--set", "model.depth=2", "--quiet"]
 

@@ -6,13 +6,16 @@ import math
 import pytest
 import torch
 
+from salttune.config import LossConfig
 from salttune.errors import SalttuneError
 from salttune.losses import (
     LOSSES,
     CombinedLoss,
     bce,
     build_loss,
+    build_loss_from_config,
     dice,
+    family_params,
     focal,
     lovasz_grad,
     lovasz_hinge,
@@ -238,3 +241,47 @@ def test_build_loss_every_name():
 def test_build_loss_errors(spec, kwargs, match):
     with pytest.raises(SalttuneError, match=match):
         build_loss(spec, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- config settings
+
+
+def test_family_settings_reach_every_term_of_the_family_in_the_spec():
+    settings = {"focal_gamma": 1.0, "dice_per_image": True, "lovasz_per_image": False}
+    assert family_params("bce+lovasz_symmetric", settings) == {"lovasz_symmetric_per_image": False}
+    assert family_params("focal+lovasz+lovasz_elu", settings) == {
+        "focal_gamma": 1.0, "lovasz_per_image": False, "lovasz_elu_per_image": False}
+    assert family_params("dice", settings) == {"dice_per_image": True}
+    assert family_params("bce", settings) == {}
+    # a narrower family overrides a wider one, whatever the order of the settings
+    assert family_params("lovasz+lovasz_elu", {"lovasz_elu_per_image": True, "lovasz_per_image": False}) == {
+        "lovasz_per_image": False, "lovasz_elu_per_image": True}
+
+
+@pytest.mark.parametrize(
+    "settings, match",
+    [({"hinge_margin": 1.0}, "'hinge_margin' names no loss"), ({"dice_gamma": 1.0}, "no dice loss has an argument 'gamma'")],
+)
+def test_family_settings_errors(settings, match):
+    with pytest.raises(SalttuneError, match=match):
+        family_params("bce", settings)
+
+
+def test_every_loss_config_setting_names_a_family_argument():
+    settings = {k: v for k, v in vars(LossConfig()).items() if k not in ("name", "weights")}
+    assert set(settings) >= {"focal_gamma", "focal_alpha", "dice_per_image", "lovasz_per_image"}
+    family_params("bce", settings)  # raises on a setting no loss takes
+
+
+def test_config_defaults_are_the_functions_defaults():
+    """The default LossConfig settings give the loss functions' own defaults: dice over the batch, Lovasz per image."""
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(3, 1, 6, 6, generator=g)
+    targets = (torch.rand(3, 1, 6, 6, generator=g) > 0.6).float()
+    spec = "focal+dice+lovasz_elu+lovasz_symmetric"
+    got = build_loss_from_config(LossConfig(name=spec, weights=None))(logits, targets)
+    assert got.item() == pytest.approx(build_loss(spec)(logits, targets).item(), rel=1e-6)
+    flipped = LossConfig(name=spec, weights=None, focal_gamma=0.5, focal_alpha=None, dice_per_image=True, lovasz_per_image=False)
+    expected = (focal(logits, targets, gamma=0.5, alpha=None) + dice(logits, targets, per_image=True)
+                + lovasz_hinge_elu(logits, targets, per_image=False) + lovasz_symmetric(logits, targets, per_image=False))
+    assert build_loss_from_config(flipped)(logits, targets).item() == pytest.approx(expected.item(), rel=1e-6)

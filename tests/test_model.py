@@ -19,6 +19,7 @@ from salttune.model import (
     _reflect_pad,
     build_model,
     count_parameters,
+    unet_arguments,
 )
 
 
@@ -166,7 +167,7 @@ def test_xavier_uniform_bounds():
         ({"depth": 0}, "depth"),
         ({"base_width": 0}, "base_width"),
         ({"dropout": 1.0}, "dropout"),
-        ({"width": 8}, "unknown model argument"),
+        ({"width": 8}, "unknown model argument.s. width; valid: in_channels, base_width, depth, block, dropout, use_depth, init"),
     ],
 )
 def test_bad_config_raises(kwargs, match):
@@ -188,6 +189,13 @@ def test_rebuild_from_config_and_state_dict():
     model.eval(), clone.eval()
     x, z = torch.randn(2, 1, 21, 21), torch.rand(2)
     assert torch.equal(model(x, depth=z), clone(x, depth=z))
+
+
+def test_model_config_keys_are_unet_arguments():
+    from salttune.config import ModelConfig
+
+    assert list(UNet(base_width=2, depth=1).config) == unet_arguments()
+    assert set(vars(ModelConfig())) <= set(unet_arguments())  # every model.* key reaches the constructor
 
 
 def test_parameter_count():

@@ -1,12 +1,15 @@
 import torch
 
-from salttune.config import ScheduleConfig
-from salttune.schedule import Schedule
+from salttune.config import ScheduleConfig, config_from_dict
+import pytest
+
+from salttune.errors import SalttuneError
+from salttune.schedule import SCHEDULES, make_schedule
 
 
 def make(name, **kw):
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    return Schedule(ScheduleConfig(name=name, **kw), opt, 1.0, steps_per_epoch=4)
+    return make_schedule(ScheduleConfig(name=name, **kw), opt, 1.0, steps_per_epoch=4)
 
 
 def test_plateau_cuts_by_factor_after_patience():
@@ -41,3 +44,28 @@ def test_cosine_cycles():
     s2 = make("cosine_snapshots", cycle_epochs=2)
     s2.load_state_dict(st)
     assert s2.state == s.state
+
+
+def test_none_keeps_the_rate_and_one_cycle():
+    s = make("none")
+    for e, sc in enumerate([0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]):
+        s.before_step(e, 0)
+        assert not s.end_epoch(e, sc) and s.lr() == 1.0
+    assert s.state.cycle == 0
+
+
+def test_only_cosine_keeps_the_last_epoch_of_a_cycle():
+    assert {n: make(n).keeps_last_of_cycle for n in SCHEDULES} == {
+        "none": False, "plateau": False, "snapshot_plateau": False, "cosine_snapshots": True}
+
+
+def test_unknown_name_lists_the_valid_ones():
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    with pytest.raises(SalttuneError, match="unknown 'step'; allowed: none, plateau, snapshot_plateau, cosine_snapshots"):
+        make_schedule(ScheduleConfig(name="step"), opt, 1.0, 4)
+
+
+def test_config_choices_are_the_dict():
+    assert config_from_dict({"schedule": {"name": "cosine_snapshots"}}).schedule.name == "cosine_snapshots"
+    with pytest.raises(SalttuneError, match=f"'schedule.name': unknown value 'step'; allowed: {', '.join(SCHEDULES)}"):
+        config_from_dict({"schedule": {"name": "step"}})

@@ -1,9 +1,11 @@
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from salttune.errors import SalttuneError
 from salttune.metric import coverage_class
-from salttune.split import kfold_splits, strata, train_val_split
+from salttune.split import Arrays, kfold_splits, split_data, strata, train_val_split
 
 
 def masks_with_classes(counts: dict[int, int], size: int = 10) -> np.ndarray:
@@ -47,3 +49,29 @@ def test_rare_classes_merge_into_neighbour():
 def test_bad_fraction(frac):
     with pytest.raises(SalttuneError, match="val_fraction"):
         train_val_split(masks_with_classes({0: 10}), frac)
+
+
+def test_split_data_cuts_aligned_parts():
+    masks = masks_with_classes({0: 20, 3: 10, 8: 10})
+    n = len(masks)
+    images = np.arange(n, dtype=np.uint8)[:, None, None] * np.ones((1, 10, 10), np.uint8)  # image i is all i
+    data = SimpleNamespace(folder="f", train_ids=[f"id{i}" for i in range(n)], train_images=images,
+                           train_masks=masks, train_depths=np.arange(n, dtype=float) * 10)
+    tr, va = split_data(data, 0.25, split_seed=1)
+    _, expected_val = train_val_split(masks, 0.25, seed=1)
+    assert [int(i[2:]) for i in va.ids] == expected_val.tolist() and len(tr.ids) == 30
+    for part in (tr, va):  # ids, images, masks and depths stay aligned
+        idx = [int(i[2:]) for i in part.ids]
+        np.testing.assert_array_equal(part.images[:, 0, 0], idx)
+        np.testing.assert_array_equal(part.masks, masks[idx])
+        np.testing.assert_array_equal(part.depths, np.array(idx) * 10.0)
+    small_tr, small_va = split_data(data, 0.25, split_seed=1, max_images=20)
+    assert len(small_tr.ids) + len(small_va.ids) == 20
+    assert isinstance(small_va, Arrays)
+
+
+def test_split_data_needs_images():
+    empty = SimpleNamespace(folder="f", train_ids=[], train_images=np.zeros((0, 2, 2)), train_masks=np.zeros((0, 2, 2), bool),
+                            train_depths=np.zeros(0))
+    with pytest.raises(SalttuneError, match="f: no training images"):
+        split_data(empty, 0.2, 0)

@@ -10,7 +10,8 @@ from salttune.checkpoint import build_from_checkpoint, load_checkpoint
 from salttune.config import config_from_dict
 from salttune.data import load_dataset
 from salttune.predict import predict_proba
-from salttune.train import NonFiniteLoss, WATCHERS, fit, split_data
+from salttune.split import Arrays, split_data
+from salttune.train import NonFiniteLoss, WATCHERS, fit
 
 TINY = {"batch_size": 4, "model": {"base_width": 4, "depth": 2}, "val_fraction": 0.25}
 
@@ -104,8 +105,6 @@ def test_cosine_snapshots_keep_top_k(parts, tmp_path):
 
 def test_nan_loss_fails_with_reason(parts, tmp_path):
     """A NaN in the input images makes the loss NaN on the first step; the run fails naming it."""
-    from salttune.train import Arrays
-
     train, val = parts
     bad = Arrays(train.ids, train.images.astype(np.float32) * np.nan, train.masks, train.depths)
     with pytest.raises(NonFiniteLoss, match="loss became nan at step 0"):

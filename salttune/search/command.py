@@ -116,7 +116,7 @@ def _plan(args: argparse.Namespace) -> _Plan:
 
 def _load_data(plan: _Plan):
     from salttune.data import dataset_fingerprint, load_dataset
-    from salttune.train import split_data
+    from salttune.split import split_data
 
     d = plan.space.data
     data = load_dataset(d.folder, with_test=False)

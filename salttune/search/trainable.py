@@ -20,7 +20,8 @@ import ray
 from ray import tune
 
 from salttune.search.space import SearchSpace, trial_config
-from salttune.train import Arrays, fit
+from salttune.split import Arrays
+from salttune.train import fit
 
 __all__ = ["train_trial", "trial_dirname"]
 
