@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -48,11 +49,17 @@ def tgs_folder(tmp_path: Path) -> tuple[Path, dict]:
     return root, write_tgs_folder(root)
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``salttune ARGS`` as a user would: a separate process, text output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "salttune.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
-    )
+CLI = [sys.executable, "-m", "salttune.cli"]  # the argv of ``salttune``
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``salttune ARGS`` as a user would: a separate process, text output captured, ``env`` added to ours."""
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def run_search_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``salttune search ARGS`` as a user runs it, in a separate process."""
+    return run_cli("search", *args, cwd=cwd, timeout=timeout, env=env)
 
 
 def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -2,41 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 
-from conftest import assert_user_error
+from conftest import assert_user_error, run_search_cli
 from salttune.errors import SalttuneError
 from salttune.search.space import load_space, space_from_dict, space_to_dict, suggest, trial_config
 
 SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 SHIPPED = ["quick", "lovasz", "losses", "architecture", "optimizers", "bench"]
-
-
-def _search_is_wired() -> bool:
-    from salttune.cli import build_parser
-
-    subs = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return bool(subs) and "search" in subs[0].choices
-
-
-def search_command() -> list[str]:
-    """The argv of ``salttune search``; until ``salttune/cli.py`` wires the sub-command, the module's own
-    entry point (same flags, same output)."""
-    entry = ["-m", "salttune.cli", "search"] if _search_is_wired() else ["-m", "salttune.search.command"]
-    return [sys.executable, *entry]
-
-
-def run_search_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``salttune search ARGS`` as a user runs it, in a separate process."""
-    return subprocess.run([*search_command(), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env={**os.environ, **(env or {})})
 
 
 def write_space(path: Path, text: str) -> Path:
