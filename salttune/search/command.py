@@ -11,7 +11,7 @@ the trials go to the bucket and the files marked * stay in ``results/NAME/`` on 
     trials/            Tune's experiment: tuner.pkl, experiment_state-*.json, searcher-state-*.pkl (for --resume)
       trial_<id>/      one trial: result.json, progress.csv, checkpoint_NNNNNN/ (state.pt, snapshots/)
 
-Ray and Optuna are imported inside :func:`run`, so ``salttune --help`` does not pay for them.
+Ray and Optuna are imported inside :func:`search`, so ``salttune --help`` does not pay for them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Optuna's TPE sampler behind Ray Tune's ``OptunaSearch``, told the truth about stopped and failed trials.
+"""Optuna's samplers (TPE, random) behind Ray Tune's ``OptunaSearch``, told the truth about stopped and failed trials.
 
 Why a subclass. Ray's ``OptunaSearch.on_trial_complete`` tells Optuna ``COMPLETE`` with the *last* reported
 score for every trial that ended without an error, including the ones ASHA stopped at a low rung. TPE would
