@@ -205,7 +205,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out)
     command = "salttune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.which in ("search", "scale"):  # --set overrides the search space there, not a training config
-        from salttune.search.bench import run_search_bench
+        from salttune.bench.search import run_search_bench
 
         result = run_search_bench(args)
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -50,11 +49,17 @@ def tgs_folder(tmp_path: Path) -> tuple[Path, dict]:
     return root, write_tgs_folder(root)
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``salttune ARGS`` as a user would: a separate process, text output captured."""
-    return subprocess.run(
-        [sys.executable, "-m", "salttune.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
-    )
+CLI = [sys.executable, "-m", "salttune.cli"]  # the argv of ``salttune``
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``salttune ARGS`` as a user would: a separate process, text output captured, ``env`` added to ours."""
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def run_search_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``salttune search ARGS`` as a user runs it, in a separate process."""
+    return run_cli("search", *args, cwd=cwd, timeout=timeout, env=env)
 
 
 def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -65,23 +70,3 @@ def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> Non
     assert len(err.splitlines()) == 1, err
     for f in fragments:
         assert f in err, (f, err)
-
-
-def _search_is_wired() -> bool:
-    from salttune.cli import build_parser
-
-    subs = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return bool(subs) and "search" in subs[0].choices
-
-
-def search_command() -> list[str]:
-    """The argv of ``salttune search``; until ``salttune/cli.py`` wires the sub-command, the module's own
-    entry point (same flags, same output)."""
-    entry = ["-m", "salttune.cli", "search"] if _search_is_wired() else ["-m", "salttune.search.command"]
-    return [sys.executable, *entry]
-
-
-def run_search_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``salttune search ARGS`` as a user runs it, in a separate process."""
-    return subprocess.run([*search_command(), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env={**os.environ, **(env or {})})

@@ -7,7 +7,8 @@ import pytest
 
 from conftest import assert_user_error, run_cli
 from salttune.bench import render_readme, save_result
-from salttune.search.bench import _time_to, search_timeline
+from salttune.bench.search import RACE, _time_to, search_timeline
+from salttune.search.algorithms import ALGORITHMS
 
 TINY = ["--set", "model.base_width=4", "--set", "model.depth=2", "--set", "batch_size=4"]  # a model trained in seconds
 
@@ -44,6 +45,11 @@ def test_search_timeline_and_time_to_target(tmp_path):
     timeline = search_timeline(tmp_path)
     assert timeline == [(10.0, 0.1), (13.0, 0.5), (15.0, 0.3)]  # seconds since trial_a started (at 90 s), in time order
     assert _time_to(timeline, 0.05) == 10.0 and _time_to(timeline, 0.3) == 13.0 and _time_to(timeline, 0.6) is None
+
+
+def test_search_bench_races_algorithms_by_name():
+    # the race is two entries of the algorithm table, under the labels the committed figures use
+    assert RACE == {"tpe_asha": "tpe+asha", "random_no_es": "random"} and set(RACE.values()) <= set(ALGORITHMS)
 
 
 def test_readme_shows_each_seed_of_the_search_bench(tmp_path):

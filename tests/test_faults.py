@@ -1,4 +1,4 @@
-"""Faults during training: each injected, each survived (search-level faults are in test_search.py)."""
+"""Faults during training: each injected, each survived (search-level faults are in search/test_command.py)."""
 
 import json
 import signal

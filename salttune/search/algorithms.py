@@ -1,21 +1,84 @@
 """Search algorithms: one name -> factory of (searcher, scheduler). Importing this module imports no Ray.
 
-The space file's ``algorithm:`` key names an entry (validated against ``ALGORITHMS`` at the edge); a new
-algorithm (BOHB-style, DEHB, GP) is one new entry here plus its test.
+The space file's ``algorithm:`` key names an entry (validated against ``ALGORITHMS`` at the edge). A factory
+takes the validated space and the search's local folder (``results/NAME``, where the searcher keeps its
+Optuna study and a scheduler its state) and returns Tune's ``search_alg`` and ``scheduler``. It imports Ray
+and Optuna inside, so ``salttune --help`` does not pay for them.
+
+Every searcher is :class:`salttune.search.sampler.PruneAwareOptunaSearch` with some Optuna sampler, so the
+study in ``optuna.db`` and the leaderboard look the same whatever the algorithm; only the sampler and the
+scheduler change. A new algorithm (BOHB-style, DEHB, GP) is one new entry here plus its test in
+``tests/search/test_algorithms.py``.
+
+``--resume`` never calls a factory: Tune restores the searcher from its saved state and the scheduler from
+``tuner.pkl`` (``ResumableASHA`` then reloads its rungs from ``asha_state.json``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
-__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM"]
+if TYPE_CHECKING:
+    from salttune.search.space import SearchSpace
+
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "STUDY_FILE", "ASHA_FILE", "build_algorithm"]
 
 DEFAULT_ALGORITHM = "tpe+asha"
+STUDY_FILE = "optuna.db"  # the Optuna study, inside the search's folder
+ASHA_FILE = "asha_state.json"  # ASHA's rungs and stop decisions, inside the search's folder
 
 
-def _todo(*args: Any, **kwargs: Any):  # filled in by the search-algorithm seam
-    raise NotImplementedError
+def _searcher(space: SearchSpace, local_dir: Path, sampler):
+    from salttune.search.sampler import make_searcher
+
+    return make_searcher(space, local_dir / STUDY_FILE, sampler)
+
+
+def _random_sampler(space: SearchSpace):
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=space.seed)
+
+
+def _asha(space: SearchSpace, local_dir: Path):
+    from salttune.search.asha import ResumableASHA
+
+    return ResumableASHA(local_dir / ASHA_FILE, metric=space.metric, mode=space.mode, max_t=space.asha.max_t,
+                         grace_period=space.asha.grace_period, reduction_factor=space.asha.reduction_factor)
+
+
+def tpe_asha(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
+    """Optuna's TPE (after ``startup_trials`` random trials) proposes, ASHA stops the weak at its rungs."""
+    from salttune.search.sampler import tpe_sampler
+
+    return _searcher(space, local_dir, tpe_sampler(space)), _asha(space, local_dir)
+
+
+def random_search(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
+    """Seeded random sampling, no early stopping: every trial runs ``asha.max_t`` epochs (the baseline)."""
+    from ray.tune.schedulers import FIFOScheduler
+
+    return _searcher(space, local_dir, _random_sampler(space)), FIFOScheduler()
+
+
+def random_asha(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
+    """Seeded random sampling, ASHA stops the weak (what early stopping alone is worth)."""
+    return _searcher(space, local_dir, _random_sampler(space)), _asha(space, local_dir)
 
 
 # name -> factory(space, local_dir) -> (searcher, scheduler)
-ALGORITHMS: dict[str, Callable[..., tuple[Any, Any]]] = {"tpe+asha": _todo, "random": _todo, "random+asha": _todo}
+ALGORITHMS: dict[str, Callable[[SearchSpace, Path], tuple[Any, Any]]] = {
+    "tpe+asha": tpe_asha,
+    "random": random_search,
+    "random+asha": random_asha,
+}
+
+
+def build_algorithm(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
+    """Tune's (searcher, scheduler) for ``space.algorithm``, keeping their state under ``local_dir``."""
+    try:
+        factory = ALGORITHMS[space.algorithm]
+    except KeyError:
+        raise ValueError(f"unknown algorithm {space.algorithm!r}; allowed: {', '.join(ALGORITHMS)}") from None
+    return factory(space, Path(local_dir))

@@ -16,10 +16,11 @@ arXiv 1810.05934.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+from salttune.fileio import write_json
 
 __all__ = ["ResumableASHA", "read_state"]
 
@@ -30,14 +31,35 @@ class ResumableASHA(ASHAScheduler):
     def __init__(self, state_path: str | Path, *, metric: str, mode: str, max_t: int, grace_period: int, reduction_factor: float):
         super().__init__(time_attr="epoch", metric=metric, mode=mode, max_t=max_t, grace_period=grace_period,
                          reduction_factor=reduction_factor, brackets=1)
-        self._state_path = str(state_path)
+        self._state_path = str(state_path)  # (the name old pickles in tuner.pkl carry)
         self._stopped: dict[str, int] = {}  # trial id -> epoch at which ASHA stopped it
         self._loaded = False
 
+    # Ray's private state, each named once here (tests/search/test_asha.py fails naming the attribute if a
+    # Ray upgrade moves it) -----------------------------------------------------------------------------
+    def _rung_records(self) -> list[tuple[float, dict[str, float]]]:
+        """The one bracket's rungs: (milestone, {trial id: sign * score}) (``ASHAScheduler._brackets[0]._rungs``)."""
+        return self._brackets[0]._rungs
+
+    def _sign(self) -> float:
+        """+1 or -1: Ray records ``sign * score`` so that higher is better (``ASHAScheduler._metric_op``)."""
+        return self._metric_op
+
+    def _max_epochs(self) -> int:
+        return self._max_t  # ASHAScheduler._max_t
+
+    def _set_stopped_count(self, n: int) -> None:
+        self._num_stopped = n  # ASHAScheduler._num_stopped: only its debug string reads it
+
+    def _forget(self, trial_id: str) -> None:
+        """Drop a trial's bracket entry, if any (Ray's ``on_trial_remove`` raises for an unknown trial)."""
+        self._trial_info.pop(trial_id, None)  # ASHAScheduler._trial_info
+
+    # -------------------------------------------------------------------------------------------------
     @property
     def rungs(self) -> dict[int, dict[str, float]]:
         """Milestone epoch -> {trial id: score} (scores as reported, not sign-flipped)."""
-        return {int(m): {t: self._metric_op * s for t, s in rec.items()} for m, rec in self._brackets[0]._rungs}
+        return {int(m): {t: self._sign() * s for t, s in rec.items()} for m, rec in self._rung_records()}
 
     def _load(self) -> None:
         self._loaded = True
@@ -45,18 +67,15 @@ class ResumableASHA(ASHAScheduler):
         if state is None:
             return
         by_milestone = {int(m): rec for m, rec in state["rungs"].items()}
-        for milestone, recorded in self._brackets[0]._rungs:
-            recorded.update({t: self._metric_op * s for t, s in by_milestone.get(int(milestone), {}).items()})
+        for milestone, recorded in self._rung_records():
+            recorded.update({t: self._sign() * s for t, s in by_milestone.get(int(milestone), {}).items()})
         self._stopped = {t: int(e) for t, e in state["stopped"].items()}
-        self._num_stopped = len(self._stopped)
+        self._set_stopped_count(len(self._stopped))
 
     def _save(self) -> None:
-        state = {"metric": self._metric, "mode": self._mode, "rungs": {str(m): r for m, r in self.rungs.items()},
+        state = {"metric": self.metric, "mode": "max" if self._sign() > 0 else "min", "rungs": {str(m): r for m, r in self.rungs.items()},
                  "stopped": self._stopped}
-        tmp = f"{self._state_path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(state, f, indent=1)
-        os.replace(tmp, self._state_path)
+        write_json(self._state_path, state, "ASHA state", indent=1)
 
     def on_trial_add(self, tune_controller, trial) -> None:
         if not self._loaded:  # first call after a start or a restore
@@ -68,8 +87,8 @@ class ResumableASHA(ASHAScheduler):
             return TrialScheduler.STOP
         before = self.rungs
         action = super().on_trial_result(tune_controller, trial, result)
-        epoch = result.get(self._time_attr)
-        if action == TrialScheduler.STOP and epoch is not None and epoch < self._max_t:
+        epoch = result.get("epoch")
+        if action == TrialScheduler.STOP and epoch is not None and epoch < self._max_epochs():
             self._stopped[trial.trial_id] = int(epoch)
         if action == TrialScheduler.STOP or self.rungs != before:
             self._save()
@@ -80,10 +99,10 @@ class ResumableASHA(ASHAScheduler):
         self._save()
 
     def on_trial_remove(self, tune_controller, trial) -> None:
-        self._trial_info.pop(trial.trial_id, None)
+        self._forget(trial.trial_id)
 
     def on_trial_error(self, tune_controller, trial) -> None:
-        self._trial_info.pop(trial.trial_id, None)
+        self._forget(trial.trial_id)
 
 
 def read_state(path: str | Path) -> dict | None:

@@ -6,12 +6,12 @@ the trials go to the bucket and the files marked * stay in ``results/NAME/`` on 
     space.yaml         * the resolved search space (read back by --resume)
     search.json        * data fingerprint, storage, versions
     optuna.db          * the Optuna study (optuna-dashboard sqlite:///results/NAME/optuna.db)
-    asha_state.json    * ASHA's rungs and stop decisions (restored by --resume)
+    asha_state.json    * ASHA's rungs and stop decisions (restored by --resume; algorithms with ASHA only)
     leaderboard.csv    * one row per trial, best first
     trials/            Tune's experiment: tuner.pkl, experiment_state-*.json, searcher-state-*.pkl (for --resume)
       trial_<id>/      one trial: result.json, progress.csv, checkpoint_NNNNNN/ (state.pt, snapshots/)
 
-Ray and Optuna are imported inside :func:`run`, so ``salttune --help`` does not pay for them.
+Ray and Optuna are imported inside :func:`search`, so ``salttune --help`` does not pay for them.
 """
 
 from __future__ import annotations
@@ -27,9 +27,10 @@ from pathlib import Path
 import yaml
 
 from salttune.errors import SalttuneError
-from salttune.search.space import SearchSpace, load_space, space_from_dict, space_to_dict
+from salttune.search.algorithms import ASHA_FILE, STUDY_FILE
+from salttune.search.space import SearchSpace, load_space, space_to_dict
 
-__all__ = ["configure_parser", "run", "main"]
+__all__ = ["configure_parser", "run", "plan", "search"]
 
 EXPERIMENT = "trials"  # Tune's experiment folder inside results/NAME
 STATE_PERIOD_S = 2  # seconds between Tune's experiment-state saves (the TUNE_GLOBAL_CHECKPOINT_S default)
@@ -54,7 +55,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Plan:
+class Plan:
+    """A search checked and placed, before Ray starts."""
+
     space: SearchSpace
     local_dir: Path  # optuna.db, leaderboard, ASHA state, resolved space
     storage: str  # Tune's storage_path: an absolute folder or a URI
@@ -71,50 +74,58 @@ class _Plan:
         return f"{self.tune_storage}/{EXPERIMENT}"
 
 
-def _plan(args: argparse.Namespace) -> _Plan:
-    """Everything that can be checked before Ray starts."""
-    storage = getattr(args, "storage", None)
+def plan(space_path: str | None, name: str | None, sets: list[str], storage: str | None, data: str | None,
+         resume: bool) -> Plan:
+    """Everything that can be checked before Ray starts.
+
+    Args:
+        space_path: the search space YAML (``--space``); optional with ``resume``.
+        name: the results folder name (``--name``; default the space's name).
+        sets: ``KEY=VALUE`` overrides of the space (``--set``).
+        storage: the results root, a folder or a URI (``--storage``; default ``./results``).
+        data: the dataset folder (``--data``; overrides the space's ``data.folder``).
+        resume: continue the search ``name`` instead of starting one.
+    """
     remote = storage is not None and "://" in storage
     root = Path("results").resolve() if storage is None or remote else Path(storage).expanduser().resolve()
     tune_storage = storage if remote else str(root)
-    sets = list(getattr(args, "set", None) or [])
-    if args.resume:
+    if resume:
         if sets:
             raise SalttuneError("--set cannot change a search being resumed; resume it as it was, or start a new --name")
-        name = args.name or (load_space(args.space).name if args.space else None)
+        name = name or (load_space(space_path).name if space_path else None)
         if name is None:
             raise SalttuneError("--resume: give --name NAME (or the --space file) of the search to continue")
         local = root / name
         saved = local / "space.yaml"
         if not saved.is_file():
             raise SalttuneError(f"{local}: no search to resume there (no space.yaml); check --name and --storage")
-        space = load_space(saved, data=args.data)
-        if args.space:
-            given = space_to_dict(load_space(args.space, data=space.data.folder))
+        space = load_space(saved, data=data)
+        if space_path:
+            given = space_to_dict(load_space(space_path, data=space.data.folder))
             if {**given, "name": name} != space_to_dict(space):
-                raise SalttuneError(f"{args.space}: differs from the space of the search being resumed ({saved}); "
+                raise SalttuneError(f"{space_path}: differs from the space of the search being resumed ({saved}); "
                                     "resume without --space, or start a new --name")
         info = json.loads((local / "search.json").read_text()) if (local / "search.json").is_file() else {}
         if storage is None and info.get("storage"):
             tune_storage = info["storage"]
-        return _Plan(space, local, tune_storage, True)
-    if not args.space:
+        return Plan(space, local, tune_storage, True)
+    if not space_path:
         raise SalttuneError("give --space FILE (e.g. search_spaces/quick.yaml), or --resume --name NAME")
-    space = load_space(args.space, sets, data=args.data)
-    name = args.name or space.name
+    space = load_space(space_path, sets, data=data)
+    name = name or space.name
     if not name or any(c in name for c in "/\\ ") or name.startswith("."):
         raise SalttuneError(f"--name {name!r}: not a usable folder name; use letters, digits, '-' and '_'")
     if space.data.folder is None:
-        raise SalttuneError(f"{args.space}: key 'data.folder' is not set; give --data DIR (e.g. data/synth)")
+        raise SalttuneError(f"{space_path}: key 'data.folder' is not set; give --data DIR (e.g. data/synth)")
     folder = str(Path(space.data.folder).expanduser().resolve())
     space = dataclasses.replace(space, name=name, data=dataclasses.replace(space.data, folder=folder))
     local = root / name
     if local.exists() and any(local.iterdir()):
         raise SalttuneError(f"{local}: a search named {name!r} is already there; add --resume to continue it, or choose another --name")
-    return _Plan(space, local, tune_storage, False)
+    return Plan(space, local, tune_storage, False)
 
 
-def _load_data(plan: _Plan):
+def _load_data(plan: Plan):
     from salttune.data import dataset_fingerprint, load_dataset
     from salttune.split import split_data
 
@@ -124,7 +135,7 @@ def _load_data(plan: _Plan):
     return train, val, dataset_fingerprint(data)
 
 
-def _write_plan(plan: _Plan, fingerprint: str) -> None:
+def _write_plan(plan: Plan, fingerprint: str) -> None:
     import optuna
     import ray
 
@@ -136,8 +147,19 @@ def _write_plan(plan: _Plan, fingerprint: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run (or resume) the search the flags describe; returns the exit code."""
-    plan = _plan(args)
+    """The ``salttune search`` handler: the flags, unpacked into :func:`plan` and :func:`search`."""
+    return search(plan(args.space, args.name, list(args.set or []), args.storage, args.data, args.resume),
+                  address=args.address, dashboard_host=args.dashboard_host)
+
+
+def search(plan: Plan, address: str | None = None, dashboard_host: str = "127.0.0.1") -> int:
+    """Run (or resume) a planned search; returns the exit code.
+
+    Args:
+        plan: from :func:`plan`.
+        address: join this Ray cluster (host:port or 'auto'); None starts a local instance.
+        dashboard_host: the address the local Ray dashboard binds to.
+    """
     train, val, fingerprint = _load_data(plan)
     if plan.resume:
         info = json.loads((plan.local_dir / "search.json").read_text())
@@ -150,15 +172,13 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(STATE_PERIOD_S))
     from salttune.search.session import dashboard_help, prepare_auth, start_ray, usable_resources
 
-    address = getattr(args, "address", None)
     notes = prepare_auth(address)  # before Ray is imported
     import ray
 
-    host = getattr(args, "dashboard_host", "127.0.0.1")
-    if address is None and host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: the Ray dashboard binds to {host}, reachable from the network (token authentication "
+    if address is None and dashboard_host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: the Ray dashboard binds to {dashboard_host}, reachable from the network (token authentication "
               "stays on); the default 127.0.0.1 with an SSH tunnel is safer", file=sys.stderr)
-    url = start_ray(address, host)
+    url = start_ray(address, dashboard_host)
     try:
         print(dashboard_help(url, local=address is None))
         resources, more = usable_resources(plan.space.resources, local=address is None)
@@ -169,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"search {plan.space.name}: {plan.space.trials} trials, up to {plan.space.asha.max_t} epochs each, "
               f"{plan.space.concurrent} at a time, {len(train.ids)} training / {len(val.ids)} validation images; "
               f"results in {plan.local_dir}")
-        print(f"  Optuna study: optuna-dashboard sqlite:///{plan.local_dir / 'optuna.db'}")
+        print(f"  Optuna study: optuna-dashboard sqlite:///{plan.local_dir / STUDY_FILE}")
         from salttune.record import recorded_run
 
         with recorded_run(plan.local_dir, kind="search", name=plan.space.name, config=space_to_dict(plan.space),
@@ -184,13 +204,12 @@ def run(args: argparse.Namespace) -> int:
         ray.shutdown()
 
 
-def _tuner(plan: _Plan, resources, train, val):
+def _tuner(plan: Plan, resources, train, val):
     from ray import tune
 
-    from salttune.search.asha import ResumableASHA
+    from salttune.search.algorithms import build_algorithm
     from salttune.search.monitor import FailureReasons, ProgressTable
     from salttune.search.retention import CheckpointRetention
-    from salttune.search.sampler import make_searcher
     from salttune.search.stopping import StopAt
     from salttune.search.trainable import train_trial, trial_dirname
 
@@ -199,22 +218,19 @@ def _tuner(plan: _Plan, resources, train, val):
                                     {"cpu": resources.cpu, "gpu": resources.gpu})
     if plan.resume:
         # Tune restores the searcher (with the Optuna study) and the callbacks' state from the experiment;
-        # the scheduler comes back from tuner.pkl with empty rungs and reloads asha_state.json itself.
+        # the scheduler comes back from tuner.pkl (ASHA with empty rungs: it reloads asha_state.json itself).
         if not tune.Tuner.can_restore(plan.experiment):
             raise SalttuneError(f"{plan.experiment}: the search stopped before Ray saved any state; "
                                 f"delete {plan.local_dir} and start it again")
         print(f"resuming {plan.experiment}")
         return tune.Tuner.restore(plan.experiment, trainable=trainable, resume_unfinished=True,
                                   resume_errored=False, restart_errored=False)
-    searcher = make_searcher(space, plan.local_dir / "optuna.db")
-    scheduler = ResumableASHA(plan.local_dir / "asha_state.json", metric=space.metric, mode=space.mode,
-                              max_t=space.asha.max_t, grace_period=space.asha.grace_period,
-                              reduction_factor=space.asha.reduction_factor)
+    searcher, scheduler = build_algorithm(space, plan.local_dir)
     reasons = FailureReasons(searcher)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=searcher, scheduler=scheduler,  # both carry the metric and mode
+            search_alg=searcher, scheduler=scheduler,  # the searcher (and ASHA) carry the metric and mode
             num_samples=space.trials, max_concurrent_trials=space.concurrent, trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
@@ -229,7 +245,7 @@ def _tuner(plan: _Plan, resources, train, val):
     )
 
 
-def _finish(plan: _Plan, results) -> tuple[int, float | None]:
+def _finish(plan: Plan, results) -> tuple[int, float | None]:
     from salttune.search.asha import read_state
     from salttune.leaderboard import write_leaderboard
     from salttune.search.leaderboard import leaderboard_rows
@@ -239,7 +255,7 @@ def _finish(plan: _Plan, results) -> tuple[int, float | None]:
 
     sp = plan.space
     prune_finished(results, plan.experiment)
-    stopped = set((read_state(plan.local_dir / "asha_state.json") or {}).get("stopped", {}))
+    stopped = set((read_state(plan.local_dir / ASHA_FILE) or {}).get("stopped", {}))
     rows = leaderboard_rows(results, sp, stopped=stopped)
     scores = [r["best_score"] for r in rows if r["best_score"] is not None]
     best = (max(scores) if sp.mode == "max" else min(scores)) if scores else None
@@ -249,7 +265,7 @@ def _finish(plan: _Plan, results) -> tuple[int, float | None]:
         for r in rows:
             if r["state"] == "unfinished":
                 r["state"], r["reason"] = "stopped", reason
-        settle_stopped(plan.local_dir / "optuna.db", sp.name, reason)
+        settle_stopped(plan.local_dir / STUDY_FILE, sp.name, reason)
     path = write_leaderboard(rows, plan.local_dir / "leaderboard.csv")
     print(f"leaderboard: {path}")
     for row in rows[:5]:
@@ -270,21 +286,3 @@ def _finish(plan: _Plan, results) -> tuple[int, float | None]:
         return 1, best
     return 0, best
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m salttune.search.command``), same behaviour as ``salttune search``."""
-    p = argparse.ArgumentParser(prog="salttune search", description=__doc__.splitlines()[0])
-    configure_parser(p)
-    args = p.parse_args(argv)
-    try:
-        return run(args)
-    except SalttuneError as e:
-        print(f"salttune search: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("salttune search: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Optuna's TPE sampler behind Ray Tune's ``OptunaSearch``, told the truth about stopped and failed trials.
+"""Optuna's samplers (TPE, random) behind Ray Tune's ``OptunaSearch``, told the truth about stopped and failed trials.
 
 Why a subclass. Ray's ``OptunaSearch.on_trial_complete`` tells Optuna ``COMPLETE`` with the *last* reported
 score for every trial that ended without an error, including the ones ASHA stopped at a low rung. TPE would
@@ -35,7 +35,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from salttune.search.space import SearchSpace, suggest
 
-__all__ = ["DefineByRun", "PruneAwareOptunaSearch", "make_searcher", "open_study", "settle_stopped"]
+__all__ = ["DefineByRun", "PruneAwareOptunaSearch", "make_searcher", "tpe_sampler", "open_study", "settle_stopped", "storage_id"]
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,26 @@ class PruneAwareOptunaSearch(OptunaSearch):
         self._best: dict[str, float] = {}  # Tune trial id -> best score so far
         self._failed_pending: set[str] = set()
 
+    # Ray's private state, each named once here (tests/search/test_sampler.py fails naming the attribute if a
+    # Ray upgrade moves it) -----------------------------------------------------------------------------
+    @property
+    def study(self) -> optuna.Study:
+        """The Optuna study (``OptunaSearch._ot_study``)."""
+        return self._ot_study
+
+    @property
+    def live_trials(self) -> dict[str, optuna.Trial]:
+        """Tune trial id -> its Optuna trial, for every trial asked for (``OptunaSearch._ot_trials``)."""
+        return self._ot_trials
+
+    @property
+    def told(self) -> set[str]:
+        """Tune trial ids whose outcome the study has (``OptunaSearch._completed_trials``)."""
+        return self._completed_trials
+
     # Results ---------------------------------------------------------------------------------------
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in self.told or trial_id not in self.live_trials:
             return
         score, epoch = result.get(self.metric), result.get("epoch")
         if score is None or epoch is None:
@@ -72,14 +89,14 @@ class PruneAwareOptunaSearch(OptunaSearch):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a step reported twice (a resumed trial) is ignored, not an error
-                self._ot_trials[trial_id].report(float(score), step=int(epoch))
+                self.live_trials[trial_id].report(float(score), step=int(epoch))
         except optuna.exceptions.UpdateFinishedTrialError:
             # Told before the driver was killed, but Tune's saved state (a second older) still had it running:
             # Tune resumes it from its checkpoint; the study already holds its outcome.
-            self._completed_trials.add(trial_id)
+            self.told.add(trial_id)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in self.told or trial_id not in self.live_trials:
             return
         if error:
             # Tune calls this just before its callbacks hear of the error; ``FailureReasons`` then calls
@@ -96,21 +113,21 @@ class PruneAwareOptunaSearch(OptunaSearch):
 
     def fail(self, trial_id: str, reason: str) -> None:
         """Record a trial that failed for good, with the one-line reason."""
-        if trial_id not in self._ot_trials or trial_id in self._completed_trials:
+        if trial_id not in self.live_trials or trial_id in self.told:
             return
         self._failed_pending.discard(trial_id)
         try:
-            self._ot_trials[trial_id].set_user_attr("fail_reason", reason[:500])
+            self.live_trials[trial_id].set_user_attr("fail_reason", reason[:500])
         except Exception as e:  # noqa: BLE001 - finished already (a resumed search); the state below matters
             log.info("could not record the failure reason of %s: %s", trial_id, e)
         self._tell(trial_id, None, TrialState.FAIL)
 
     def _tell(self, trial_id: str, value: float | None, state: TrialState) -> None:
         try:
-            self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
+            self.study.tell(self.live_trials[trial_id], value, state=state)
         except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError, ValueError) as e:  # told already; NaN
             log.info("Optuna did not take the result of %s: %s", trial_id, e)
-        self._completed_trials.add(trial_id)
+        self.told.add(trial_id)
         self._best.pop(trial_id, None)
 
     # Resume ----------------------------------------------------------------------------------------
@@ -123,12 +140,12 @@ class PruneAwareOptunaSearch(OptunaSearch):
         and Tune samples a new trial in its place.
         """
         super().restore(checkpoint_path)
-        known = {t.number for t in self._ot_trials.values()}
-        for frozen in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        known = {t.number for t in self.live_trials.values()}
+        for frozen in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if frozen.number not in known:
-                orphan = optuna.trial.Trial(self._ot_study, frozen._trial_id)  # no public handle by number
+                orphan = optuna.trial.Trial(self.study, storage_id(frozen))  # no public handle by number
                 orphan.set_user_attr("fail_reason", "interrupted before its first checkpoint; the resumed search sampled a new trial")
-                self._ot_study.tell(frozen.number, state=TrialState.FAIL)
+                self.study.tell(frozen.number, state=TrialState.FAIL)
         for trial_id in list(self._failed_pending):  # failures whose reason never arrived
             self.fail(trial_id, "failed (reason lost when the driver stopped)")
 
@@ -144,9 +161,14 @@ def settle_stopped(db_path: Path, name: str, reason: str) -> int:
     study = optuna.load_study(study_name=name, storage=storage)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for frozen in running:
-        storage.set_trial_user_attr(frozen._trial_id, "stopped", reason)
+        storage.set_trial_user_attr(storage_id(frozen), "stopped", reason)
         study.tell(frozen.number, state=TrialState.PRUNED)
     return len(running)
+
+
+def storage_id(frozen: optuna.trial.FrozenTrial) -> int:
+    """The trial's id in the study's storage (Optuna's private ``FrozenTrial._trial_id``; no public name has it)."""
+    return frozen._trial_id
 
 
 def open_study(db_path: Path, name: str):
@@ -155,19 +177,23 @@ def open_study(db_path: Path, name: str):
     return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
 
 
-def make_searcher(space: SearchSpace, db_path: Path) -> PruneAwareOptunaSearch:
-    """A seeded, define-by-run TPE searcher storing its study at ``db_path``.
+def tpe_sampler(space: SearchSpace) -> optuna.samplers.TPESampler:
+    """Seeded TPE: ``space.startup_trials`` random trials, then the model.
 
     ``multivariate`` + ``group`` let TPE model the conditional parameters jointly within each group of
     trials that drew the same parameters; ``constant_liar`` keeps concurrent trials from being proposed
     the same point while the first one still runs.
     """
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(
+        return optuna.samplers.TPESampler(
             seed=space.seed, n_startup_trials=space.startup_trials, multivariate=True, group=True, constant_liar=True,
         )
+
+
+def make_searcher(space: SearchSpace, db_path: Path, sampler: optuna.samplers.BaseSampler) -> PruneAwareOptunaSearch:
+    """A define-by-run searcher drawing with ``sampler`` and storing its study at ``db_path``."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     return PruneAwareOptunaSearch(
         space=DefineByRun(space), metric=space.metric, mode=space.mode, sampler=sampler,
         study_name=space.name, storage=open_study(db_path, space.name), max_t=space.asha.max_t,

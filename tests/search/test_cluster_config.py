@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
-CLUSTER_YAML = Path(__file__).resolve().parents[1] / "cluster.yaml"
+CLUSTER_YAML = Path(__file__).resolve().parents[2] / "cluster.yaml"
 
 
 @pytest.fixture(scope="module")

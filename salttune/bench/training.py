@@ -1,5 +1,5 @@
-"""Benchmarks that print figures and write them to ``results/benchmarks/``, each against a reference run in
-the same process so the ratio holds on a noisy machine.
+"""Training and prediction benchmarks, each against a reference run in the same process so the ratio holds
+on a noisy machine.
 
 - ``train``: images/s of salttune's training step (real loader, augmentation, gradient-norm logging)
   against a plain hand-written PyTorch loop on the same network and the same pre-made batches, both as a
@@ -9,12 +9,11 @@ the same process so the ratio holds on a noisy machine.
 - ``quality``: the competition score after a fixed epoch budget on a dataset (the real TGS sample), for the
   default config against the plain recipe salttune starts from (plain U-Net, BCE, Adam).
 
-Search efficiency and scaling need Ray and live in :mod:`salttune.search.bench`.
+Search efficiency and scaling are in :mod:`salttune.bench.search`; :mod:`salttune.bench.figures` writes them all.
 """
 
 from __future__ import annotations
 
-import json
 import resource
 import statistics
 import time
@@ -30,21 +29,11 @@ from salttune.config import TrainConfig, config_from_dict, config_to_dict
 from salttune.losses import build_loss
 from salttune.model import build_model, count_parameters
 from salttune.predict import predict_proba
-from salttune.record import machine_info, package_versions
 
-__all__ = ["bench_train", "bench_predict", "bench_quality", "save_result", "PLAIN_RECIPE"]
+__all__ = ["bench_train", "bench_predict", "bench_quality", "PLAIN_RECIPE"]
 
 PLAIN_RECIPE = {"model": {"block": "plain"}, "loss": {"name": "bce"}, "optim": {"name": "adam"},
                 "schedule": {"name": "none"}, "augment": {"names": []}}
-
-
-def save_result(out_dir: Path, name: str, result: dict, command: str) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"benchmark": name, "command": command, "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-               "machine": machine_info(), "packages": package_versions(), **result}
-    path = out_dir / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2))
-    return path
 
 
 def _peak_rss_mib() -> float:
@@ -227,71 +216,3 @@ def bench_quality(data_dir: str, epochs: int, overrides: dict, out_dir: Path, se
     res["final_score_gain"] = d["mean_final_score"] - p["mean_final_score"]
     res["seeds_default_best_higher"] = sum(a["best_score"] > b["best_score"] for a, b in zip(d["runs"], p["runs"]))
     return res
-
-
-# What each benchmark compares, printed above its figures.
-METHODS = {
-    "train": "Images/s of a training epoch of the default model (CPU, float32): salttune's `train_epoch` (live loading "
-             "and augmentation, finite-loss check, gradient-norm logging, fused Adam) against a plain PyTorch loop on "
-             "the same network and batches, as a textbook loop (`plain`) and in salttune's channels-last memory format "
-             "(`plain_channels_last`). Repeats alternate their order; ratios are medians of per-repeat ratios. The "
-             "extras are also timed alone (`grad_norm_s_per_step`, `adam_step_s_*`).",
-    "predict": "Images/s of prediction with the default model, without and with flip TTA; peak resident memory.",
-    "quality": "The competition score on the validation images after the same epochs and split, for each training "
-               "seed: the default config against the plain recipe (plain U-Net, BCE, Adam, no schedule, no "
-               "augmentation); the best epoch's and the last epoch's score, averaged over the seeds.",
-    "search": "Seconds from a search's first trial start until any trial's validation score reaches `target`: TPE + "
-              "ASHA against random search without early stopping, same space, trial budget, concurrency and seed; "
-              "both stop at the target (`stop_at`). A search that never reaches it counts as its whole time, so its "
-              "speed-up is a bound. `median_speedup` is the median over seeds of random's time / TPE + ASHA's.",
-    "scale": "Epochs per minute of the same search with 1 and with 2 trials at once.",
-}
-
-
-def _per_seed_table(rows: list[dict]) -> str:
-    def cell(r: dict) -> str:
-        return f"{r['seconds']:.0f} s{'' if r['reached'] else ' (not reached)'}, {r['trials']} trials, {r['epochs']} epochs, best {r['best']:.3f}"
-
-    lines = ["| seed | TPE + ASHA | random, no early stopping | speed-up |", "|---|---|---|---|"]
-    lines += [f"| {r['seed']} | {cell(r['tpe_asha'])} | {cell(r['random_no_es'])} | {r['speedup']:.2f}x |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _quality_table(r: dict) -> str:
-    lines = ["| seed | default: best (epoch) / last | plain recipe: best (epoch) / last |", "|---|---|---|"]
-    for a, b in zip(r["default"]["runs"], r["plain_recipe"]["runs"]):
-        lines.append(f"| {a['seed']} | {a['best_score']:.4f} ({a['best_epoch']}) / {a['final_score']:.4f} | "
-                     f"{b['best_score']:.4f} ({b['best_epoch']}) / {b['final_score']:.4f} |")
-    return "\n".join(lines) + "\n"
-
-
-def render_readme(out_dir: Path) -> str:
-    """``results/benchmarks/README.md``: the latest figures, their commands and the machine."""
-    parts = ["# Benchmarks\n", "Latest figures measured by `salttune bench`; each JSON file beside this one holds the full "
-             "result, the machine and package versions. Re-run a command to compare your hardware.\n"]
-    for path in sorted(out_dir.glob("*.json")):
-        r = json.loads(path.read_text())
-        m = r.get("machine", {})
-        parts.append(f"## {r['benchmark']}\n\n`{r['command']}`  \n{r['when']} on {m.get('cpu')} "
-                     f"({m.get('cpu_count')} cores, {m.get('memory_gib')} GiB, GPUs: {', '.join(m.get('gpus') or []) or 'none'})\n")
-        skip = {"benchmark", "command", "when", "machine", "packages", "all_plain", "all_plain_channels_last", "all_salttune", "config"}
-        rows = []
-
-        def walk(d, prefix=""):
-            for k, v in d.items():
-                if k in skip:
-                    continue
-                if isinstance(v, dict):
-                    walk(v, f"{prefix}{k}.")
-                elif not isinstance(v, list):
-                    rows.append(f"| {prefix}{k} | {v:.4g} |" if isinstance(v, float) else f"| {prefix}{k} | {v} |")
-
-        walk(r)
-        if r["benchmark"] in METHODS:
-            parts.append(METHODS[r["benchmark"]] + "\n")
-        parts.append("| figure | value |\n|---|---|\n" + "\n".join(rows) + "\n")
-        if r.get("per_seed") and "tpe_asha" in r["per_seed"][0]:
-            parts.append(_per_seed_table(r["per_seed"]))
-        if r["benchmark"] == "quality" and "runs" in r.get("default", {}):
-            parts.append(_quality_table(r))
-    return "\n".join(parts)

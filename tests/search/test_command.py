@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import sqlite3
 import subprocess
@@ -17,20 +16,14 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-# Ray reads RAY_AUTH_MODE into its config once, when it is imported: set it before that.
-os.environ.setdefault("RAY_AUTH_MODE", "token")
-os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+import optuna
+import pytest
 
-import optuna  # noqa: E402
-import pytest  # noqa: E402
-
-from conftest import write_tgs_folder  # noqa: E402
-from salttune.checkpoint import load_checkpoint  # noqa: E402
-from salttune.leaderboard import read_leaderboard  # noqa: E402
-from salttune.search.space import load_space  # noqa: E402
-from conftest import run_search_cli, search_command  # noqa: E402
-
-FAST_STATE = {"TUNE_GLOBAL_CHECKPOINT_S": "0.5"}  # tiny epochs: save Tune's experiment state often
+from conftest import CLI, run_search_cli, write_tgs_folder
+from search_fixtures import FAST_STATE, space_yaml  # before Ray is imported: it turns token authentication on
+from salttune.checkpoint import load_checkpoint
+from salttune.leaderboard import read_leaderboard
+from salttune.search.space import load_space
 
 
 @pytest.fixture(scope="session")
@@ -49,26 +42,6 @@ def data(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("searchdata") / "data"
     write_tgs_folder(root, n_train=48, n_test=2, size=32)
     return root
-
-
-def space_yaml(folder: Path, name: str, space: str, *, trials: int = 4, max_t: int = 3, grace: int = 1,
-               seed: int = 0, max_failures: int = 1, fixed: str = "") -> Path:
-    f = folder / f"{name}.yaml"
-    f.write_text(f"""
-name: {name}
-trials: {trials}
-concurrent: 2
-seed: {seed}
-startup_trials: 2
-max_failures: {max_failures}
-asha: {{max_t: {max_t}, grace_period: {grace}, reduction_factor: 2}}
-resources: {{cpu: 1, gpu: 0}}
-data: {{val_fraction: 0.25}}
-fixed: {{model.base_width: 4, model.depth: 2, batch_size: 8, augment.names: [hflip]{", " + fixed if fixed else ""}}}
-space:
-{space}
-""")
-    return f
 
 
 def study_of(root: Path, name: str) -> optuna.Study:
@@ -162,6 +135,27 @@ def test_trials_land_on_both_nodes(e2e, cluster):
     assert nodes == {n.node_id for n in cluster.list_all_nodes()}, nodes  # head and worker both trained
 
 
+def test_random_search_runs_every_trial_to_the_end_and_records_it(cluster, data, tmp_path):
+    # algorithm: random draws every trial at random and stops none early: every trial runs max_t epochs,
+    # and the study and the leaderboard look as they do for tpe+asha.
+    f = space_yaml(tmp_path, "rand", "  optim.lr: {loguniform: [1.0e-3, 3.0e-2]}\n  model.block: {choice: [plain, se]}",
+                   trials=3, max_t=2, grace=1, algorithm="random")
+    proc = run_search_cli("--space", str(f), "--data", str(data), "--address", cluster.address, cwd=tmp_path, env=FAST_STATE)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = tmp_path / "results" / "rand"
+    rows = read_leaderboard(out / "leaderboard.csv")
+    assert [int(r["rank"]) for r in rows] == [1, 2, 3] and sorted(int(r["trial"]) for r in rows) == [0, 1, 2]
+    assert all(r["state"] == "finished" and int(r["epochs_run"]) == 2 for r in rows)  # grace 1, yet none stopped
+    assert not (out / "asha_state.json").exists()  # no ASHA
+    assert load_space(out / "space.yaml").algorithm == "random"
+    study = {t.number: t for t in study_of(tmp_path, "rand").trials}
+    for r in rows:
+        t = study[int(r["trial"])]
+        assert t.state == optuna.trial.TrialState.COMPLETE and t.value == pytest.approx(float(r["best_score"]))
+        assert sorted(t.intermediate_values) == [1, 2] and t.params["optim.lr"] == pytest.approx(float(r["optim.lr"]))
+        assert [h["epoch"] for h in results_of(r)] == [1, 2]
+
+
 # -- failures -----------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without GPU: device=cuda must fail")
@@ -208,7 +202,7 @@ def test_resume_after_the_driver_is_killed(cluster, data, tmp_path):
                    trials=4, max_t=max_t, grace=2)
     args = ["--space", str(f), "--data", str(data), "--address", cluster.address]
     log = open(tmp_path / "first.log", "w")
-    driver = subprocess.Popen(search_command() + args, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **FAST_STATE})
+    driver = subprocess.Popen([*CLI, "search", *args], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **FAST_STATE})
     db, deadline = tmp_path / "results" / "killed" / "optuna.db", time.monotonic() + 180
     states = steps = {}
     try:
@@ -260,108 +254,6 @@ def test_resume_after_the_driver_is_killed(cluster, data, tmp_path):
     asha_after = json.loads((tmp_path / "results" / "killed" / "asha_state.json").read_text())
     for milestone, recorded in asha_before["rungs"].items():
         assert set(recorded) <= set(asha_after["rungs"][milestone]), (milestone, asha_before, asha_after)
-
-
-# -- the pieces, without a cluster -------------------------------------------------------------------
-
-def test_asha_rungs_and_decisions_survive_a_new_scheduler(tmp_path):
-    from ray.tune.schedulers import TrialScheduler
-
-    from salttune.search.asha import ResumableASHA
-
-    def asha():
-        return ResumableASHA(tmp_path / "asha.json", metric="val_score", mode="max", max_t=8, grace_period=1, reduction_factor=2)
-
-    first, trials = asha(), [SimpleNamespace(trial_id=f"t{i}") for i in range(5)]
-    for t in trials[:4]:
-        first.on_trial_add(None, t)
-    decisions = [first.on_trial_result(None, t, {"epoch": 1, "val_score": s}) for t, s in zip(trials, [0.4, 0.3, 0.2, 0.1])]
-    # rung 1: the first trial has no one to beat; the others are below the median of those before them
-    assert decisions == [TrialScheduler.CONTINUE] + [TrialScheduler.STOP] * 3
-    second = asha()  # a resumed driver: a new scheduler object, rungs read back from the file
-    second.on_trial_add(None, trials[4])
-    assert second.rungs[1] == {"t0": 0.4, "t1": 0.3, "t2": 0.2, "t3": 0.1}
-    assert second.on_trial_result(None, trials[4], {"epoch": 1, "val_score": 0.2}) == TrialScheduler.STOP  # median 0.25
-    second.on_trial_add(None, trials[1])
-    assert second.on_trial_result(None, trials[1], {"epoch": 2, "val_score": 0.9}) == TrialScheduler.STOP  # stopped before
-
-
-def test_searcher_tells_optuna_complete_pruned_and_failed(tmp_path):
-    from salttune.search.sampler import make_searcher
-
-    f = space_yaml(tmp_path, "unit", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=3)
-    space = load_space(f)
-    searcher = make_searcher(space, tmp_path / "optuna.db")
-    configs = {tid: searcher.suggest(tid) for tid in ("a", "b", "c")}
-    assert [c["optuna_trial"] for c in configs.values()] == [0, 1, 2] and all("optim.lr" in c for c in configs.values())
-    for epoch, score in [(1, 0.3), (2, 0.5)]:
-        searcher.on_trial_result("a", {"val_score": score, "epoch": epoch})
-    searcher.on_trial_complete("a", {"val_score": 0.2, "epoch": 3})  # full budget: COMPLETE with the best epoch
-    searcher.on_trial_result("b", {"val_score": 0.6, "epoch": 1})
-    searcher.on_trial_complete("b", {"val_score": 0.7, "epoch": 2})  # stopped by ASHA at epoch 2: PRUNED
-    searcher.on_trial_complete("c", error=True)
-    searcher.fail("c", "NonFiniteLoss: loss became nan at step 3")
-    searcher.save(str(tmp_path / "searcher.pkl"))
-    orphan = searcher._ot_study.ask()  # asked after Tune's last save, then the driver died
-
-    study = optuna.load_study(study_name="unit", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
-    a, b, c = study.trials[:3]
-    assert (a.state, a.value, a.intermediate_values) == (optuna.trial.TrialState.COMPLETE, 0.5, {1: 0.3, 2: 0.5, 3: 0.2})
-    assert (b.state, b.intermediate_values) == (optuna.trial.TrialState.PRUNED, {1: 0.6, 2: 0.7})
-    assert c.state == optuna.trial.TrialState.FAIL and c.user_attrs["fail_reason"].startswith("NonFiniteLoss")
-
-    resumed = make_searcher(space, tmp_path / "optuna.db")
-    resumed.restore(str(tmp_path / "searcher.pkl"))
-    lost = optuna.load_study(study_name="unit", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials[orphan.number]
-    assert lost.state == optuna.trial.TrialState.FAIL and "interrupted" in lost.user_attrs["fail_reason"]
-    resumed.on_trial_result("a", {"val_score": 0.9, "epoch": 3})  # re-run after a stale restore: ignored
-    resumed.on_trial_complete("a", {"val_score": 0.9, "epoch": 3})
-    again = optuna.load_study(study_name="unit", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials[0]
-    assert (again.value, again.intermediate_values[3]) == (0.5, 0.2)
-
-
-def test_progress_table_and_error_lines():
-    from salttune.search.monitor import ProgressTable, error_line
-
-    text = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n    raise NonFiniteLoss(...)\n"
-            "salttune.train.NonFiniteLoss: loss became nan at step 3; lower optim.lr or change the loss\n")
-    assert error_line(text) == "NonFiniteLoss: loss became nan at step 3; lower optim.lr or change the loss"
-    space = load_space(Path(__file__).resolve().parents[1] / "search_spaces" / "quick.yaml")
-    table = ProgressTable(space)
-    trials = [SimpleNamespace(trial_id="x", status="TERMINATED", config={"optuna_trial": 0, "optim.name": "adam"}),
-              SimpleNamespace(trial_id="y", status="TERMINATED", config={"optuna_trial": 1, "optim.name": "sgd", "optim.momentum": 0.9}),
-              SimpleNamespace(trial_id="z", status="RUNNING", config={"optuna_trial": 2, "optim.name": "adam"})]
-    for t, epochs, scores in [(trials[0], 6, [0.2, 0.4]), (trials[1], 2, [0.1, 0.3]), (trials[2], 1, [0.05])]:
-        for e, s in enumerate(scores, 1):
-            table.on_trial_result(0, trials, t, {"val_score": s, "epoch": e})
-        table.epochs[t.trial_id] = epochs
-    lines = table.render(trials).splitlines()
-    n = space.trials
-    assert f"{n} trials: 1 running, 1 finished, 1 pruned, {n - 3} to sample | best val_score 0.4000 (#0)" in lines[0]
-    assert lines[1].split() == ["#", "state", "epoch", "val_score", "optim.name", "optim.momentum"]
-    assert lines[2].split() == ["0", "finished", "6/6", "0.4000", "adam"]
-    assert lines[3].split() == ["1", "pruned", "2/6", "0.3000", "sgd", "0.9"]
-    assert lines[4].split() == ["2", "running", "1/6", "0.0500", "adam"]
-
-
-def test_dashboard_hint_and_token_auth_choices(monkeypatch, tmp_path):
-    from salttune.search import session
-
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    hint = session.dashboard_help("http://127.0.0.1:8265")
-    assert hint.startswith("Ray dashboard: http://127.0.0.1:8265") and "token authentication is on" in hint
-    assert "ssh -N -L 8265:127.0.0.1:8265" in hint and "ray get-auth-token" in hint
-    assert "joined the cluster" in session.dashboard_help(None, local=False)
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a user's explicit choice is kept, with a warning
-    assert session.prepare_auth(None)[0].startswith("warning: RAY_AUTH_MODE=disabled turns Ray's token authentication off")
-    monkeypatch.delenv("RAY_AUTH_MODE")
-    monkeypatch.delenv("RAY_AUTH_TOKEN", raising=False)
-    monkeypatch.delenv("RAY_AUTH_TOKEN_PATH", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token
-    assert session.prepare_auth("10.0.0.1:6379") == [] and "RAY_AUTH_MODE" not in os.environ
-    monkeypatch.setenv("RAY_AUTH_TOKEN", "s3cret")  # joining with a token at hand: token mode
-    session.prepare_auth("10.0.0.1:6379")
-    assert os.environ["RAY_AUTH_MODE"] == "token"
 
 
 # -- injected faults (chaos testing through the real stack: the faults travel in the fixed settings) ---

@@ -1,0 +1,13 @@
+"""``salttune bench``: figures measured against a reference, written to ``results/benchmarks/``.
+
+Modules:
+    training    ``train``, ``predict``, ``quality``: salttune's training and prediction against plain PyTorch
+    search      ``search``, ``scale``: real ``salttune search`` processes (no Ray imported here)
+    figures     the JSON file of each benchmark and the README that shows them
+"""
+
+from salttune.bench.figures import render_readme, save_result
+from salttune.bench.search import run_search_bench
+from salttune.bench.training import PLAIN_RECIPE, bench_predict, bench_quality, bench_train
+
+__all__ = ["bench_train", "bench_predict", "bench_quality", "run_search_bench", "save_result", "render_readme", "PLAIN_RECIPE"]

@@ -1,0 +1,58 @@
+"""The searcher tells Optuna the truth about finished, pruned and failed trials (``salttune.search.sampler``)."""
+
+import optuna
+
+from search_fixtures import space_yaml
+from salttune.search.space import load_space
+
+
+def test_searcher_tells_optuna_complete_pruned_and_failed(tmp_path):
+    from salttune.search.sampler import make_searcher, tpe_sampler
+
+    f = space_yaml(tmp_path, "unit", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=3)
+    space = load_space(f)
+    searcher = make_searcher(space, tmp_path / "optuna.db", tpe_sampler(space))
+    configs = {tid: searcher.suggest(tid) for tid in ("a", "b", "c")}
+    assert [c["optuna_trial"] for c in configs.values()] == [0, 1, 2] and all("optim.lr" in c for c in configs.values())
+    for epoch, score in [(1, 0.3), (2, 0.5)]:
+        searcher.on_trial_result("a", {"val_score": score, "epoch": epoch})
+    searcher.on_trial_complete("a", {"val_score": 0.2, "epoch": 3})  # full budget: COMPLETE with the best epoch
+    searcher.on_trial_result("b", {"val_score": 0.6, "epoch": 1})
+    searcher.on_trial_complete("b", {"val_score": 0.7, "epoch": 2})  # stopped by ASHA at epoch 2: PRUNED
+    searcher.on_trial_complete("c", error=True)
+    searcher.fail("c", "NonFiniteLoss: loss became nan at step 3")
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    orphan = searcher.study.ask()  # asked after Tune's last save, then the driver died
+
+    study = optuna.load_study(study_name="unit", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    a, b, c = study.trials[:3]
+    assert (a.state, a.value, a.intermediate_values) == (optuna.trial.TrialState.COMPLETE, 0.5, {1: 0.3, 2: 0.5, 3: 0.2})
+    assert (b.state, b.intermediate_values) == (optuna.trial.TrialState.PRUNED, {1: 0.6, 2: 0.7})
+    assert c.state == optuna.trial.TrialState.FAIL and c.user_attrs["fail_reason"].startswith("NonFiniteLoss")
+
+    resumed = make_searcher(space, tmp_path / "optuna.db", tpe_sampler(space))
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    lost = optuna.load_study(study_name="unit", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials[orphan.number]
+    assert lost.state == optuna.trial.TrialState.FAIL and "interrupted" in lost.user_attrs["fail_reason"]
+    resumed.on_trial_result("a", {"val_score": 0.9, "epoch": 3})  # re-run after a stale restore: ignored
+    resumed.on_trial_complete("a", {"val_score": 0.9, "epoch": 3})
+    again = optuna.load_study(study_name="unit", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials[0]
+    assert (again.value, again.intermediate_values[3]) == (0.5, 0.2)
+
+
+def test_ray_and_optuna_still_have_the_private_attributes_the_searcher_reaches_into(tmp_path):
+    # PruneAwareOptunaSearch reads Ray's OptunaSearch internals through three properties, and Optuna's
+    # FrozenTrial._trial_id through storage_id; an upgrade that renames one fails here, naming it.
+    from salttune.search.sampler import make_searcher, storage_id, tpe_sampler
+
+    space = load_space(space_yaml(tmp_path, "private", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}"))
+    searcher = make_searcher(space, tmp_path / "optuna.db", tpe_sampler(space))
+    for attr in ("_ot_study", "_ot_trials", "_completed_trials"):
+        assert hasattr(searcher, attr), f"Ray moved OptunaSearch.{attr}: update salttune/search/sampler.py"
+    searcher.suggest("a")
+    assert isinstance(searcher.study, optuna.Study) and searcher.study.study_name == "private"
+    assert list(searcher.live_trials) == ["a"] and isinstance(searcher.live_trials["a"], optuna.Trial)
+    assert searcher.told == set()
+    (frozen,) = searcher.study.get_trials(deepcopy=False)
+    assert hasattr(frozen, "_trial_id"), "Optuna moved FrozenTrial._trial_id: update salttune/search/sampler.py"
+    assert storage_id(frozen) == searcher.live_trials["a"]._trial_id
