@@ -204,10 +204,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     command = "salttune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    if args.which in ("search", "scale"):  # --set overrides the search space there, not a training config
-        from salttune.bench.search import run_search_bench
-
-        result = run_search_bench(args)
+    if args.which == "search":  # --set overrides the search space there, not a training config
+        result = bench.bench_search(args.data, out, args.target, space_file=args.space, trials=args.trials,
+                                    seeds=args.seeds or 3, sets=args.set or [])
+    elif args.which == "scale":
+        result = bench.bench_scale(args.data, out, space_file=args.space, trials=args.trials, sets=args.set or [])
     else:
         overrides = parse_overrides(args.set or [])
         cfg = config_from_dict(overrides)

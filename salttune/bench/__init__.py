@@ -7,7 +7,7 @@ Modules:
 """
 
 from salttune.bench.figures import render_readme, save_result
-from salttune.bench.search import run_search_bench
+from salttune.bench.search import bench_scale, bench_search
 from salttune.bench.training import PLAIN_RECIPE, bench_predict, bench_quality, bench_train
 
-__all__ = ["bench_train", "bench_predict", "bench_quality", "run_search_bench", "save_result", "render_readme", "PLAIN_RECIPE"]
+__all__ = ["bench_train", "bench_predict", "bench_quality", "bench_search", "bench_scale", "save_result", "render_readme", "PLAIN_RECIPE"]

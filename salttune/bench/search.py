@@ -21,7 +21,7 @@ from pathlib import Path
 
 from salttune.errors import SalttuneError
 
-__all__ = ["search_timeline", "run_search_bench", "RACE"]
+__all__ = ["search_timeline", "bench_search", "bench_scale", "RACE"]
 
 # The ``search`` race: its label in the figures (results/benchmarks/search.json) -> the algorithm it runs.
 RACE = {"tpe_asha": "tpe+asha", "random_no_es": "random"}
@@ -60,37 +60,48 @@ def _search(space: str, root: Path, name: str, data: str, sets: list[str]) -> di
             "trials": len(list((root / name / "trials").glob("trial_*/result.json")))}
 
 
-def run_search_bench(args) -> dict:
+def _setup(which: str, space_file: str | None, data: str, out: str | Path, trials: int | None, sets: list[str]):
     from salttune.search.space import load_space
 
-    if args.which == "search" and args.target is None:
+    space_file = space_file or ("search_spaces/bench.yaml" if which == "search" else "search_spaces/quick.yaml")
+    base = ([f"trials={trials}"] if trials else []) + list(sets)
+    space = load_space(space_file, base, data=data)
+    root = Path(out) / "runs" / which / time.strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    return space_file, base, space, root
+
+
+def bench_scale(data: str, out: str | Path, *, space_file: str | None = None, trials: int | None = None,
+                sets: list[str] = ()) -> dict:
+    """Epochs per minute of the same search with 1 and with 2 trials at a time."""
+    space_file, base, space, root = _setup("scale", space_file, data, out, trials, list(sets))
+    result = {"space": space_file, "trials": space.trials}
+    for conc in (1, 2):
+        r = _search(space_file, root, f"concurrent{conc}", data, base + [f"concurrent={conc}"])
+        result[f"concurrent_{conc}"] = {"wall_s": r["wall_s"], "epochs": r["epochs"], "epochs_per_min": 60 * r["epochs"] / r["wall_s"]}
+    result["throughput_gain"] = result["concurrent_2"]["epochs_per_min"] / result["concurrent_1"]["epochs_per_min"]
+    return result
+
+
+def bench_search(data: str, out: str | Path, target: float | None, *, space_file: str | None = None,
+                 trials: int | None = None, seeds: int = 3, sets: list[str] = ()) -> dict:
+    """Seconds for each algorithm of ``RACE`` to first reach ``target``, seed by seed (paired seeds)."""
+    if target is None:
         raise SalttuneError("--target is required: give the validation score both searches race to, e.g. --target 0.5 "
                             "(results/benchmarks/README.md says how the committed figure chose it)")
-    space_file = getattr(args, "space", None) or ("search_spaces/bench.yaml" if args.which == "search" else "search_spaces/quick.yaml")
-    base = ([f"trials={args.trials}"] if args.trials else []) + list(args.set or [])
-    space = load_space(space_file, base, data=args.data)
-    root = Path(args.out) / "runs" / args.which / time.strftime("%Y%m%d-%H%M%S")
-    root.mkdir(parents=True, exist_ok=True)
-    if args.which == "scale":
-        out = {"space": space_file, "trials": space.trials}
-        for conc in (1, 2):
-            r = _search(space_file, root, f"concurrent{conc}", args.data, base + [f"concurrent={conc}"])
-            out[f"concurrent_{conc}"] = {"wall_s": r["wall_s"], "epochs": r["epochs"], "epochs_per_min": 60 * r["epochs"] / r["wall_s"]}
-        out["throughput_gain"] = out["concurrent_2"]["epochs_per_min"] / out["concurrent_1"]["epochs_per_min"]
-        return out
-    base.append(f"stop_at={args.target}")
-    seeds = args.seeds or 3
+    space_file, base, space, root = _setup("search", space_file, data, out, trials, list(sets))
+    base.append(f"stop_at={target}")
     per_seed = []
     for seed in range(seeds):
         row = {"seed": seed}
         for label, algorithm in RACE.items():  # interleaved, so drifts in machine load hit both alike
-            r = _search(space_file, root, f"{label}-{seed}", args.data, base + [f"seed={seed}", f"algorithm={algorithm}"])
-            t = _time_to(r["timeline"], args.target)
+            r = _search(space_file, root, f"{label}-{seed}", data, base + [f"seed={seed}", f"algorithm={algorithm}"])
+            t = _time_to(r["timeline"], target)
             row[label] = {"seconds": t if t is not None else r["timeline"][-1][0], "reached": t is not None,
                           "trials": r["trials"], "epochs": r["epochs"], "best": r["best"], "wall_s": r["wall_s"]}
         row["speedup"] = row["random_no_es"]["seconds"] / row["tpe_asha"]["seconds"]
         per_seed.append(row)
-    return {"space": space_file, "trials": space.trials, "seeds": seeds, "target": args.target,
+    return {"space": space_file, "trials": space.trials, "seeds": seeds, "target": target,
             "median_speedup": statistics.median(r["speedup"] for r in per_seed),
             "tpe_asha_reached": sum(r["tpe_asha"]["reached"] for r in per_seed),
             "random_no_es_reached": sum(r["random_no_es"]["reached"] for r in per_seed),

@@ -4,12 +4,17 @@ The only part of salttune that imports Ray or Optuna, and only inside the module
 ``import salttune.search`` and ``salttune --help`` stay fast and the rest of the package runs without them.
 
 Modules:
-    space       the YAML search space: reading, validation, define-by-run sampling (no Ray, no Optuna)
-    trainable   one trial: ``fit`` with a ``report`` that calls ``tune.report`` and checkpoints every epoch
-    sampler     Optuna's TPE through Ray's ``OptunaSearch``, told about pruned and failed trials
+    space       the YAML search file's settings (typed, through :mod:`salttune.settings`), read and validated once
+    params      the ``space:`` section: distributions, ``when:`` conditions, define-by-run sampling (no Ray, no Optuna)
+    algorithms  one name -> factory of (searcher, scheduler): ``tpe+asha``, ``random``, ``random+asha`` (no Ray at import)
+    sampler     Optuna's samplers through Ray's ``OptunaSearch``, told about pruned and failed trials
     asha        ASHA whose rungs survive a killed driver
+    stopping    ``stop_at``: end the whole search once one trial is good enough
+    trainable   one trial: ``fit`` with a ``report`` that calls ``tune.report`` and checkpoints every epoch
+    retention   which checkpoints a search keeps
     monitor     the progress table and the failure reasons (Tune callbacks)
-    leaderboard ``results/NAME/leaderboard.csv`` from the finished search
+    leaderboard the rows of ``leaderboard.csv`` from Tune's results (the file's format: :mod:`salttune.leaderboard`)
+    study       reading ``optuna.db`` for reports (parameter importance)
     session     starting or joining Ray, the dashboard, token authentication, GPUs
     command     ``salttune search``: flags, then the whole run
 """
