@@ -8,6 +8,7 @@ the trials go to the bucket and the files marked * stay in ``results/NAME/`` on 
     optuna.db          * the Optuna study (optuna-dashboard sqlite:///results/NAME/optuna.db)
     asha_state.json    * ASHA's rungs and stop decisions (restored by --resume; algorithms with ASHA only)
     leaderboard.csv    * one row per trial, best first
+    search.lock        * the running driver's pid and host (one driver per search; gone when it ends)
     trials/            Tune's experiment: tuner.pkl, experiment_state-*.json, searcher-state-*.pkl (for --resume)
       trial_<id>/      one trial: result.json, progress.csv, checkpoint_NNNNNN/ (state.pt, snapshots/)
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -27,7 +27,10 @@ from pathlib import Path
 import yaml
 
 from salttune.errors import SalttuneError
+from salttune.fileio import write_json
 from salttune.search.algorithms import ASHA_FILE, STUDY_FILE
+from salttune.search.lock import refuse_if_running, search_lock
+from salttune.search.resume import INFO_FILE, SPACE_FILE, check_asha, check_experiment, check_study, saved_space, search_info
 from salttune.search.space import SearchSpace, load_space, space_to_dict
 
 __all__ = ["configure_parser", "run", "plan", "search"]
@@ -87,6 +90,12 @@ def plan(space_path: str | None, name: str | None, sets: list[str], storage: str
         resume: continue the search ``name`` instead of starting one.
     """
     remote = storage is not None and "://" in storage
+    if storage is not None and not remote:
+        _check_storage(storage)
+    if data is not None and Path(data).expanduser().is_file():
+        raise SalttuneError(f"--data {data}: is a file; give the dataset folder (the one holding train/ and train.csv)")
+    if name is not None:
+        _check_name(name)
     root = Path("results").resolve() if storage is None or remote else Path(storage).expanduser().resolve()
     tune_storage = storage if remote else str(root)
     if resume:
@@ -96,33 +105,51 @@ def plan(space_path: str | None, name: str | None, sets: list[str], storage: str
         if name is None:
             raise SalttuneError("--resume: give --name NAME (or the --space file) of the search to continue")
         local = root / name
-        saved = local / "space.yaml"
-        if not saved.is_file():
-            raise SalttuneError(f"{local}: no search to resume there (no space.yaml); check --name and --storage")
-        space = load_space(saved, data=data)
+        refuse_if_running(local)
+        space = saved_space(local, data)
         if space_path:
             given = space_to_dict(load_space(space_path, data=space.data.folder))
             if {**given, "name": name} != space_to_dict(space):
-                raise SalttuneError(f"{space_path}: differs from the space of the search being resumed ({saved}); "
+                raise SalttuneError(f"{space_path}: differs from the space of the search being resumed ({local / SPACE_FILE}); "
                                     "resume without --space, or start a new --name")
-        info = json.loads((local / "search.json").read_text()) if (local / "search.json").is_file() else {}
+        info = search_info(local)
         if storage is None and info.get("storage"):
             tune_storage = info["storage"]
-        return Plan(space, local, tune_storage, True)
+        resumed = Plan(space, local, tune_storage, True)
+        check_asha(local, space, check_study(local, space.name))
+        if "://" not in tune_storage:
+            check_experiment(Path(resumed.experiment))
+        return resumed
     if not space_path:
         raise SalttuneError("give --space FILE (e.g. search_spaces/quick.yaml), or --resume --name NAME")
     space = load_space(space_path, sets, data=data)
-    name = name or space.name
-    if not name or any(c in name for c in "/\\ ") or name.startswith("."):
-        raise SalttuneError(f"--name {name!r}: not a usable folder name; use letters, digits, '-' and '_'")
+    name = space.name if name is None else name
     if space.data.folder is None:
         raise SalttuneError(f"{space_path}: key 'data.folder' is not set; give --data DIR (e.g. data/synth)")
     folder = str(Path(space.data.folder).expanduser().resolve())
     space = dataclasses.replace(space, name=name, data=dataclasses.replace(space.data, folder=folder))
     local = root / name
+    if local.is_file():
+        raise SalttuneError(f"{local}: is a file where the search's folder goes; move it, or choose another --name")
+    refuse_if_running(local)
     if local.exists() and any(local.iterdir()):
         raise SalttuneError(f"{local}: a search named {name!r} is already there; add --resume to continue it, or choose another --name")
     return Plan(space, local, tune_storage, False)
+
+
+def _check_name(name: str) -> None:
+    if not name or any(c in name for c in "/\\ ") or name.startswith("."):
+        raise SalttuneError(f"--name {name!r}: not a usable folder name; use letters, digits, '-' and '_'")
+
+
+def _check_storage(storage: str) -> None:
+    """A local ``--storage``: a folder (made if missing), not a file, nor below one."""
+    path = Path(storage).expanduser()
+    if not storage.strip():
+        raise SalttuneError("--storage '': give a results folder (default ./results) or a URI such as s3://bucket/prefix")
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            raise SalttuneError(f"--storage {storage}: {p} is a file; give a folder for the results (default ./results)")
 
 
 def _load_data(plan: Plan):
@@ -140,14 +167,18 @@ def _write_plan(plan: Plan, fingerprint: str) -> None:
     import ray
 
     plan.local_dir.mkdir(parents=True, exist_ok=True)
-    (plan.local_dir / "space.yaml").write_text(yaml.safe_dump(space_to_dict(plan.space), sort_keys=False))
+    (plan.local_dir / SPACE_FILE).write_text(yaml.safe_dump(space_to_dict(plan.space), sort_keys=False))
     info = {"data": plan.space.data.folder, "fingerprint": fingerprint, "storage": plan.storage, "source": plan.space.source,
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "ray": ray.__version__, "optuna": optuna.__version__}
-    (plan.local_dir / "search.json").write_text(json.dumps(info, indent=2))
+    write_json(plan.local_dir / INFO_FILE, info, "search record")
 
 
 def run(args: argparse.Namespace) -> int:
     """The ``salttune search`` handler: the flags, unpacked into :func:`plan` and :func:`search`."""
+    from salttune.search.session import check_address, check_dashboard_host
+
+    check_address(args.address)
+    check_dashboard_host(args.dashboard_host)
     return search(plan(args.space, args.name, list(args.set or []), args.storage, args.data, args.resume),
                   address=args.address, dashboard_host=args.dashboard_host)
 
@@ -160,10 +191,14 @@ def search(plan: Plan, address: str | None = None, dashboard_host: str = "127.0.
         address: join this Ray cluster (host:port or 'auto'); None starts a local instance.
         dashboard_host: the address the local Ray dashboard binds to.
     """
+    with search_lock(plan.local_dir):  # one driver per search: the second refuses in one line
+        return _search(plan, address, dashboard_host)
+
+
+def _search(plan: Plan, address: str | None, dashboard_host: str) -> int:
     train, val, fingerprint = _load_data(plan)
     if plan.resume:
-        info = json.loads((plan.local_dir / "search.json").read_text())
-        if info.get("fingerprint") not in (None, fingerprint):
+        if search_info(plan.local_dir).get("fingerprint") not in (None, fingerprint):
             raise SalttuneError(f"{plan.space.data.folder}: not the data this search started with (fingerprint differs); "
                                 "give the original folder with --data")
 
