@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import sys
 import time
@@ -29,7 +30,7 @@ import yaml
 from salttune.errors import SalttuneError
 from salttune.fileio import write_json
 from salttune.search.algorithms import ASHA_FILE, STUDY_FILE
-from salttune.search.lock import refuse_if_running, search_lock
+from salttune.search.lock import LOCK, refuse_if_running, search_lock
 from salttune.search.resume import INFO_FILE, SPACE_FILE, check_asha, check_experiment, check_study, saved_space, search_info
 from salttune.search.space import SearchSpace, load_space, space_to_dict
 
@@ -132,7 +133,7 @@ def plan(space_path: str | None, name: str | None, sets: list[str], storage: str
     if local.is_file():
         raise SalttuneError(f"{local}: is a file where the search's folder goes; move it, or choose another --name")
     refuse_if_running(local)
-    if local.exists() and any(local.iterdir()):
+    if local.exists() and any(p.name != LOCK for p in local.iterdir()):  # a stale lock alone is no search
         raise SalttuneError(f"{local}: a search named {name!r} is already there; add --resume to continue it, or choose another --name")
     return Plan(space, local, tune_storage, False)
 
@@ -230,13 +231,32 @@ def _search(plan: Plan, address: str | None, dashboard_host: str) -> int:
         with recorded_run(plan.local_dir, kind="search", name=plan.space.name, config=space_to_dict(plan.space),
                           seed=plan.space.seed, data=plan.space.data.folder, space=space_to_dict(plan.space),
                           argv=sys.argv) as record:
-            results = _tuner(plan, resources, train, val).fit()
+            results = _fit(_tuner(plan, resources, train, val))
             code, best = _finish(plan, results)
             record.result(best_score=best, exit_code=code, resumed=plan.resume)
             record.outcome = {0: "completed", 130: "interrupted"}.get(code, "failed")
         return code
     finally:
         ray.shutdown()
+
+
+class _TuneAdvice(logging.Filter):
+    """Drops Tune's lines for Python users after Ctrl-C ("Resume experiment with: Tuner.restore(...)", "Trials did
+    not complete: [...]"); :func:`_finish` prints the command that resumes the search instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Experiment has been interrupted", "Trials did not complete"))
+
+
+def _fit(tuner):
+    """``tuner.fit()``. The first Ctrl-C (SIGINT) is Tune's: it stops the trials, saves the experiment and returns."""
+    tune_log = logging.getLogger("ray.tune.tune")
+    advice = _TuneAdvice()
+    tune_log.addFilter(advice)
+    try:
+        return tuner.fit()
+    finally:
+        tune_log.removeFilter(advice)
 
 
 def _tuner(plan: Plan, resources, train, val):
@@ -281,11 +301,11 @@ def _tuner(plan: Plan, resources, train, val):
 
 
 def _finish(plan: Plan, results) -> tuple[int, float | None]:
+    from salttune.leaderboard import INTERRUPTED, STOPPED, write_leaderboard
     from salttune.search.asha import read_state
-    from salttune.leaderboard import write_leaderboard
     from salttune.search.leaderboard import leaderboard_rows
     from salttune.search.retention import prune_finished
-    from salttune.search.sampler import settle_stopped
+    from salttune.search.sampler import mark_interrupted, settle_stopped
     from salttune.search.stopping import reached
 
     sp = plan.space
@@ -298,9 +318,16 @@ def _finish(plan: Plan, results) -> tuple[int, float | None]:
     if done:  # the trials stop_at cut short are not an interrupted search
         reason = f"the search reached stop_at {sp.stop_at}"
         for r in rows:
-            if r["state"] == "unfinished":
-                r["state"], r["reason"] = "stopped", reason
+            if r["state"] == INTERRUPTED:
+                r["state"], r["reason"] = STOPPED, reason
         settle_stopped(plan.local_dir / STUDY_FILE, sp.name, reason)
+    interrupted = [r for r in rows if r["state"] == INTERRUPTED]
+    resume = f"continue it with  salttune search --resume --name {sp.name}" + (
+        f" --storage {plan.storage}" if plan.storage != str(Path('results').resolve()) else "")
+    if not done and (interrupted or len(rows) < sp.trials):  # Ctrl-C, or the driver stopped before the budget
+        for r in interrupted:
+            r["reason"] = f"the search was interrupted after epoch {r['epochs_run']}; --resume continues it"
+        mark_interrupted(plan.local_dir / STUDY_FILE, sp.name, "salttune search --resume continues it")
     path = write_leaderboard(rows, plan.local_dir / "leaderboard.csv")
     print(f"leaderboard: {path}")
     for row in rows[:5]:
@@ -311,10 +338,8 @@ def _finish(plan: Plan, results) -> tuple[int, float | None]:
         print(f"the search reached stop_at: {sp.metric} {best:.4f} (stop_at {sp.stop_at}); it started "
               f"{len(rows)} of {sp.trials} trials")
         return 0, best
-    unfinished = [r for r in rows if r["state"] == "unfinished"]
-    if unfinished or len(rows) < sp.trials:
-        print(f"search interrupted: continue it with  salttune search --resume --name {sp.name}"
-              + (f" --storage {plan.storage}" if plan.storage != str(Path('results').resolve()) else ""))
+    if interrupted or len(rows) < sp.trials:
+        print(f"search interrupted: {resume}")
         return 130, best
     if all(r["state"] == "failed" for r in rows):
         print(f"salttune search: error: every trial failed; see the reasons in {path}", file=sys.stderr)

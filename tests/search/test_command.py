@@ -53,6 +53,19 @@ def results_of(row: dict) -> list[dict]:
     return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
 
 
+def assert_continued(hist: list[dict], max_t: int) -> None:
+    """A trial's epochs ran 1..max_t, and every restart (a retry, a resume) continued after a checkpointed epoch.
+
+    A restart may repeat the one epoch whose checkpoint Tune had not saved in its state yet, never more, and
+    never starts again from epoch 1.
+    """
+    epochs = [h["epoch"] for h in hist]
+    assert sorted(set(epochs)) == list(range(1, max_t + 1)), epochs
+    for i, h in enumerate(hist):
+        if i and h["iterations_since_restore"] == 1:
+            assert 1 < epochs[i] <= epochs[i - 1] + 1 and epochs[i] >= epochs[i - 1], epochs
+
+
 # -- end to end ---------------------------------------------------------------------------------------
 
 E2E_SPACE = """  optim.name: {choice: [adam, sgd]}
@@ -313,3 +326,66 @@ def test_report_of_a_search_draws_every_trial(e2e, tmp_path):
         body, console = open_in_browser(page, tmp_path)
         n = text.count("<img ")
         assert f'data-images-loaded="{n}/{n}"' in body and console == "", (body, console)
+
+
+# -- the same search twice at once; Ctrl-C -----------------------------------------------------------
+
+def test_the_same_search_started_twice_at_once_runs_once(cluster, data, tmp_path):
+    f = space_yaml(tmp_path, "twice", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", trials=2, max_t=1)
+    args = [*CLI, "search", "--space", str(f), "--data", str(data), "--address", cluster.address]
+    env = {**os.environ, **FAST_STATE}
+    drivers = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+               for _ in range(2)]
+    outs = [d.communicate(timeout=300) for d in drivers]
+    codes = sorted(d.returncode for d in drivers)
+    assert codes == [0, 2], [(d.returncode, o[1][-2000:]) for d, o in zip(drivers, outs)]
+    loser = next(o for d, o in zip(drivers, outs) if d.returncode == 2)
+    err = loser[1].strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    lock = tmp_path / "results" / "twice" / "search.lock"
+    assert f"{lock}: this search is already running (pid " in err and f"delete {lock}" in err, err
+    # one study, one leaderboard, written by one driver: two trials, not four
+    assert len(study_of(tmp_path, "twice").trials) == 2
+    assert len(read_leaderboard(tmp_path / "results" / "twice" / "leaderboard.csv")) == 2
+    assert not lock.exists()  # released at exit
+
+
+def test_ctrl_c_stops_the_search_and_resume_completes_it(cluster, data, tmp_path):
+    max_t = 5
+    f = space_yaml(tmp_path, "ctrlc", "  optim.lr: {loguniform: [1.0e-3, 3.0e-2]}", trials=3, max_t=max_t, grace=5)
+    args = ["--space", str(f), "--data", str(data), "--address", cluster.address]
+    driver = subprocess.Popen([*CLI, "search", *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, **FAST_STATE})
+    out = tmp_path / "results" / "ctrlc"
+    deadline, steps = time.monotonic() + 180, {}
+    while time.monotonic() < deadline and driver.poll() is None and max(steps.values(), default=0) < 2:
+        time.sleep(0.2)
+        try:
+            steps = _db_states(out / "optuna.db")[1] if (out / "optuna.db").exists() else {}
+        except sqlite3.Error:
+            continue
+    driver.send_signal(signal.SIGINT)  # what Ctrl-C sends, once a trial has reported two epochs
+    stdout, stderr = driver.communicate(timeout=120)
+    assert driver.returncode == 130, (driver.returncode, stdout[-3000:], stderr[-3000:])
+    assert "search interrupted: continue it with  salttune search --resume --name ctrlc" in stdout
+    assert "Tuner.restore" not in stdout + stderr  # Tune's own advice, for Python users, is not shown
+    record = json.loads((out / "record.json").read_text())
+    assert record["status"] == "interrupted" and record["result"]["exit_code"] == 130
+    rows = read_leaderboard(out / "leaderboard.csv")
+    interrupted = [r for r in rows if r["state"] == "interrupted"]
+    assert interrupted and all(int(r["epochs_run"]) < max_t and "--resume continues it" in r["reason"] for r in interrupted)
+    running = [t for t in study_of(tmp_path, "ctrlc").trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert running and all("interrupted after epoch" in t.user_attrs["interrupted"] for t in running)
+    assert not (out / "search.lock").exists()
+
+    proc = run_search_cli("--resume", "--name", "ctrlc", "--address", cluster.address, cwd=tmp_path, env=FAST_STATE)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = read_leaderboard(out / "leaderboard.csv")
+    assert len(rows) == 3 and all(r["state"] == "finished" and int(r["epochs_run"]) == max_t for r in rows), rows
+    for r in rows:  # the interrupted trials continued from their checkpoint, not from epoch 1
+        assert_continued(results_of(r), max_t)
+    assert any(sum(h["iterations_since_restore"] == 1 for h in results_of(r)) == 2 for r in rows)  # one was resumed
+    final = study_of(tmp_path, "ctrlc").trials
+    assert not [t for t in final if not t.state.is_finished()]
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in final) == 3
+    assert json.loads((out / "record.json").read_text())["status"] == "completed"
