@@ -53,7 +53,7 @@ def search_info(local: Path) -> dict:
         info = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError):
         raise SalttuneError(f"{path}: damaged (not JSON); {_FIX}") from None
-    if not isinstance(info, dict) or not {"fingerprint", "storage"} <= set(info):
+    if not isinstance(info, dict) or not {"fingerprint", "storage"} <= set(info) or not isinstance(info["storage"], str):
         raise SalttuneError(f"{path}: not a search record (it needs 'fingerprint' and 'storage'); {_FIX}")
     return info
 

@@ -63,6 +63,8 @@ DAMAGE = {  # id: (file, what to do to it, fragments of the one line)
     "search.json missing": ("search.json", Path.unlink, ("search.json", "is missing", "start the search again under a new --name")),
     "search.json not JSON": ("search.json", _garbage, ("search.json", "damaged (not JSON)")),
     "search.json a list": ("search.json", lambda p: p.write_text("[1]"), ("search.json", "not a search record")),
+    "search.json storage not text": ("search.json", lambda p: p.write_text('{"fingerprint": "f", "storage": 5}'),
+                                     ("search.json", "not a search record")),
     "search.json a folder": ("search.json", _folder, ("search.json", "is a folder")),
     "space.yaml missing": ("space.yaml", Path.unlink, ("no search to resume there (no space.yaml)", "check --name")),
     "space.yaml not YAML": ("space.yaml", lambda p: p.write_text("name: [\n"), ("space.yaml", "resolved space is damaged", "not valid YAML")),
