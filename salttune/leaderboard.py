@@ -22,7 +22,7 @@ from pathlib import Path
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text
 
-__all__ = ["FILE", "COLUMNS", "FINISHED", "PRUNED", "FAILED", "UNFINISHED", "STOPPED", "STATES",
+__all__ = ["FILE", "COLUMNS", "FINISHED", "PRUNED", "FAILED", "INTERRUPTED", "UNFINISHED", "STOPPED", "STATES",
            "write_leaderboard", "read_leaderboard", "best_score", "snapshots", "parameters"]
 
 FILE = "leaderboard.csv"
@@ -33,9 +33,10 @@ COLUMNS = ("rank", "trial", "trial_id", "state", "best_score", "best_epoch", "ep
 FINISHED = "finished"  # ran all max_epochs
 PRUNED = "pruned"  # ASHA stopped it early
 FAILED = "failed"  # raised; ``reason`` holds the error line
-UNFINISHED = "unfinished"  # short of max_epochs without an error: the search was interrupted
+INTERRUPTED = "interrupted"  # short of max_epochs without an error: the search was interrupted (--resume continues it)
+UNFINISHED = INTERRUPTED  # the earlier name of the state, still read by salttune.report
 STOPPED = "stopped"  # cut short because another trial reached the search's stop_at
-STATES = (FINISHED, PRUNED, FAILED, UNFINISHED, STOPPED)
+STATES = (FINISHED, PRUNED, FAILED, INTERRUPTED, STOPPED)
 
 _NEEDED = ("trial_id", "state", "best_score")  # what every reader relies on
 

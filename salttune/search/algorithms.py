@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from salttune.search.space import SearchSpace
 
-__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "STUDY_FILE", "ASHA_FILE", "build_algorithm"]
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "STUDY_FILE", "ASHA_FILE", "WITH_ASHA", "build_algorithm"]
 
 DEFAULT_ALGORITHM = "tpe+asha"
 STUDY_FILE = "optuna.db"  # the Optuna study, inside the search's folder
@@ -73,6 +73,10 @@ ALGORITHMS: dict[str, Callable[[SearchSpace, Path], tuple[Any, Any]]] = {
     "random": random_search,
     "random+asha": random_asha,
 }
+
+
+# the algorithms whose scheduler keeps ASHA_FILE (checked by --resume)
+WITH_ASHA = frozenset({"tpe+asha", "random+asha"})
 
 
 def build_algorithm(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:

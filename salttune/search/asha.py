@@ -15,12 +15,12 @@ arXiv 1810.05934.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from salttune.fileio import write_json
+from salttune.search.resume import read_asha_state as read_state  # Ray-free: --resume checks it before Ray starts
 
 __all__ = ["ResumableASHA", "read_state"]
 
@@ -103,11 +103,3 @@ class ResumableASHA(ASHAScheduler):
 
     def on_trial_error(self, tune_controller, trial) -> None:
         self._forget(trial.trial_id)
-
-
-def read_state(path: str | Path) -> dict | None:
-    """The saved rungs and stop decisions, or None before the first save."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())

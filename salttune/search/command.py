@@ -8,6 +8,7 @@ the trials go to the bucket and the files marked * stay in ``results/NAME/`` on 
     optuna.db          * the Optuna study (optuna-dashboard sqlite:///results/NAME/optuna.db)
     asha_state.json    * ASHA's rungs and stop decisions (restored by --resume; algorithms with ASHA only)
     leaderboard.csv    * one row per trial, best first
+    search.lock        * the running driver's pid and host (one driver per search; gone when it ends)
     trials/            Tune's experiment: tuner.pkl, experiment_state-*.json, searcher-state-*.pkl (for --resume)
       trial_<id>/      one trial: result.json, progress.csv, checkpoint_NNNNNN/ (state.pt, snapshots/)
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import logging
 import os
 import sys
 import time
@@ -27,7 +28,10 @@ from pathlib import Path
 import yaml
 
 from salttune.errors import SalttuneError
+from salttune.fileio import write_json
 from salttune.search.algorithms import ASHA_FILE, STUDY_FILE
+from salttune.search.lock import LOCK, refuse_if_running, search_lock
+from salttune.search.resume import INFO_FILE, SPACE_FILE, check_asha, check_experiment, check_study, saved_space, search_info
 from salttune.search.space import SearchSpace, load_space, space_to_dict
 
 __all__ = ["configure_parser", "run", "plan", "search"]
@@ -87,6 +91,12 @@ def plan(space_path: str | None, name: str | None, sets: list[str], storage: str
         resume: continue the search ``name`` instead of starting one.
     """
     remote = storage is not None and "://" in storage
+    if storage is not None and not remote:
+        _check_storage(storage)
+    if data is not None and Path(data).expanduser().is_file():
+        raise SalttuneError(f"--data {data}: is a file; give the dataset folder (the one holding train/ and train.csv)")
+    if name is not None:
+        _check_name(name)
     root = Path("results").resolve() if storage is None or remote else Path(storage).expanduser().resolve()
     tune_storage = storage if remote else str(root)
     if resume:
@@ -96,33 +106,51 @@ def plan(space_path: str | None, name: str | None, sets: list[str], storage: str
         if name is None:
             raise SalttuneError("--resume: give --name NAME (or the --space file) of the search to continue")
         local = root / name
-        saved = local / "space.yaml"
-        if not saved.is_file():
-            raise SalttuneError(f"{local}: no search to resume there (no space.yaml); check --name and --storage")
-        space = load_space(saved, data=data)
+        refuse_if_running(local)
+        space = saved_space(local, data)
         if space_path:
             given = space_to_dict(load_space(space_path, data=space.data.folder))
             if {**given, "name": name} != space_to_dict(space):
-                raise SalttuneError(f"{space_path}: differs from the space of the search being resumed ({saved}); "
+                raise SalttuneError(f"{space_path}: differs from the space of the search being resumed ({local / SPACE_FILE}); "
                                     "resume without --space, or start a new --name")
-        info = json.loads((local / "search.json").read_text()) if (local / "search.json").is_file() else {}
+        info = search_info(local)
         if storage is None and info.get("storage"):
             tune_storage = info["storage"]
-        return Plan(space, local, tune_storage, True)
+        resumed = Plan(space, local, tune_storage, True)
+        check_asha(local, space, check_study(local, space.name))
+        if "://" not in tune_storage:
+            check_experiment(Path(resumed.experiment))
+        return resumed
     if not space_path:
         raise SalttuneError("give --space FILE (e.g. search_spaces/quick.yaml), or --resume --name NAME")
     space = load_space(space_path, sets, data=data)
-    name = name or space.name
-    if not name or any(c in name for c in "/\\ ") or name.startswith("."):
-        raise SalttuneError(f"--name {name!r}: not a usable folder name; use letters, digits, '-' and '_'")
+    name = space.name if name is None else name
     if space.data.folder is None:
         raise SalttuneError(f"{space_path}: key 'data.folder' is not set; give --data DIR (e.g. data/synth)")
     folder = str(Path(space.data.folder).expanduser().resolve())
     space = dataclasses.replace(space, name=name, data=dataclasses.replace(space.data, folder=folder))
     local = root / name
-    if local.exists() and any(local.iterdir()):
+    if local.is_file():
+        raise SalttuneError(f"{local}: is a file where the search's folder goes; move it, or choose another --name")
+    refuse_if_running(local)
+    if local.exists() and any(p.name != LOCK for p in local.iterdir()):  # a stale lock alone is no search
         raise SalttuneError(f"{local}: a search named {name!r} is already there; add --resume to continue it, or choose another --name")
     return Plan(space, local, tune_storage, False)
+
+
+def _check_name(name: str) -> None:
+    if not name or any(c in name for c in "/\\ ") or name.startswith("."):
+        raise SalttuneError(f"--name {name!r}: not a usable folder name; use letters, digits, '-' and '_'")
+
+
+def _check_storage(storage: str) -> None:
+    """A local ``--storage``: a folder (made if missing), not a file, nor below one."""
+    path = Path(storage).expanduser()
+    if not storage.strip():
+        raise SalttuneError("--storage '': give a results folder (default ./results) or a URI such as s3://bucket/prefix")
+    for p in (path, *path.parents):
+        if p.exists() and not p.is_dir():
+            raise SalttuneError(f"--storage {storage}: {p} is a file; give a folder for the results (default ./results)")
 
 
 def _load_data(plan: Plan):
@@ -140,14 +168,18 @@ def _write_plan(plan: Plan, fingerprint: str) -> None:
     import ray
 
     plan.local_dir.mkdir(parents=True, exist_ok=True)
-    (plan.local_dir / "space.yaml").write_text(yaml.safe_dump(space_to_dict(plan.space), sort_keys=False))
+    (plan.local_dir / SPACE_FILE).write_text(yaml.safe_dump(space_to_dict(plan.space), sort_keys=False))
     info = {"data": plan.space.data.folder, "fingerprint": fingerprint, "storage": plan.storage, "source": plan.space.source,
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "ray": ray.__version__, "optuna": optuna.__version__}
-    (plan.local_dir / "search.json").write_text(json.dumps(info, indent=2))
+    write_json(plan.local_dir / INFO_FILE, info, "search record")
 
 
 def run(args: argparse.Namespace) -> int:
     """The ``salttune search`` handler: the flags, unpacked into :func:`plan` and :func:`search`."""
+    from salttune.search.session import check_address, check_dashboard_host
+
+    check_address(args.address)
+    check_dashboard_host(args.dashboard_host)
     return search(plan(args.space, args.name, list(args.set or []), args.storage, args.data, args.resume),
                   address=args.address, dashboard_host=args.dashboard_host)
 
@@ -160,10 +192,14 @@ def search(plan: Plan, address: str | None = None, dashboard_host: str = "127.0.
         address: join this Ray cluster (host:port or 'auto'); None starts a local instance.
         dashboard_host: the address the local Ray dashboard binds to.
     """
+    with search_lock(plan.local_dir):  # one driver per search: the second refuses in one line
+        return _search(plan, address, dashboard_host)
+
+
+def _search(plan: Plan, address: str | None, dashboard_host: str) -> int:
     train, val, fingerprint = _load_data(plan)
     if plan.resume:
-        info = json.loads((plan.local_dir / "search.json").read_text())
-        if info.get("fingerprint") not in (None, fingerprint):
+        if search_info(plan.local_dir).get("fingerprint") not in (None, fingerprint):
             raise SalttuneError(f"{plan.space.data.folder}: not the data this search started with (fingerprint differs); "
                                 "give the original folder with --data")
 
@@ -195,13 +231,32 @@ def search(plan: Plan, address: str | None = None, dashboard_host: str = "127.0.
         with recorded_run(plan.local_dir, kind="search", name=plan.space.name, config=space_to_dict(plan.space),
                           seed=plan.space.seed, data=plan.space.data.folder, space=space_to_dict(plan.space),
                           argv=sys.argv) as record:
-            results = _tuner(plan, resources, train, val).fit()
+            results = _fit(_tuner(plan, resources, train, val))
             code, best = _finish(plan, results)
             record.result(best_score=best, exit_code=code, resumed=plan.resume)
             record.outcome = {0: "completed", 130: "interrupted"}.get(code, "failed")
         return code
     finally:
         ray.shutdown()
+
+
+class _TuneAdvice(logging.Filter):
+    """Drops Tune's lines for Python users after Ctrl-C ("Resume experiment with: Tuner.restore(...)", "Trials did
+    not complete: [...]"); :func:`_finish` prints the command that resumes the search instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Experiment has been interrupted", "Trials did not complete"))
+
+
+def _fit(tuner):
+    """``tuner.fit()``. The first Ctrl-C (SIGINT) is Tune's: it stops the trials, saves the experiment and returns."""
+    tune_log = logging.getLogger("ray.tune.tune")
+    advice = _TuneAdvice()
+    tune_log.addFilter(advice)
+    try:
+        return tuner.fit()
+    finally:
+        tune_log.removeFilter(advice)
 
 
 def _tuner(plan: Plan, resources, train, val):
@@ -246,11 +301,11 @@ def _tuner(plan: Plan, resources, train, val):
 
 
 def _finish(plan: Plan, results) -> tuple[int, float | None]:
+    from salttune.leaderboard import INTERRUPTED, STOPPED, write_leaderboard
     from salttune.search.asha import read_state
-    from salttune.leaderboard import write_leaderboard
     from salttune.search.leaderboard import leaderboard_rows
     from salttune.search.retention import prune_finished
-    from salttune.search.sampler import settle_stopped
+    from salttune.search.sampler import mark_interrupted, settle_stopped
     from salttune.search.stopping import reached
 
     sp = plan.space
@@ -263,9 +318,16 @@ def _finish(plan: Plan, results) -> tuple[int, float | None]:
     if done:  # the trials stop_at cut short are not an interrupted search
         reason = f"the search reached stop_at {sp.stop_at}"
         for r in rows:
-            if r["state"] == "unfinished":
-                r["state"], r["reason"] = "stopped", reason
+            if r["state"] == INTERRUPTED:
+                r["state"], r["reason"] = STOPPED, reason
         settle_stopped(plan.local_dir / STUDY_FILE, sp.name, reason)
+    interrupted = [r for r in rows if r["state"] == INTERRUPTED]
+    resume = f"continue it with  salttune search --resume --name {sp.name}" + (
+        f" --storage {plan.storage}" if plan.storage != str(Path('results').resolve()) else "")
+    if not done and (interrupted or len(rows) < sp.trials):  # Ctrl-C, or the driver stopped before the budget
+        for r in interrupted:
+            r["reason"] = f"the search was interrupted after epoch {r['epochs_run']}; --resume continues it"
+        mark_interrupted(plan.local_dir / STUDY_FILE, sp.name, "salttune search --resume continues it")
     path = write_leaderboard(rows, plan.local_dir / "leaderboard.csv")
     print(f"leaderboard: {path}")
     for row in rows[:5]:
@@ -276,10 +338,8 @@ def _finish(plan: Plan, results) -> tuple[int, float | None]:
         print(f"the search reached stop_at: {sp.metric} {best:.4f} (stop_at {sp.stop_at}); it started "
               f"{len(rows)} of {sp.trials} trials")
         return 0, best
-    unfinished = [r for r in rows if r["state"] == "unfinished"]
-    if unfinished or len(rows) < sp.trials:
-        print(f"search interrupted: continue it with  salttune search --resume --name {sp.name}"
-              + (f" --storage {plan.storage}" if plan.storage != str(Path('results').resolve()) else ""))
+    if interrupted or len(rows) < sp.trials:
+        print(f"search interrupted: {resume}")
         return 130, best
     if all(r["state"] == "failed" for r in rows):
         print(f"salttune search: error: every trial failed; see the reasons in {path}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from salttune.leaderboard import FAILED, FINISHED, PRUNED, UNFINISHED
+from salttune.leaderboard import FAILED, FINISHED, INTERRUPTED, PRUNED
 from salttune.search.monitor import error_line
 from salttune.search.space import SearchSpace
 
@@ -34,7 +34,7 @@ def leaderboard_rows(results, space: SearchSpace, reasons: dict[str, str] | None
 
     Args:
         stopped: ids of the trials ASHA stopped (``pruned``); other trials short of ``max_t`` epochs without
-            an error are ``unfinished`` (an interrupted search).
+            an error are ``interrupted`` (an interrupted search).
     """
     rows = []
     for r in results:
@@ -55,7 +55,7 @@ def leaderboard_rows(results, space: SearchSpace, reasons: dict[str, str] | None
         elif epochs_run >= space.asha.max_t:
             state = FINISHED
         else:
-            state = PRUNED if trial_id in stopped else UNFINISHED
+            state = PRUNED if trial_id in stopped else INTERRUPTED
         reason = (reasons or {}).get(trial_id) or (error_line(str(r.error)) if r.error is not None else "")
         ckpt = r.checkpoint
         rows.append({

@@ -35,7 +35,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from salttune.search.space import SearchSpace, suggest
 
-__all__ = ["DefineByRun", "PruneAwareOptunaSearch", "make_searcher", "tpe_sampler", "open_study", "settle_stopped", "storage_id"]
+__all__ = ["DefineByRun", "PruneAwareOptunaSearch", "make_searcher", "tpe_sampler", "open_study", "settle_stopped", "mark_interrupted",
+           "storage_id"]
 
 log = logging.getLogger(__name__)
 
@@ -150,19 +151,38 @@ class PruneAwareOptunaSearch(OptunaSearch):
             self.fail(trial_id, "failed (reason lost when the driver stopped)")
 
 
+def _running(db_path: Path, name: str):
+    """The study's storage and its trials still RUNNING."""
+    storage = open_study(db_path, name)
+    study = optuna.load_study(study_name=name, storage=storage)
+    return storage, study, study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+
+
 def settle_stopped(db_path: Path, name: str, reason: str) -> int:
     """Tell PRUNED, with ``reason``, every trial still RUNNING in the study; returns how many.
 
     For a search that ``stop_at`` ended: Tune stops its running trials without telling the searcher, so the
     study would keep them RUNNING for ever. They stopped short of ``max_t`` epochs, like ASHA's stops.
-    (An interrupted search keeps them RUNNING: ``--resume`` continues them.)
+    (An interrupted search keeps them RUNNING: ``--resume`` continues them; see :func:`mark_interrupted`.)
     """
-    storage = open_study(db_path, name)
-    study = optuna.load_study(study_name=name, storage=storage)
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    storage, study, running = _running(db_path, name)
     for frozen in running:
         storage.set_trial_user_attr(storage_id(frozen), "stopped", reason)
         study.tell(frozen.number, state=TrialState.PRUNED)
+    return len(running)
+
+
+def mark_interrupted(db_path: Path, name: str, resume: str) -> int:
+    """Write on every trial still RUNNING that the search was interrupted (user attribute ``interrupted``).
+
+    Optuna has no "interrupted" state, and telling one (FAIL, PRUNED) would end the trial for good; it stays
+    RUNNING, so that ``--resume`` continues it from its checkpoint and then tells its outcome. The attribute
+    (shown by optuna-dashboard) says at which epoch and how to continue. Returns how many trials it marked.
+    """
+    storage, _, running = _running(db_path, name)
+    for frozen in running:
+        storage.set_trial_user_attr(storage_id(frozen), "interrupted",
+                                    f"the search was interrupted after epoch {frozen.last_step or 0}; {resume}")
     return len(running)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from salttune.errors import SalttuneError
 from salttune.search.space import Resources
 
-__all__ = ["prepare_auth", "start_ray", "token_auth_on", "usable_resources", "dashboard_help"]
+__all__ = ["check_address", "check_dashboard_host", "prepare_auth", "start_ray", "token_auth_on", "usable_resources", "dashboard_help"]
 
 AUTH_MODE = "RAY_AUTH_MODE"
 
@@ -40,6 +40,29 @@ def prepare_auth(address: str | None) -> list[str]:
     if mode is None and _token_at_hand():
         os.environ[AUTH_MODE] = "token"
     return []
+
+
+def check_address(address: str | None) -> None:
+    """``--address``: 'auto', HOST:PORT or ray://HOST:PORT (what ``ray.init`` accepts), checked before anything starts."""
+    if address is None or address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not (sep and host.strip() and port.isdigit() and 0 < int(port) < 65536):
+        raise SalttuneError(f"--address {address!r}: expected HOST:PORT (e.g. 10.0.0.5:6379) or 'auto'; "
+                            "`ray status` on the head node prints the address")
+
+
+def check_dashboard_host(host: str) -> None:
+    """``--dashboard-host``: an address this machine can bind (0.0.0.0, 127.0.0.1, a name of this host)."""
+    import socket
+
+    try:
+        ok = bool(host.strip()) and bool(socket.getaddrinfo(host, None))
+    except (socket.gaierror, UnicodeError):
+        ok = False
+    if not ok:
+        raise SalttuneError(f"--dashboard-host {host!r}: not an address of this machine; give 127.0.0.1 (the default) "
+                            "or 0.0.0.0 (every interface)")
 
 
 def start_ray(address: str | None, dashboard_host: str = "127.0.0.1") -> str | None:

@@ -123,14 +123,26 @@ def load_space(path: str | Path, overrides: list[str] | tuple[str, ...] = (), da
     """
     path = Path(path)
     top = ", ".join([*to_dict(SearchSpace()), *SECTIONS])
+    if path.is_dir():
+        raise SalttuneError(f"{path}: is a folder; give the search space YAML file, such as search_spaces/quick.yaml")
     raw = read_yaml_mapping(path, "search space file does not exist; give a YAML file such as search_spaces/quick.yaml",
                             f"expected a mapping with keys {top}")
     if not raw:
         raise SalttuneError(f"{path}: the file is empty; expected a mapping with keys {top}")
+    _refuse_training_config(path, raw)
     raw = _apply_sets(raw, overrides)
     if data is not None:
         raw = apply_overrides(raw, {"data": {"folder": data}})
     return space_from_dict(raw, source=str(path), default_name=path.stem)
+
+
+def _refuse_training_config(path: Path, raw: dict) -> None:
+    """A training config given as ``--space`` (its keys are the training config's, and it has no ``space:``)."""
+    train_top = {k.split(".")[0] for k in allowed_keys(TrainConfig)}
+    space_top = set(to_dict(SearchSpace())) | set(SECTIONS)
+    if "space" not in raw and any(k in train_top and k not in space_top for k in raw):
+        raise SalttuneError(f"{path}: looks like a training config, not a search space (no 'space:' section); give a "
+                            "space file such as search_spaces/quick.yaml, and put fixed training settings under its 'fixed:'")
 
 
 def _apply_sets(raw: dict, items: list[str] | tuple[str, ...]) -> dict:

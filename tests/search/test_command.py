@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,7 +20,7 @@ from types import SimpleNamespace
 import optuna
 import pytest
 
-from conftest import CLI, run_search_cli, write_tgs_folder
+from conftest import CLI, assert_user_error, run_search_cli, write_tgs_folder
 from search_fixtures import FAST_STATE, space_yaml  # before Ray is imported: it turns token authentication on
 from salttune.checkpoint import load_checkpoint
 from salttune.leaderboard import read_leaderboard
@@ -51,6 +52,19 @@ def study_of(root: Path, name: str) -> optuna.Study:
 def results_of(row: dict) -> list[dict]:
     trial_dir = Path(row["checkpoint_path"]).parent
     return [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
+
+
+def assert_continued(hist: list[dict], max_t: int) -> None:
+    """A trial's epochs ran 1..max_t, and every restart (a retry, a resume) continued after a checkpointed epoch.
+
+    A restart may repeat the one epoch whose checkpoint Tune had not saved in its state yet, never more, and
+    never starts again from epoch 1.
+    """
+    epochs = [h["epoch"] for h in hist]
+    assert sorted(set(epochs)) == list(range(1, max_t + 1)), epochs
+    for i, h in enumerate(hist):
+        if i and h["iterations_since_restore"] == 1:
+            assert 1 < epochs[i] <= epochs[i - 1] + 1 and epochs[i] >= epochs[i - 1], epochs
 
 
 # -- end to end ---------------------------------------------------------------------------------------
@@ -313,3 +327,184 @@ def test_report_of_a_search_draws_every_trial(e2e, tmp_path):
         body, console = open_in_browser(page, tmp_path)
         n = text.count("<img ")
         assert f'data-images-loaded="{n}/{n}"' in body and console == "", (body, console)
+
+
+# -- the same search twice at once; Ctrl-C -----------------------------------------------------------
+
+def test_the_same_search_started_twice_at_once_runs_once(cluster, data, tmp_path):
+    f = space_yaml(tmp_path, "twice", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", trials=2, max_t=1)
+    args = [*CLI, "search", "--space", str(f), "--data", str(data), "--address", cluster.address]
+    env = {**os.environ, **FAST_STATE}
+    drivers = [subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+               for _ in range(2)]
+    outs = [d.communicate(timeout=300) for d in drivers]
+    codes = sorted(d.returncode for d in drivers)
+    assert codes == [0, 2], [(d.returncode, o[1][-2000:]) for d, o in zip(drivers, outs)]
+    loser = next(o for d, o in zip(drivers, outs) if d.returncode == 2)
+    err = loser[1].strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    lock = tmp_path / "results" / "twice" / "search.lock"
+    assert f"{lock}: this search is already running (pid " in err and f"delete {lock}" in err, err
+    # one study, one leaderboard, written by one driver: two trials, not four
+    assert len(study_of(tmp_path, "twice").trials) == 2
+    assert len(read_leaderboard(tmp_path / "results" / "twice" / "leaderboard.csv")) == 2
+    assert not lock.exists()  # released at exit
+
+
+def test_ctrl_c_stops_the_search_and_resume_completes_it(cluster, data, tmp_path):
+    max_t = 5
+    f = space_yaml(tmp_path, "ctrlc", "  optim.lr: {loguniform: [1.0e-3, 3.0e-2]}", trials=3, max_t=max_t, grace=5)
+    args = ["--space", str(f), "--data", str(data), "--address", cluster.address]
+    driver = subprocess.Popen([*CLI, "search", *args], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, **FAST_STATE})
+    out = tmp_path / "results" / "ctrlc"
+    deadline, steps = time.monotonic() + 180, {}
+    while time.monotonic() < deadline and driver.poll() is None and max(steps.values(), default=0) < 2:
+        time.sleep(0.2)
+        try:
+            steps = _db_states(out / "optuna.db")[1] if (out / "optuna.db").exists() else {}
+        except sqlite3.Error:
+            continue
+    driver.send_signal(signal.SIGINT)  # what Ctrl-C sends, once a trial has reported two epochs
+    stdout, stderr = driver.communicate(timeout=120)
+    assert driver.returncode == 130, (driver.returncode, stdout[-3000:], stderr[-3000:])
+    assert "search interrupted: continue it with  salttune search --resume --name ctrlc" in stdout
+    assert "Tuner.restore" not in stdout + stderr  # Tune's own advice, for Python users, is not shown
+    record = json.loads((out / "record.json").read_text())
+    assert record["status"] == "interrupted" and record["result"]["exit_code"] == 130
+    rows = read_leaderboard(out / "leaderboard.csv")
+    interrupted = [r for r in rows if r["state"] == "interrupted"]
+    assert interrupted and all(int(r["epochs_run"]) < max_t and "--resume continues it" in r["reason"] for r in interrupted)
+    running = [t for t in study_of(tmp_path, "ctrlc").trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert running and all("interrupted after epoch" in t.user_attrs["interrupted"] for t in running)
+    assert not (out / "search.lock").exists()
+
+    proc = run_search_cli("--resume", "--name", "ctrlc", "--address", cluster.address, cwd=tmp_path, env=FAST_STATE)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = read_leaderboard(out / "leaderboard.csv")
+    assert len(rows) == 3 and all(r["state"] == "finished" and int(r["epochs_run"]) == max_t for r in rows), rows
+    for r in rows:  # the interrupted trials continued from their checkpoint, not from epoch 1
+        assert_continued(results_of(r), max_t)
+    assert any(sum(h["iterations_since_restore"] == 1 for h in results_of(r)) == 2 for r in rows)  # one was resumed
+    final = study_of(tmp_path, "ctrlc").trials
+    assert not [t for t in final if not t.state.is_finished()]
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in final) == 3
+    assert json.loads((out / "record.json").read_text())["status"] == "completed"
+
+
+# -- a worker node lost mid-search --------------------------------------------------------------------
+
+def test_lost_node_its_trial_resumes_on_the_other_node_at_the_right_epoch(tmp_path):
+    # A cluster of its own (a subprocess): removing a node from the shared one would break the other tests.
+    max_t = 6
+    data = tmp_path / "data"
+    write_tgs_folder(data, n_train=160, n_test=2, size=64)  # epochs of a second or so: time to remove the node
+    f = space_yaml(tmp_path, "lost", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", trials=1, max_t=max_t, grace=max_t)
+    here = Path(__file__).parent
+    cluster = subprocess.Popen([sys.executable, str(here / "cluster_process.py")], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    driver = None
+    try:
+        info = json.loads(cluster.stdout.readline())
+        driver = subprocess.Popen([*CLI, "search", "--space", str(f), "--data", str(data), "--address", info["address"]],
+                                  cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                  env={**os.environ, **FAST_STATE})
+        trials, deadline, seen = tmp_path / "results" / "lost" / "trials", time.monotonic() + 240, []
+        while time.monotonic() < deadline and driver.poll() is None and len(seen) < 2:
+            time.sleep(0.1)
+            seen = [json.loads(ln) for p in trials.glob("trial_*/result.json") for ln in p.read_text().splitlines()
+                    if ln.endswith("}")]
+        assert len(seen) >= 2 and driver.poll() is None, seen  # two epochs reported, the trial still training
+        lost = seen[-1]["node_id"]
+        cluster.stdin.write(f"remove {lost}\n")
+        cluster.stdin.flush()
+        assert cluster.stdout.readline().strip() == "removed"
+        out, _ = driver.communicate(timeout=300)
+    finally:
+        if driver is not None and driver.poll() is None:
+            driver.kill()
+        cluster.stdin.close()
+        cluster.wait(timeout=120)
+    assert driver.returncode == 0, out[-4000:]
+    (row,) = read_leaderboard(tmp_path / "results" / "lost" / "leaderboard.csv")
+    (survivor,) = set(info["workers"]) - {lost}
+    assert row["state"] == "finished" and int(row["epochs_run"]) == max_t and row["node"] == survivor
+    hist = results_of(row)
+    assert_continued(hist, max_t)
+    restarts = [h for h in hist if h["iterations_since_restore"] == 1]
+    assert len(restarts) == 2 and restarts[1]["node_id"] == survivor  # resumed once, on the surviving node
+    before = [h["epoch"] for h in hist[: hist.index(restarts[1])]]
+    assert restarts[1]["epoch"] in (before[-1], before[-1] + 1) and restarts[1]["epoch"] > 1  # from its last checkpoint
+    assert all(h["node_id"] == lost for h in hist[: hist.index(restarts[1])])
+    errors = (Path(row["checkpoint_path"]).parent / "error.txt").read_text()
+    assert errors.count("Failure #") == 1  # the node's death used the one retry of max_failures=1
+    (t,) = study_of(tmp_path, "lost").trials
+    assert t.state == optuna.trial.TrialState.COMPLETE and sorted(t.intermediate_values) == list(range(1, max_t + 1))
+    assert t.value == pytest.approx(float(row["best_score"]))
+
+
+# -- flags and files a user can get wrong: one line, exit 2, before Ray starts -------------------------
+
+OK = ["--space", "ok.yaml", "--data", "data"]  # relative to the test's folder, where _bad_files writes them
+BAD_INPUTS = {  # id: (argv, fragments of the one line)
+    "space is a PNG": (["--space", "picture.png", "--data", "data"], ("picture.png: not a text file",)),
+    "space is a training config": (["--space", "train.yaml", "--data", "data"], ("train.yaml: looks like a training config",)),
+    "space is empty": (["--space", "empty.yaml", "--data", "data"], ("empty.yaml: the file is empty",)),
+    "space is a folder": (["--space", "data", "--data", "data"], ("data: is a folder; give the search space YAML file",)),
+    "space value out of range": ([*OK, "--set", "trials=0"], ("key 'trials': 0 is out of range",)),
+    "set without =": ([*OK, "--set", "trials"], ("--set 'trials': expected key=value",)),
+    "name empty": ([*OK, "--name", ""], ("--name '': not a usable folder name",)),
+    "name with a slash": ([*OK, "--name", "../up"], ("--name '../up': not a usable folder name",)),
+    "name is a file": ([*OK, "--name", "taken"], ("taken: is a file where the search's folder goes",)),
+    "data is a file": ([*OK, "--data", "a_file"], ("--data a_file: is a file; give the dataset folder",)),
+    "storage is a file": ([*OK, "--storage", "a_file"], ("--storage a_file:", "is a file; give a folder")),
+    "storage empty": ([*OK, "--storage", ""], ("--storage '': give a results folder",)),
+    "address without port": ([*OK, "--address", "headnode"], ("--address 'headnode': expected HOST:PORT",)),
+    "address port out of range": ([*OK, "--address", "10.0.0.5:70000"], ("--address '10.0.0.5:70000': expected HOST:PORT",)),
+    "dashboard host empty": ([*OK, "--dashboard-host", ""], ("--dashboard-host '': not an address of this machine",)),
+    "dashboard host unknown": ([*OK, "--dashboard-host", "no such host"], ("--dashboard-host 'no such host'",)),
+    "resume without name": (["--resume"], ("--resume: give --name NAME",)),
+    "resume of nothing": (["--resume", "--name", "nothing"], ("no search to resume there (no space.yaml)",)),
+    "resume with --set": (["--resume", "--name", "ok", "--set", "trials=2"], ("--set cannot change a search being resumed",)),
+}
+
+
+def _bad_files(root: Path) -> None:
+    space_yaml(root, "ok", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}")
+    (root / "data").mkdir()
+    (root / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
+    (root / "train.yaml").write_text("epochs: 3\nmodel: {base_width: 8}\noptim: {lr: 0.001}\n")
+    (root / "empty.yaml").write_text("")
+    (root / "a_file").write_text("x")
+    (root / "results").mkdir()
+    (root / "results" / "taken").write_text("x")
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
+def test_a_bad_flag_or_file_is_one_line(tmp_path, case):
+    _bad_files(tmp_path)
+    argv, fragments = BAD_INPUTS[case]
+    proc = run_search_cli(*argv, cwd=tmp_path, timeout=60)
+    assert_user_error(proc, *fragments)
+    assert not (tmp_path / "results" / "ok").exists()  # refused before anything was written
+
+
+def test_a_search_held_by_a_live_driver_is_refused_and_a_stale_lock_is_taken_over(tmp_path, capsys):
+    import socket
+
+    from salttune.search.lock import search_lock
+
+    space = space_yaml(tmp_path, "held", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}")
+    (tmp_path / "data").mkdir()
+    lock = tmp_path / "results" / "held" / "search.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "now"}))  # alive: this test
+    proc = run_search_cli("--space", str(space), "--data", str(tmp_path / "data"), cwd=tmp_path, timeout=60)
+    assert_user_error(proc, f"{lock}: this search is already running (pid {os.getpid()} on {socket.gethostname()}",
+                      f"delete {lock} and run again")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(json.dumps({"pid": int(gone.stdout), "host": socket.gethostname(), "started": "then"}))  # a dead driver
+    with search_lock(lock.parent) as held:
+        assert json.loads(held.read_text())["pid"] == os.getpid()
+    assert f"taking over the lock of a search that ended without releasing it (pid {int(gone.stdout)} is gone)" in capsys.readouterr().err
+    assert not lock.exists()  # released when the block ended
