@@ -84,34 +84,34 @@ def _print_epoch(metrics: dict, checkpoint_dir: Path) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     import time
 
-    from salttune.config import load_config
+    from salttune.config import config_to_dict, load_config
     from salttune.data import load_dataset
+    from salttune.record import recorded_run, sigterm_interrupts
+    from salttune.resume import STATE, resume_config
     from salttune.split import split_data
     from salttune.train import WATCHERS, fit
 
-    cfg = load_config(args.config, args.set or [])
     out = Path(args.out or f"results/train-{time.strftime('%Y%m%d-%H%M%S')}")
-    resume = None
-    if args.resume:
-        resume = out / "checkpoint"
-        if not (resume / "state.pt").exists():
-            raise SalttuneError(f"{out}: no checkpoint/state.pt to resume; train without --resume or give the run's --out")
-    elif (out / "summary.json").exists() and not args.force:
-        raise SalttuneError(f"{out}: already holds a run; add --resume to continue it, --force to overwrite, or choose another --out")
     unknown = [w for w in args.watch or [] if w not in WATCHERS]
     if unknown:
         raise SalttuneError(f"--watch {unknown[0]!r} is unknown; allowed: {', '.join(WATCHERS)}")
-    from salttune.config import config_to_dict
-    from salttune.record import recorded_run
-
+    # Every check passes before the run folder is touched: a refused resume leaves the run as it was.
+    if args.resume:
+        cfg, done = resume_config(out, args.set or [], args.data, args.config)
+    else:
+        cfg, done = load_config(args.config, args.set or []), 0
+        if (out / "summary.json").exists() and not args.force:
+            raise SalttuneError(f"{out}: already holds a run; add --resume to continue it, --force to overwrite, or choose another --out")
     data = load_dataset(args.data, with_test=False)
     train, val = split_data(data, cfg.val_fraction, cfg.split_seed, cfg.max_train_images)
-    print(f"training on {len(train.ids)} images, validating on {len(val.ids)}; writing {out}", flush=True)
-    with recorded_run(out, kind="train", name=out.name, config=config_to_dict(cfg), seed=cfg.seed, data=args.data,
-                      argv=sys.argv) as run:
-        summary = fit(cfg, train, val, out, _print_epoch, resume_from=resume,
+    print(f"training on {len(train.ids)} images, validating on {len(val.ids)}; "
+          + (f"resuming {out} after epoch {done} of {cfg.epochs}" if args.resume else f"writing {out}"), flush=True)
+    with sigterm_interrupts(), recorded_run(out, kind="train", name=out.name, config=config_to_dict(cfg), seed=cfg.seed,
+                                            data=args.data, argv=sys.argv, resumed=args.resume) as run:
+        summary = fit(cfg, train, val, out, _print_epoch, resume_from=out / STATE.parent if args.resume else None,
                       watchers=[WATCHERS[w] for w in args.watch or []], progress=not args.quiet)
-        run.result(best_score=summary["best_score"], best_epoch=summary["best_epoch"], epochs_run=summary["epochs_run"])
+        run.result(best_score=summary["best_score"], best_epoch=summary["best_epoch"], epochs_run=summary["epochs_run"],
+                   **({"resumed_after_epoch": done} if args.resume else {}))
     print(f"best score {summary['best_score']:.4f} at epoch {summary['best_epoch']}; "
           f"{len(summary['snapshots'])} snapshot(s) in {out / 'checkpoint' / 'snapshots'}")
     return 0
@@ -279,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="YAML file of training settings (defaults for the rest)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. optim.lr=0.001 (repeatable)")
     s.add_argument("--out", help="run folder (default results/train-<time>)")
-    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint, with the "
+                   "run's own config; --set may then change only epochs (more than already trained), num_workers and "
+                   "faults.*, other keys are refused; --data must be the run's data")
     s.add_argument("--force", action="store_true", help="overwrite a finished run in --out")
     s.add_argument("--watch", action="append", metavar="NAME", help="extra per-epoch variables to log: layer_stats")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
