@@ -39,6 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 from salttune.errors import SalttuneError
+from salttune.fileio import atomic_write_text
 from salttune.rle import rle_encode
 
 __all__ = ["SIZE", "Sample", "synth_sample", "generate"]
@@ -415,7 +416,8 @@ def _worker_init() -> None:
 
 
 def _write_csv(path: Path, header: str, rows: list[tuple[str, object]]) -> None:
-    path.write_text(header + "\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    # Atomic: an interrupted run leaves no half CSV, and no CSV at all before every image is written.
+    atomic_write_text(path, header + "\n" + "".join(f"{a},{b}\n" for a, b in rows), "CSV")
 
 
 def generate(
