@@ -55,18 +55,24 @@ def resume_config(run_dir: str | Path, sets: list[str], data: str | Path, config
         raise SalttuneError(f"{run_dir}: no {STATE.as_posix()} to resume; train without --resume or give the run's --out")
     state = load_checkpoint(run_dir / STATE)
     saved, done = state["config"], int(state["epoch"]) + 1
-    cfg = config_from_dict(apply_overrides(saved, parse_overrides(sets)))
-    old, new = flatten(saved), flatten(config_to_dict(cfg))
-    for key, value in new.items():
-        if value != old.get(key) and not _changeable(key):
-            raise SalttuneError(f"--set {key}={value}: cannot change when resuming (the run has {old.get(key)}); "
-                                f"--resume may change only {', '.join(_names())}; start a new run with another --out")
+    overrides, old = parse_overrides(sets), flatten(saved)
+    _refuse_fixed(overrides, old)  # the keys as given first: a new loss.name must not fail on the old loss.weights
+    cfg = config_from_dict(apply_overrides(saved, overrides))  # rejects unknown keys and bad values
+    _refuse_fixed(config_to_dict(cfg), old)  # the values as built (coerced)
     if cfg.epochs <= done:
         how = (f"--set epochs={cfg.epochs}: the run has already trained {done} epoch(s)" if cfg.epochs != saved.get("epochs")
                else f"{run_dir}: the run has already trained all {done} epoch(s)")
         raise SalttuneError(f"{how}; give --set epochs=N with N > {done} to train longer")
     _check_same_data(run_dir, Path(data))
     return cfg, done
+
+
+def _refuse_fixed(settings: dict, old: dict) -> None:
+    """Refuse a setting outside :data:`CHANGEABLE` whose value differs from the run's (``old``, flattened)."""
+    for key, value in flatten(settings).items():
+        if key in old and value != old[key] and not _changeable(key):
+            raise SalttuneError(f"--set {key}={value}: cannot change when resuming (the run has {old[key]}); "
+                                f"--resume may change only {', '.join(_names())}; start a new run with another --out")
 
 
 def _names() -> list[str]:
