@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -413,6 +414,9 @@ def _make_one(task: tuple[str, str, np.random.SeedSequence, bool]) -> tuple[int,
 
 def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core already
+    # Ctrl-C reaches every process of the terminal's group: the parent alone stops the pool (it cancels what
+    # is left and waits for the images in hand); a worker dying of it mid-task would leave the pool hanging.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _write_csv(path: Path, header: str, rows: list[tuple[str, object]]) -> None:

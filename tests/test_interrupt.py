@@ -2,6 +2,7 @@
 output under its final name, ``record.json`` says ``interrupted``, and ``train --resume`` carries on."""
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -19,15 +20,19 @@ from salttune.model import build_model
 SMALL = ["--set", "batch_size=4", "--set", "model.base_width=4", "--set", "model.depth=2", "--quiet"]
 
 
-def interrupt_cli(args: list[str], ready: Callable[[], bool], sig: int = signal.SIGINT, timeout: float = 240) -> subprocess.CompletedProcess:
-    """Start ``salttune ARGS``, send ``sig`` once ``ready()`` is true, and return the finished process."""
-    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def interrupt_cli(args: list[str], ready: Callable[[], bool], sig: int = signal.SIGINT, timeout: float = 240,
+                  group: bool = False) -> subprocess.CompletedProcess:
+    """Start ``salttune ARGS``, send ``sig`` once ``ready()`` is true, and return the finished process.
+
+    ``group``: send it to the whole process group (child processes included), as Ctrl-C in a terminal does.
+    """
+    proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=group)
     t0 = time.time()
     while not ready():
         assert proc.poll() is None, f"ended before it could be interrupted: {proc.communicate()}"
         assert time.time() - t0 < timeout, "never got ready"
         time.sleep(0.05)
-    proc.send_signal(sig)
+    os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
     out, err = proc.communicate(timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
@@ -86,12 +91,14 @@ def test_interrupted_predict_leaves_no_submission(big_test_set, tmp_path, sig):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "m.pt"]  # no sub.csv, no temporary file
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_synth_writes_no_csv(tmp_path, sig):
+@pytest.mark.parametrize("sig, group", [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGTERM, True)],
+                         ids=["Ctrl-C to the group", "SIGTERM", "SIGTERM to the group"])
+def test_interrupted_synth_writes_no_csv(tmp_path, sig, group):
+    """Two worker processes; before, a Ctrl-C could leave the pool hanging and SIGTERM left orphaned workers."""
     out = tmp_path / "synth"
     images = out / "train" / "images"
     proc = interrupt_cli(["synth", "--out", str(out), "--n-train", "40", "--n-test", "3000", "--workers", "2", "--quiet"],
-                         lambda: images.is_dir() and any(images.iterdir()), sig)
+                         lambda: images.is_dir() and any(images.iterdir()), sig, timeout=60, group=group)
     assert_interrupted(proc, "synth")
     # The CSVs come last and appear only whole: an interrupted dataset has none, so it cannot pass for a whole one.
     assert not list(out.glob("*.csv")) and not list(out.rglob(".*tmp*"))
