@@ -29,7 +29,11 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         out = Path(args.out)
         if out.exists() and any(out.iterdir()) and not args.force:
             raise SalttuneError(f"{out}: folder is not empty; choose a new --out folder or add --force to overwrite")
-        synth.generate(out, n_train=args.n_train, n_test=args.n_test, seed=args.seed, progress=not args.quiet, workers=args.workers)
+        from salttune.record import sigterm_interrupts
+
+        with sigterm_interrupts():  # Ctrl-C or SIGTERM: exit 130; files appear only complete, the CSVs last
+            synth.generate(out, n_train=args.n_train, n_test=args.n_test, seed=args.seed, progress=not args.quiet,
+                           workers=args.workers)
         print(f"wrote {args.n_train} training and {args.n_test} test images to {out}")
     if args.preview is not None:
         source = Path(args.out) if args.out is not None else Path(args.data or "")
@@ -84,34 +88,40 @@ def _print_epoch(metrics: dict, checkpoint_dir: Path) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     import time
 
-    from salttune.config import load_config
+    from salttune.config import config_to_dict, load_config
     from salttune.data import load_dataset
+    from salttune.record import recorded_run, sigterm_interrupts
+    from salttune.resume import STATE, resume_config
     from salttune.split import split_data
     from salttune.train import WATCHERS, fit
 
-    cfg = load_config(args.config, args.set or [])
     out = Path(args.out or f"results/train-{time.strftime('%Y%m%d-%H%M%S')}")
-    resume = None
-    if args.resume:
-        resume = out / "checkpoint"
-        if not (resume / "state.pt").exists():
-            raise SalttuneError(f"{out}: no checkpoint/state.pt to resume; train without --resume or give the run's --out")
-    elif (out / "summary.json").exists() and not args.force:
-        raise SalttuneError(f"{out}: already holds a run; add --resume to continue it, --force to overwrite, or choose another --out")
     unknown = [w for w in args.watch or [] if w not in WATCHERS]
     if unknown:
         raise SalttuneError(f"--watch {unknown[0]!r} is unknown; allowed: {', '.join(WATCHERS)}")
-    from salttune.config import config_to_dict
-    from salttune.record import recorded_run
-
+    # Every check passes before the run folder is touched: a refused resume leaves the run as it was.
+    if args.resume:
+        cfg, done = resume_config(out, args.set or [], args.data, args.config)
+    else:
+        cfg, done = load_config(args.config, args.set or []), 0
+        if (out / "summary.json").exists() and not args.force:
+            raise SalttuneError(f"{out}: already holds a run; add --resume to continue it, --force to overwrite, or choose another --out")
     data = load_dataset(args.data, with_test=False)
     train, val = split_data(data, cfg.val_fraction, cfg.split_seed, cfg.max_train_images)
-    print(f"training on {len(train.ids)} images, validating on {len(val.ids)}; writing {out}", flush=True)
-    with recorded_run(out, kind="train", name=out.name, config=config_to_dict(cfg), seed=cfg.seed, data=args.data,
-                      argv=sys.argv) as run:
-        summary = fit(cfg, train, val, out, _print_epoch, resume_from=resume,
-                      watchers=[WATCHERS[w] for w in args.watch or []], progress=not args.quiet)
-        run.result(best_score=summary["best_score"], best_epoch=summary["best_epoch"], epochs_run=summary["epochs_run"])
+    print(f"training on {len(train.ids)} images, validating on {len(val.ids)}; "
+          + (f"resuming {out} after epoch {done} of {cfg.epochs}" if args.resume else f"writing {out}"), flush=True)
+    with sigterm_interrupts(), recorded_run(out, kind="train", name=out.name, config=config_to_dict(cfg), seed=cfg.seed,
+                                            data=args.data, argv=sys.argv, resumed=args.resume) as run:
+        if args.resume:
+            run.result(resumed_after_epoch=done)
+        started = time.time()
+        try:
+            summary = fit(cfg, train, val, out, _print_epoch, resume_from=out / STATE.parent if args.resume else None,
+                          watchers=[WATCHERS[w] for w in args.watch or []], progress=not args.quiet)
+        finally:  # after Ctrl-C too: the record keeps what this run's finished epochs reached (summary.json)
+            path = out / "summary.json"
+            if path.is_file() and path.stat().st_mtime >= started:
+                run.result(**{k: v for k, v in json.loads(path.read_text()).items() if k in ("best_score", "best_epoch", "epochs_run")})
     print(f"best score {summary['best_score']:.4f} at epoch {summary['best_epoch']}; "
           f"{len(summary['snapshots'])} snapshot(s) in {out / 'checkpoint' / 'snapshots'}")
     return 0
@@ -140,7 +150,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
         batches = tqdm(batches, total=-(-len(data.test_ids) // args.batch_size), unit="batch", desc="predict")
     threshold = args.threshold if args.threshold is not None else ckpt["config"].get("threshold", 0.5)
-    write_submission_stream(out, data.test_ids, batches, threshold=threshold)
+    from salttune.record import sigterm_interrupts
+
+    with sigterm_interrupts():  # Ctrl-C or SIGTERM: exit 130, no submission (it appears only complete)
+        write_submission_stream(out, data.test_ids, batches, threshold=threshold)
     print(f"wrote {out} ({len(data.test_ids)} images, tta={args.tta}, threshold={threshold})")
     return 0
 
@@ -151,8 +164,8 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     search_dir = Path(args.results) / args.search
     if not search_dir.is_dir():
         raise SalttuneError(f"{search_dir}: no such search; give --search NAME of a folder in {args.results}/")
-    from salttune.ensemble_job import run_ensemble, top_members
-    from salttune.record import data_folder, recorded_run
+    from salttune.ensemble_job import check_ensemble, run_ensemble, top_members
+    from salttune.record import data_folder, recorded_run, sigterm_interrupts
 
     members = top_members(search_dir, args.top)  # fail on a bad request before anything is written
     data = args.data or data_folder(search_dir)
@@ -160,9 +173,11 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
         raise SalttuneError(f"{search_dir}: the search's data folder is not recorded; give --data DIR")
     out = Path(args.out) if args.out else search_dir / "ensemble"
     settings = {"search": args.search, "top": args.top, "tta": args.tta, "combiner": args.combiner, "folds": args.folds}
-    with recorded_run(out, kind="ensemble", name=f"{args.search}/ensemble", config=settings, data=data, argv=sys.argv) as run:
-        report = run_ensemble(members, search_dir, Path(data), args.tta, out, force=args.force,
-                              combiner=args.combiner, folds=args.folds, progress=not args.quiet)
+    # Every check passes before the record is written: a refused run leaves an earlier ensemble's record as it was.
+    checked = check_ensemble(members, Path(data), out, force=args.force, combiner=args.combiner, folds=args.folds)
+    with sigterm_interrupts(), recorded_run(out, kind="ensemble", name=f"{args.search}/ensemble", config=settings,
+                                            data=data, argv=sys.argv) as run:
+        report = run_ensemble(checked, search_dir, Path(data), args.tta, out, progress=not args.quiet)
         run.result(best_score=report["score"], combiner=report["chosen"], submission=str(out / "submission.csv"))
     print((out / "report.md").read_text())
     print(f"wrote {out / 'submission.csv'} ({report['test_images']} images) in {report['seconds_test']:.1f}s")
@@ -279,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="YAML file of training settings (defaults for the rest)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting, e.g. optim.lr=0.001 (repeatable)")
     s.add_argument("--out", help="run folder (default results/train-<time>)")
-    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint, with the "
+                   "run's own config; --set may then change only epochs (more than already trained), num_workers and "
+                   "faults.*, other keys are refused; --data must be the run's data")
     s.add_argument("--force", action="store_true", help="overwrite a finished run in --out")
     s.add_argument("--watch", action="append", metavar="NAME", help="extra per-epoch variables to log: layer_stats")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -5,13 +5,15 @@ validation images with every snapshot (with and without flip TTA), compares sing
 out of fold (see :mod:`salttune.ensemble`), then streams the test images through the chosen combiner.
 
 Writes into ``--out`` (default ``results/NAME/ensemble``): ``report.md``, ``report.json``, ``weights.json``
-and ``submission.csv``. Nothing already there is overwritten without ``--force``.
+and ``submission.csv``. Nothing already there is overwritten without ``--force``, and a refused run
+writes nothing, not even its record: :func:`check_ensemble` runs every check first.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +21,14 @@ import torch
 
 from salttune import leaderboard
 from salttune.checkpoint import load_checkpoint
-from salttune.data import load_dataset
+from salttune.data import TGSData, load_dataset
 from salttune.ensemble import BASELINE, COMBINERS, Member, combiners_for, cross_validate, fit_single, iter_ensemble, member_probs
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
 from salttune.predict import write_submission_stream
-from salttune.split import split_data
+from salttune.split import Arrays, split_data
 
-__all__ = ["OUTPUTS", "top_members", "run_ensemble"]
+__all__ = ["OUTPUTS", "Checked", "top_members", "check_ensemble", "run_ensemble"]
 
 OUTPUTS = ("submission.csv", "report.md", "report.json", "weights.json")
 
@@ -98,20 +100,47 @@ def _table_md(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_ensemble(members: list[Member], search_dir: Path, data_dir: Path, tta: str, out_dir: Path, *, force: bool = False,
-                 combiner: str = "auto", folds: int = 5, progress: bool = True) -> dict:
-    """The whole ensembling stage on ``members`` (from :func:`top_members`); returns the report dict (also
-    written to ``report.json``)."""
+@dataclass(frozen=True)
+class Checked:
+    """What :func:`check_ensemble` found usable: the members, their combiners, the dataset and its validation part."""
+
+    members: list[Member]
+    combiners: list[str]
+    data: TGSData
+    val: Arrays
+    folds: int
+
+
+def check_ensemble(members: list[Member], data_dir: Path, out_dir: Path, *, force: bool = False, combiner: str = "auto",
+                   folds: int = 5) -> Checked:
+    """Every check of an ensemble run, before it writes anything (its record included).
+
+    Raises:
+        SalttuneError: an earlier ensemble's output is in ``out_dir`` and ``force`` is off, an unknown combiner,
+            members validated on different splits, a dataset without test images, or too few validation images
+            for ``folds``.
+    """
     names = combiners_for(combiner)
-    top = len({m.trial for m in members})
     existing = [n for n in OUTPUTS if (out_dir / n).exists()]
     if existing and not force:
         raise SalttuneError(f"{out_dir / existing[0]}: already exists; add --force to overwrite or choose another --out")
+    if folds < 2:
+        raise SalttuneError(f"--folds {folds}: cross-validation needs at least 2 folds")
     settings = _data_settings(members)
     data = load_dataset(data_dir)
     if not data.test_ids:
         raise SalttuneError(f"{data_dir}: no test images in test/images; the ensemble predicts the test set")
     _, val = split_data(data, settings["val_fraction"], settings["split_seed"], settings["max_train_images"])
+    if len(val.ids) < folds:
+        raise SalttuneError(f"--folds {folds}: only {len(val.ids)} validation images; give fewer folds")
+    return Checked(members, names, data, val, folds)
+
+
+def run_ensemble(checked: Checked, search_dir: Path, data_dir: Path, tta: str, out_dir: Path, *, progress: bool = True) -> dict:
+    """The whole ensembling stage on what :func:`check_ensemble` passed; returns the report dict (also
+    written to ``report.json``). The submission and reports appear under their names only when complete."""
+    members, names, data, val, folds = checked.members, checked.combiners, checked.data, checked.val, checked.folds
+    top = len({m.trial for m in members})
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     bar = _bar if progress else (lambda it, **kw: it)
     t0 = time.perf_counter()

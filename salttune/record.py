@@ -2,8 +2,14 @@
 
 Every ``train``, ``search`` and ``ensemble`` run writes ``record.json`` beside its results *before* it starts
 (status ``running``) and completes it when it ends (``completed``, ``failed`` with the reason, or
-``interrupted``). A dirty work tree's diff is saved as ``git.diff`` next to it. ``salttune history`` reads
-these files and nothing else.
+``interrupted`` after Ctrl-C or SIGTERM). A dirty work tree's diff is saved as ``git.diff`` next to it.
+``salttune history`` reads these files and nothing else.
+
+A command enters :func:`recorded_run` only after its checks pass, so a refused command leaves an earlier
+record as it was. A record never loses an earlier one of the same folder: a resumed run (``resumed: true``)
+or one written over with ``--force`` keeps the earlier runs' outcomes in ``earlier``, oldest first (status,
+times, command, result, error, config), so a run interrupted at epoch 3 and resumed to the end reads
+``status: completed, resumed: true, earlier: [{status: interrupted, ...}]``.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import hashlib
 import json
 import os
 import platform
+import signal
 import subprocess
 import time
 from datetime import datetime, timezone
@@ -24,9 +31,11 @@ from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
 
 __all__ = ["RECORD", "folder_fingerprint", "machine_info", "git_info", "package_versions", "recorded_run", "find_records",
-           "load_record", "data_folder"]
+           "load_record", "data_folder", "sigterm_interrupts"]
 
 RECORD = "record.json"
+# What an earlier record of the same folder leaves in the new record's ``earlier`` list.
+_EARLIER_KEYS = ("status", "started", "ended", "seconds", "argv", "result", "error", "config")
 _PACKAGES = ("salttune", "torch", "ray", "optuna", "numpy", "scikit-learn", "albumentations", "pandas", "opencv-python-headless")
 
 
@@ -100,12 +109,53 @@ class _Run:
         self.rec.setdefault("result", {}).update(values)
 
 
+def _earlier(path: Path) -> list[dict]:
+    """The earlier runs recorded at ``path`` (its own ``earlier`` list, then itself); [] if none or unreadable."""
+    try:
+        old = load_record(path) if path.is_file() else None
+    except SalttuneError:
+        return []  # an unreadable record holds nothing to keep
+    if not isinstance(old, dict):
+        return []
+    return [*old.get("earlier", []), {k: old.get(k) for k in _EARLIER_KEYS if k in old}]
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``KeyboardInterrupt`` as Ctrl-C (SIGINT) does.
+
+    So a run stopped by ``kill`` or a batch system ends like a Ctrl-C: the record says ``interrupted``, atomic
+    writes remove their temporary files, and the command exits 130 with one line. Outside the main thread
+    (where Python cannot set handlers) it does nothing.
+    """
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def recorded_run(run_dir: str | Path, *, kind: str, name: str, config: dict, seed: int | None = None,
-                 data: str | Path | None = None, space: dict | None = None, argv: list[str] | None = None) -> Iterator[_Run]:
+                 data: str | Path | None = None, space: dict | None = None, argv: list[str] | None = None,
+                 resumed: bool = False) -> Iterator[_Run]:
     """Write ``run_dir/record.json`` now, and complete it with the outcome when the block ends.
 
-    Exceptions propagate unchanged; the record says ``failed`` with the reason, or ``interrupted``.
+    Enter it only once the command's checks have passed: it replaces the folder's record at once (keeping
+    the earlier record's outcome in ``earlier``).
+
+    Args:
+        resumed: the run continues an earlier one in ``run_dir`` (``record.json`` says ``resumed: true``).
+
+    Exceptions propagate unchanged; the record says ``failed`` with the reason, or ``interrupted`` (a
+    ``KeyboardInterrupt``: Ctrl-C, or SIGTERM inside :func:`sigterm_interrupts`).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -117,8 +167,11 @@ def recorded_run(run_dir: str | Path, *, kind: str, name: str, config: dict, see
     rec = {"name": name, "kind": kind, "status": "running", "started": _now(), "ended": None, "seconds": None,
            "argv": argv, "seed": seed, "config": config, "space": space, "git": git,
            "data": folder_fingerprint(data) if data is not None and Path(data).is_dir() else ({"path": str(data)} if data else None),
-           "packages": package_versions(), "machine": machine_info(), "result": {}}
+           "packages": package_versions(), "machine": machine_info(), "result": {}, "resumed": resumed}
     path = run_dir / RECORD
+    earlier = _earlier(path)
+    if earlier:
+        rec["earlier"] = earlier
     write_json(path, rec, "run record")
     t0 = time.time()
     run = _Run(rec)

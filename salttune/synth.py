@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ import numpy as np
 from tqdm import tqdm
 
 from salttune.errors import SalttuneError
+from salttune.fileio import atomic_write_text
 from salttune.rle import rle_encode
 
 __all__ = ["SIZE", "Sample", "synth_sample", "generate"]
@@ -412,10 +414,14 @@ def _make_one(task: tuple[str, str, np.random.SeedSequence, bool]) -> tuple[int,
 
 def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core already
+    # Ctrl-C reaches every process of the terminal's group: the parent alone stops the pool (it cancels what
+    # is left and waits for the images in hand); a worker dying of it mid-task would leave the pool hanging.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _write_csv(path: Path, header: str, rows: list[tuple[str, object]]) -> None:
-    path.write_text(header + "\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    # Atomic: an interrupted run leaves no half CSV, and no CSV at all before every image is written.
+    atomic_write_text(path, header + "\n" + "".join(f"{a},{b}\n" for a, b in rows), "CSV")
 
 
 def generate(

@@ -362,10 +362,12 @@ def _update_snapshots(cfg: TrainConfig, parts: _Parts, book: _Book, ckpt_dir: Pa
 
 
 def _save_state(cfg: TrainConfig, parts: _Parts, book: _Book, out: Path, epoch: int, metrics: dict) -> None:
-    """Append the epoch to the history and ``metrics.jsonl``; write ``state.pt`` and ``summary.json``."""
+    """Append the epoch to the history; write ``state.pt`` and ``summary.json``, then the ``metrics.jsonl`` line.
+
+    In that order, so that a run stopped at any moment (Ctrl-C, SIGTERM, a crash) has a checkpoint of every
+    epoch ``metrics.jsonl`` lists, and ``--resume`` continues after the last of them.
+    """
     book.history.append(metrics)
-    with open(out / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(metrics) + "\n")
     save_checkpoint(out / "checkpoint" / "state.pt", {
         "kind": "state", "model_args": dict(parts.model.config), "config": config_to_dict(cfg),
         "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
@@ -373,6 +375,8 @@ def _save_state(cfg: TrainConfig, parts: _Parts, book: _Book, out: Path, epoch: 
         "metrics": metrics, "history": book.history, "snapshots": book.snapshots, "cycle_best": book.cycle_best,
     })
     write_json(out / "summary.json", _summary(book.history, book.snapshots, cfg), "summary")
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(metrics) + "\n")
 
 
 def _free_gpu_memory() -> None:

@@ -1,6 +1,7 @@
 """The ensemble stage on a leaderboard of real (tiny) trained runs, run as a user runs it."""
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -52,9 +53,18 @@ def test_ensemble_cli_end_to_end(search):
     assert [r.split(",")[0] for r in rows[1:]] == made["test_ids"]
     # the submission is valid for `salttune score` (against itself: a perfect score)
     assert score_files(out / "submission.csv", out / "submission.csv")["score"] == 1.0
-    # nothing is overwritten without --force
+    # nothing is overwritten without --force, the record included: history still shows the completed ensemble
+    files = {p.name: p.read_bytes() for p in out.iterdir()}
+    rec = json.loads((out / "record.json").read_text())
+    assert rec["status"] == "completed" and rec["result"]["best_score"] == report["score"]
     again = run_cli("ensemble", "--search", "s1", "--top", "2", "--folds", "2", "--quiet", cwd=root)
     assert_user_error(again, "already exists", "--force")
+    assert_user_error(run_cli("ensemble", "--search", "s1", "--top", "2", "--folds", "99", "--force", "--quiet", cwd=root),
+                      "--folds 99", "validation images")  # refused after the output check too
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+    history = run_cli("history", cwd=root)
+    line = next(l for l in history.stdout.splitlines() if "s1/ensemble" in l)
+    assert "completed" in line and f"{report['score']:.4f}" in line
 
 
 def test_ensemble_bad_requests(search):
@@ -92,3 +102,18 @@ def test_truncated_snapshot_is_skipped_with_a_warning(search, tmp_path):
     assert "the next best trial takes its place" in proc.stderr
     weights = json.loads((copy / "s1" / "ensemble" / "weights.json").read_text())
     assert best["trial_id"] not in {m["trial"] for m in weights["members"]}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_ensemble_is_recorded_and_writes_no_output(search, tmp_path, sig):
+    from test_interrupt import assert_interrupted, interrupt_cli
+
+    root, _ = search
+    out = tmp_path / "ens"
+    record = out / "record.json"
+    proc = interrupt_cli(["ensemble", "--search", "s1", "--top", "3", "--folds", "2", "--quiet", "--results",
+                          str(root / "results"), "--out", str(out)], record.is_file, sig)
+    assert_interrupted(proc, "ensemble")
+    rec = json.loads(record.read_text())
+    assert rec["status"] == "interrupted" and "error" not in rec
+    assert sorted(p.name for p in out.iterdir() if p.name != "git.diff") == ["record.json"]  # no submission, no report

@@ -1,9 +1,10 @@
 import json
+import time
 
 import pytest
 
 from conftest import assert_user_error, run_cli
-from salttune.record import data_folder, find_records, folder_fingerprint, recorded_run
+from salttune.record import data_folder, find_records, folder_fingerprint, recorded_run, sigterm_interrupts
 
 
 def test_record_written_before_and_completed_after(tmp_path, tgs_folder):
@@ -60,3 +61,36 @@ def test_data_folder_from_search_json_else_record_json(tmp_path, tgs_folder):
     assert data_folder(tmp_path) == str(data.resolve())  # record.json holds the folder's fingerprint
     (tmp_path / "search.json").write_text(json.dumps({"data": "/elsewhere"}))
     assert data_folder(tmp_path) == "/elsewhere"  # a search's own file comes first
+
+
+def test_a_new_record_keeps_the_earlier_ones(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with recorded_run(tmp_path, kind="train", name="r", config={"epochs": 5}, argv=["a"]) as run:
+            run.result(epochs_run=2)
+            raise KeyboardInterrupt
+    with recorded_run(tmp_path, kind="train", name="r", config={"epochs": 5}, argv=["b"], resumed=True) as run:
+        run.result(epochs_run=5)
+    with recorded_run(tmp_path, kind="train", name="r", config={"epochs": 6}, resumed=True):
+        rec = json.loads((tmp_path / "record.json").read_text())
+        assert rec["status"] == "running" and rec["resumed"] is True
+    rec = json.loads((tmp_path / "record.json").read_text())
+    assert rec["status"] == "completed" and rec["config"] == {"epochs": 6}
+    assert [(e["status"], e["argv"], e["result"]) for e in rec["earlier"]] == [
+        ("interrupted", ["a"], {"epochs_run": 2}), ("completed", ["b"], {"epochs_run": 5})]
+    (tmp_path / "record.json").write_text("{not json")  # an unreadable record holds nothing to keep
+    with recorded_run(tmp_path, kind="train", name="r", config={}):
+        pass
+    assert "earlier" not in json.loads((tmp_path / "record.json").read_text())
+
+
+def test_sigterm_inside_the_block_is_an_interrupt(tmp_path):
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with sigterm_interrupts(), recorded_run(tmp_path, kind="train", name="r", config={}):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises before this ends
+    assert json.loads((tmp_path / "record.json").read_text())["status"] == "interrupted"
+    assert signal.getsignal(signal.SIGTERM) is before  # restored after the block

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from salttune.fileio import write_json
 from salttune.record import machine_info, package_versions
 
 __all__ = ["save_result", "render_readme", "METHODS"]
@@ -18,7 +19,7 @@ def save_result(out_dir: Path, name: str, result: dict, command: str) -> Path:
     payload = {"benchmark": name, "command": command, "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                "machine": machine_info(), "packages": package_versions(), **result}
     path = out_dir / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=2))
+    write_json(path, payload, "benchmark result")  # atomic: an interrupted run leaves the earlier result whole
     return path
 
 
