@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from salttune.errors import SalttuneError
-from salttune.fileio import write_json
+from salttune.fileio import atomic_write_text, write_json
 from salttune.search.algorithms import ASHA_FILE, STUDY_FILE
 from salttune.search.lock import LOCK, refuse_if_running, search_lock
 from salttune.search.resume import INFO_FILE, SPACE_FILE, check_asha, check_experiment, check_study, saved_space, search_info
@@ -168,7 +168,7 @@ def _write_plan(plan: Plan, fingerprint: str) -> None:
     import ray
 
     plan.local_dir.mkdir(parents=True, exist_ok=True)
-    (plan.local_dir / SPACE_FILE).write_text(yaml.safe_dump(space_to_dict(plan.space), sort_keys=False))
+    atomic_write_text(plan.local_dir / SPACE_FILE, yaml.safe_dump(space_to_dict(plan.space), sort_keys=False), "resolved space")
     info = {"data": plan.space.data.folder, "fingerprint": fingerprint, "storage": plan.storage, "source": plan.space.source,
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "ray": ray.__version__, "optuna": optuna.__version__}
     write_json(plan.local_dir / INFO_FILE, info, "search record")
@@ -220,7 +220,13 @@ def _search(plan: Plan, address: str | None, dashboard_host: str) -> int:
         resources, more = usable_resources(plan.space.resources, local=address is None)
         for line in notes + more:
             print(line)
-        if not plan.resume:
+        if plan.resume:  # checked before the record is touched: a refused resume keeps the earlier record
+            from ray import tune
+
+            if not tune.Tuner.can_restore(plan.experiment):
+                raise SalttuneError(f"{plan.experiment}: the search stopped before Ray saved any state; "
+                                    f"delete {plan.local_dir} and start it again")
+        else:
             _write_plan(plan, fingerprint)
         print(f"search {plan.space.name}: {plan.space.trials} trials, up to {plan.space.asha.max_t} epochs each, "
               f"{plan.space.concurrent} at a time, {len(train.ids)} training / {len(val.ids)} validation images; "
@@ -274,9 +280,6 @@ def _tuner(plan: Plan, resources, train, val):
     if plan.resume:
         # Tune restores the searcher (with the Optuna study) and the callbacks' state from the experiment;
         # the scheduler comes back from tuner.pkl (ASHA with empty rungs: it reloads asha_state.json itself).
-        if not tune.Tuner.can_restore(plan.experiment):
-            raise SalttuneError(f"{plan.experiment}: the search stopped before Ray saved any state; "
-                                f"delete {plan.local_dir} and start it again")
         print(f"resuming {plan.experiment}")
         return tune.Tuner.restore(plan.experiment, trainable=trainable, resume_unfinished=True,
                                   resume_errored=False, restart_errored=False)
