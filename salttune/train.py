@@ -36,7 +36,7 @@ from salttune.batches import SaltDataset, make_loader
 from salttune.checkpoint import load_checkpoint, save_checkpoint
 from salttune.config import TrainConfig, config_to_dict
 from salttune.errors import SalttuneError
-from salttune.fileio import write_json
+from salttune.fileio import atomic_path, atomic_write_text, write_json
 from salttune.losses import build_loss_from_config
 from salttune.metric import competition_score, mean_iou
 from salttune.model import build_model
@@ -263,7 +263,7 @@ def fit(
 def _setup(cfg: TrainConfig, train: Arrays, out: Path) -> _Parts:
     """Write the resolved config, seed everything and build model, loss, optimiser, data and schedule."""
     (out / "checkpoint" / "snapshots").mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False), "config")
     device = pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic or device.type == "cpu")
     model = build_model(**{"in_channels": 1, **config_to_dict(cfg.model)}).to(device)
@@ -300,7 +300,7 @@ def _restore(parts: _Parts, src: Path, out: Path) -> _Book:
             name = Path(s["path"]).name
             payload = load_checkpoint(src / "snapshots" / name)
             save_checkpoint(dst / name, {k: v for k, v in payload.items() if k != "format"})
-    with open(out / "metrics.jsonl", "w") as f:  # the history up to the resumed epoch, no duplicates
+    with atomic_path(out / "metrics.jsonl", "metrics") as tmp, open(tmp, "w") as f:  # the history up to the resumed epoch
         f.writelines(json.dumps(h) + "\n" for h in book.history)
     return book
 
