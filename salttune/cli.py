@@ -376,8 +376,6 @@ def _validate(args: argparse.Namespace) -> None:
             raise SalttuneError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 0")
     if cmd == "bench":
         _at_least(args, ("steps", "repeats", "images", "epochs", "seeds", "trials"), 1)
-        if args.which == "search" and args.target is None:
-            raise SalttuneError("bench search: --target SCORE is required (the validation score both searches race to)")
     _at_least(args, ("workers", "batch_size", "top", "size"), 1)
     if cmd == "ensemble":
         _at_least(args, ("folds",), 2)

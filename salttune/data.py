@@ -256,11 +256,12 @@ def _no_images(folder: Path, img_dir: Path, test_dir: Path, with_test: bool) -> 
     """Why there are no images to work on, saying what the folder does hold."""
     if not any(folder.iterdir()):
         return f"{folder}: folder is empty (no train/images); is this a TGS data folder?"
-    where = "is missing" if not img_dir.is_dir() else "holds no .png files"
+    if with_test:
+        return f"{folder}: no PNG files in train/images or test/images; is this a TGS data folder?"
+    state = "the folder is missing" if not img_dir.is_dir() else "the folder holds none"
     n_test = len(_ids_in(test_dir))
-    if n_test and not with_test:
-        return f"{folder}: no training images: train/images {where} (test/images has {n_test}); this command needs training images"
-    return f"{folder}: no training images: train/images {where}, and test/images holds no .png files; is this a TGS data folder?"
+    test = f", though test/images has {n_test}" if n_test else ""
+    return f"{folder}: no training images: no PNG files in train/images ({state}){test}; this command needs training images"
 
 
 def load_dataset(folder: str | Path, *, with_test: bool = True) -> TGSData:
