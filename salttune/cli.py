@@ -394,6 +394,12 @@ def _validate(args: argparse.Namespace) -> None:
         _is_file("results", args.results, "folder (the results root)")
     if cmd == "train":
         _check_train_config(args)
+    if cmd == "predict" and Path(args.data).is_dir() and not (Path(args.data) / "depths.csv").is_file():
+        from salttune.checkpoint import load_checkpoint
+
+        if load_checkpoint(args.checkpoint).get("model_args", {}).get("use_depth"):
+            raise SalttuneError(f"{args.checkpoint}: the model was trained with depths (model.use_depth) but {args.data} "
+                                "has no depths.csv; add the file with the test images' depths")
 
 
 def _check_train_config(args: argparse.Namespace) -> None:
