@@ -193,6 +193,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         path = Path(path)
         data = read_yaml_mapping(path, "config file does not exist; give the path of a YAML file",
                                  "expected a mapping of config keys at the top level")
+        if not data:
+            warnings.warn(f"{path}: holds no settings (empty or only comments); the defaults are used")
     try:
         cfg = config_from_dict(apply_overrides(data, parse_overrides(list(overrides))))
     except SalttuneError as e:

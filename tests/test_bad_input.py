@@ -239,6 +239,8 @@ CASES = [
     Case(EMPTY, "report of a run with an empty metrics.jsonl",
          lambda r, t: (_write(_train_run(t) / "metrics.jsonl", ""), ["report", str(t / "results" / "run")])[1],
          ["metrics.jsonl", "no epochs"]),
+    Case(EMPTY, "train --config an empty YAML file", lambda r, t: _train(r, data=str(t / "nowhere"), extra=("--config", str(_write(t / "c.yaml", "# nothing\n")))),
+         ["c.yaml", "holds no settings", "defaults"], exit=2, warn=True),
     Case(EMPTY, "train/images with no PNG", lambda r, t: ([p.unlink() for p in (r / "train" / "images").glob("*.png")], _train(r))[1],
          ["no training images", "train/images"]),
     Case(EMPTY, "stats on a folder with only test/images", lambda r, t: (_only_test(r), ["stats", "--data", str(r)])[1],
