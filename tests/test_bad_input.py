@@ -168,6 +168,8 @@ CASES = [
          ["a PNG image", "not a salttune checkpoint"]),
     Case(MISLEADING, "predict --out in a missing folder", lambda r, t: _predict(r, t, out=t / "no" / "sub.csv"),
          ["/no: folder does not exist", "--out"]),
+    Case(MISLEADING, "report --out in a missing folder", lambda r, t: ["report", str(_train_run(t)), "--out", str(t / "no" / "r.html")],
+         ["r.html", "the folder", "/no does not exist"]),
     Case(MISLEADING, "score a submission with a byte-order mark", lambda r, t: _score(t, _write(t / "bom.csv", "\ufeff" + "\n".join(ROWS) + "\n")),
          ["score 1.0000"], exit=0),
     Case(MISLEADING, "score --truth with a byte-order mark", lambda r, t: ["score", str(_write(t / "s.csv", "\n".join(ROWS) + "\n")), "--truth",
