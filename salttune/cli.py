@@ -371,9 +371,7 @@ def _validate(args: argparse.Namespace) -> None:
     """Flag checks argparse cannot express: ranges, and paths that are a file where a folder is expected or the
     reverse. Raises :class:`SalttuneError` before any work starts."""
     cmd = args.command
-    for name in ("n_train", "n_test"):
-        if getattr(args, name, None) is not None and getattr(args, name) < 0:
-            raise SalttuneError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 0")
+    _at_least(args, ("n_train", "n_test"), 0)
     if cmd == "bench":
         _at_least(args, ("steps", "repeats", "images", "epochs", "seeds", "trials"), 1)
     _at_least(args, ("workers", "batch_size", "top", "size"), 1)

@@ -218,7 +218,7 @@ CASES = [
     Case(OUT_OF_RANGE, "--set optim.lr=inf", lambda r, t: _train(r, "optim.lr=.inf"), ["optim.lr", "not a finite number"]),
     Case(OUT_OF_RANGE, "synth --workers 0", lambda r, t: _synth(t, "--out", str(t / "s"))[:-3] + ["--workers", "0", "--quiet"],
          ["--workers", "at least 1"]),
-    Case(OUT_OF_RANGE, "synth --n-train -1", lambda r, t: ["synth", "--out", str(t / "s"), "--n-train", "-1"], ["--n-train", ">= 0"]),
+    Case(OUT_OF_RANGE, "synth --n-train -1", lambda r, t: ["synth", "--out", str(t / "s"), "--n-train", "-1"], ["--n-train must be at least 0, not -1"]),
     Case(OUT_OF_RANGE, "synth --n-train 0 --n-test 0", lambda r, t: ["synth", "--out", str(t / "s"), "--n-train", "0", "--n-test", "0"],
          ["not both 0"]),
     Case(OUT_OF_RANGE, "ensemble --folds 1", lambda r, t: ["ensemble", "--top", "1", "--folds", "1"], ["--folds", "at least 2"]),
