@@ -132,7 +132,8 @@ def read_mask(path: Path) -> np.ndarray:
     full = np.iinfo(arr.dtype).max
     odd = (arr != 0) & (arr != full)
     if odd.any():
-        raise SalttuneError(f"{path}: mask has value {int(arr[odd][0])}; a {arr.dtype.itemsize * 8}-bit mask holds only 0 and "
+        bits = arr.dtype.itemsize * 8
+        raise SalttuneError(f"{path}: mask has value {int(arr[odd][0])}; {'an' if bits == 8 else 'a'} {bits}-bit mask holds only 0 and "
                             f"{full} (salt); rewrite it with those two values")
     return arr == full
 
