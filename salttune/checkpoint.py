@@ -19,6 +19,9 @@ from salttune.fileio import atomic_path
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "build_from_checkpoint"]
 
 FORMAT = "salttune-checkpoint-v1"  # marks a file as ours; load refuses anything without it
+# torch.save writes a zip archive (PK..); files of torch before 1.6 are a pickle (protocol 2: 0x80 0x02).
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
+_OTHER_FILES = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"{": "a JSON file", b"id,": "a CSV file"}
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -40,8 +43,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         SalttuneError: the file is missing, truncated or corrupt, or is not a salttune checkpoint.
     """
     path = Path(path)
+    if path.is_dir():
+        raise SalttuneError(f"{path}: is a folder, not a checkpoint file; give the path of a .pt file written by salttune")
     if not path.is_file():
         raise SalttuneError(f"{path}: checkpoint does not exist; give the path of a .pt file written by salttune")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head:
+        raise SalttuneError(f"{path}: checkpoint file is empty (0 bytes); delete it or use another")
+    if not head.startswith(_TORCH_MAGIC):
+        what = next((name for magic, name in _OTHER_FILES.items() if head.startswith(magic)), "not a PyTorch file")
+        raise SalttuneError(f"{path}: not a salttune checkpoint ({what}); give the path of a .pt file written by salttune")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError) as e:

@@ -7,6 +7,7 @@ naming the key and what is allowed. The resolved config is written next to every
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,7 +136,8 @@ class TrainConfig:
     amp: bool = _opt(True, doc="bf16/fp16 mixed precision on a GPU (ignored on the CPU)")
     channels_last: bool = _opt(True, doc="channels-last memory format (faster on GPUs and on the CPU)")
     deterministic: bool = _opt(True, doc="deterministic algorithms (always on for the CPU)")
-    threshold: float = _opt(0.5, lo=0.0, hi=1.0, doc="probability above which a pixel is salt")
+    # Open at both ends: at 0 every pixel is salt, at 1 none is, whatever the model says.
+    threshold: float = _opt(0.5, lo=0.0, hi=1.0, lo_open=True, hi_open=True, doc="probability above which a pixel is salt")
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -153,7 +155,22 @@ def _check_consistency(cfg: TrainConfig) -> TrainConfig:
         raise key_error("loss.name", f"unknown term {bad[0]!r} in {cfg.loss.name!r}; allowed terms: {', '.join(sorted(LOSSES))} joined by '+'")
     if cfg.loss.weights is not None and len(cfg.loss.weights) != len(terms):
         raise key_error("loss.weights", f"{len(cfg.loss.weights)} weights for {len(terms)} terms of {cfg.loss.name!r}; give one per term")
+    if cfg.loss.weights is not None and not any(cfg.loss.weights):
+        raise key_error("loss.weights", f"{list(cfg.loss.weights)} are all zero, so the loss is 0 and nothing is learnt; "
+                                        "give at least one weight above 0")
     return cfg
+
+
+def _warn_unmeant(cfg: TrainConfig) -> None:
+    """Warn (one line each) about settings that are legal but surely not what was meant."""
+    if cfg.schedule.min_lr > cfg.optim.lr:
+        warnings.warn(f"schedule.min_lr={cfg.schedule.min_lr:g} is above optim.lr={cfg.optim.lr:g}: the first cut would "
+                      "raise the rate; give a min_lr below the learning rate")
+    defaults = OptimConfig()
+    if cfg.optim.name != "sgd":
+        for key in ("momentum", "nesterov"):
+            if getattr(cfg.optim, key) != getattr(defaults, key):
+                warnings.warn(f"optim.{key} is set but optim.name is {cfg.optim.name}, which ignores it (SGD only)")
 
 
 def config_from_dict(data: dict | None) -> TrainConfig:
@@ -176,7 +193,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         path = Path(path)
         data = read_yaml_mapping(path, "config file does not exist; give the path of a YAML file",
                                  "expected a mapping of config keys at the top level")
+        if not data:
+            warnings.warn(f"{path}: holds no settings (empty or only comments); the defaults are used")
     try:
-        return config_from_dict(apply_overrides(data, parse_overrides(list(overrides))))
+        cfg = config_from_dict(apply_overrides(data, parse_overrides(list(overrides))))
     except SalttuneError as e:
         raise SalttuneError(f"{path}: {e}" if path is not None else str(e)) from None
+    _warn_unmeant(cfg)
+    return cfg

@@ -64,35 +64,78 @@ class TGSData:
         return sum(a.nbytes for a in arrays)
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_OTHER_FORMATS = {b"\xff\xd8\xff": "a JPEG", b"GIF8": "a GIF", b"BM": "a BMP", b"II*\x00": "a TIFF", b"MM\x00*": "a TIFF"}
+_PALETTE = 3  # the PNG colour type of a paletted image (byte 25 of the file, in the IHDR chunk)
+
+
 def _decode_png(path: Path) -> np.ndarray:
+    """The PNG's pixels as stored, (H, W) or (H, W, C) in BGR(A) order; anything else raises one line."""
     try:
         buf = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
         raise SalttuneError(f"{path}: file is missing; restore it or remove its id from the CSV files") from None
+    except IsADirectoryError:
+        raise SalttuneError(f"{path}: is a folder, not a PNG file; remove it or replace it with the PNG") from None
     except OSError as e:
         raise SalttuneError(f"{path}: cannot be read ({e.strerror}); check the file's permissions") from None
-    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if len(buf) else None
+    head = buf[:32].tobytes()
+    if not head:
+        raise SalttuneError(f"{path}: file is empty (0 bytes); replace it with the PNG")
+    if not head.startswith(_PNG_SIGNATURE[:4]):  # "\x89PNG" and a bad rest: a corrupt PNG, for cv2 to judge
+        kind = next((name for magic, name in _OTHER_FORMATS.items() if head.startswith(magic)), "")
+        what = f"{kind} image" if kind else "not an image"
+        raise SalttuneError(f"{path}: {what}, not a PNG (its bytes do not start with the PNG signature); convert it to PNG")
+    if len(head) > 25 and head[25] == _PALETTE:  # cv2 would expand the palette to colours silently
+        raise SalttuneError(f"{path}: paletted PNG (colour type 3); save it as 8-bit grayscale or RGB")
+    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if arr is None:
-        raise SalttuneError(f"{path}: not a readable PNG (empty, truncated or corrupt); replace the file")
+        raise SalttuneError(f"{path}: not a readable PNG (truncated or corrupt); replace the file")
     return arr
 
 
+def _one_channel(arr: np.ndarray, path: Path, what: str) -> np.ndarray:
+    """(H, W) from a gray, gray+alpha, RGB or RGBA array, refusing what one channel would not show faithfully."""
+    if arr.ndim == 2:
+        return arr
+    full = np.iinfo(arr.dtype).max
+    if arr.shape[2] in (2, 4):  # an alpha channel: opaque is harmless, transparency changes what is seen
+        if (arr[:, :, -1] != full).any():
+            raise SalttuneError(f"{path}: {what} has transparent pixels (alpha channel); save it without transparency")
+        arr = arr[:, :, :-1]
+    if arr.shape[2] == 3 and not (np.array_equal(arr[:, :, 0], arr[:, :, 1]) and np.array_equal(arr[:, :, 0], arr[:, :, 2])):
+        raise SalttuneError(f"{path}: {what} is in colour (its red, green and blue channels differ); "
+                            "TGS files are grayscale (R=G=B): convert it to grayscale")
+    return arr[:, :, 0]
+
+
 def read_image(path: Path) -> np.ndarray:
-    """Read a TGS image as (H, W) uint8; RGB(A) files with R=G=B are read as their first channel."""
+    """Read a TGS image as (H, W) uint8; RGB files with R=G=B (and opaque alpha) are read as one channel.
+
+    Raises:
+        SalttuneError: not a PNG, an empty, corrupt or paletted file, not 8-bit, colour, or transparent.
+    """
     arr = _decode_png(path)
     if arr.dtype != np.uint8:
-        raise SalttuneError(f"{path}: image is {arr.dtype.itemsize * 8}-bit, expected an 8-bit PNG")
-    if arr.ndim == 3:
-        arr = arr[:, :, 0]  # cv2 gives BGR(A); R=G=B on TGS images
-    return np.ascontiguousarray(arr)
+        raise SalttuneError(f"{path}: image is {arr.dtype.itemsize * 8}-bit, expected an 8-bit PNG; save it as 8-bit")
+    return np.ascontiguousarray(_one_channel(arr, path, "image"))
 
 
 def read_mask(path: Path) -> np.ndarray:
-    """Read a TGS mask as (H, W) bool: any non-zero value is salt (16-bit 65535 or 8-bit 255)."""
-    arr = _decode_png(path)
-    if arr.ndim == 3:
-        arr = arr[:, :, 0]
-    return arr > 0
+    """Read a TGS mask as (H, W) bool: salt is 255 in an 8-bit mask and 65535 in a 16-bit one, the rest 0.
+
+    Raises:
+        SalttuneError: as :func:`read_image`, or a value other than 0 and full scale (a 0/1 mask, an
+            anti-aliased edge), which could not be read as salt or not without guessing.
+    """
+    arr = _one_channel(_decode_png(path), path, "mask")
+    full = np.iinfo(arr.dtype).max
+    odd = (arr != 0) & (arr != full)
+    if odd.any():
+        bits = arr.dtype.itemsize * 8
+        raise SalttuneError(f"{path}: mask has value {int(arr[odd][0])}; {'an' if bits == 8 else 'a'} {bits}-bit mask holds only 0 and "
+                            f"{full} (salt); rewrite it with those two values")
+    return arr == full
 
 
 def _read_all(reader, paths: list[Path]) -> list[np.ndarray]:
@@ -123,8 +166,12 @@ def _ids_in(folder: Path) -> list[str]:
 
 
 def _read_csv(path: Path, columns: tuple[str, str]) -> pd.DataFrame:
+    if path.is_dir():
+        raise SalttuneError(f"{path}: is a folder, not a CSV file; remove it or replace it with the {','.join(columns)} file")
+    if path.stat().st_size == 0:
+        raise SalttuneError(f"{path}: file is empty (0 bytes); expected a header '{','.join(columns)}' and one row per id")
     try:
-        df = pd.read_csv(path, dtype={columns[0]: str}, keep_default_na=False)
+        df = pd.read_csv(path, dtype={columns[0]: str}, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise SalttuneError(f"{path}: not a readable CSV ({str(e).splitlines()[0]}); expected columns {','.join(columns)}") from None
     if list(df.columns[:2]) != list(columns):
@@ -194,11 +241,28 @@ def _depths(folder: Path, ids: list[str]) -> tuple[np.ndarray, bool]:
     if z.isna().any():
         row = int(np.flatnonzero(z.isna().to_numpy())[0])
         raise SalttuneError(f"{path}: line {row + 2}: depth {df['z'].iat[row]!r} is not a number")
+    whole = z == z.round()
+    if not whole.all():
+        row = int(np.flatnonzero(~whole.to_numpy())[0])
+        raise SalttuneError(f"{path}: line {row + 2}: depth {df['z'].iat[row]} is not a whole number of metres; "
+                            "depths are integers")
     table = dict(zip(df["id"], z.astype(np.int32)))
     missing = [i for i in ids if i not in table]
     if missing:
         raise SalttuneError(f"{path}: no depth for id {missing[0]}; add a row '{missing[0]},<z>'")
     return np.array([table[i] for i in ids], dtype=np.int32), True
+
+
+def _no_images(folder: Path, img_dir: Path, test_dir: Path, with_test: bool) -> str:
+    """Why there are no images to work on, saying what the folder does hold."""
+    if not any(folder.iterdir()):
+        return f"{folder}: folder is empty (no train/images); is this a TGS data folder?"
+    if with_test:
+        return f"{folder}: no PNG files in train/images or test/images; is this a TGS data folder?"
+    state = "the folder is missing" if not img_dir.is_dir() else "the folder holds none"
+    n_test = len(_ids_in(test_dir))
+    test = f", though test/images has {n_test}" if n_test else ""
+    return f"{folder}: no training images: no PNG files in train/images ({state}){test}; this command needs training images"
 
 
 def load_dataset(folder: str | Path, *, with_test: bool = True) -> TGSData:
@@ -213,14 +277,19 @@ def load_dataset(folder: str | Path, *, with_test: bool = True) -> TGSData:
             image, a malformed or out-of-range RLE, or an RLE that disagrees with its mask PNG.
     """
     folder = Path(folder)
+    if folder.is_file():
+        raise SalttuneError(f"{folder}: is a file, not a data folder; give the folder that holds train/images")
     if not folder.is_dir():
         raise SalttuneError(f"{folder}: data folder does not exist; create one with 'salttune synth --out {folder}'")
     img_dir = folder / "train" / "images"
-    train_ids = _ids_in(img_dir)
     test_dir = folder / "test" / "images"
+    for d in (img_dir, test_dir):
+        if d.is_file():
+            raise SalttuneError(f"{d}: is a file, not a folder; it should be the folder of <id>.png files")
+    train_ids = _ids_in(img_dir)
     test_ids = _ids_in(test_dir) if with_test else []
-    if not train_ids and not test_ids:
-        raise SalttuneError(f"{folder}: no PNG files in train/images or test/images; is this a TGS data folder?")
+    if not train_ids and not (with_test and test_ids):  # test images alone serve only a command that predicts
+        raise SalttuneError(_no_images(folder, img_dir, test_dir, with_test))
 
     paths = [img_dir / f"{i}.png" for i in train_ids]
     train_images = _stack(_read_all(read_image, paths), paths, None, np.uint8)

@@ -9,6 +9,7 @@ the old file or the new one, never a mix. A failed write removes the temporary f
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from pathlib import Path
@@ -17,6 +18,17 @@ from typing import Any, Iterator
 from salttune.errors import SalttuneError
 
 __all__ = ["atomic_path", "atomic_write_text", "write_json"]
+
+
+def _write_hint(path: Path, e: OSError) -> str:
+    """What to do about a failed write, from what actually failed (not always the disk)."""
+    if path.is_dir():
+        return "it is a folder; give a file name"
+    if not path.parent.is_dir():
+        return f"the folder {path.parent} does not exist; create it or choose another"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "free disk space or choose another folder"
+    return "check that the folder is writable"
 
 
 @contextlib.contextmanager
@@ -43,8 +55,7 @@ def atomic_path(path: str | Path, what: str = "file", *, mkdir: bool = False) ->
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        hint = "free disk space or choose another folder" if e.errno == 28 else "check that the folder exists and is writable"
-        raise SalttuneError(f"{path}: cannot write {what} ({e.strerror or e}); {hint}") from None
+        raise SalttuneError(f"{path}: cannot write {what} ({e.strerror or e}); {_write_hint(path, e)}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

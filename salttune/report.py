@@ -54,12 +54,22 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise SalttuneError(f"{path}: not readable JSON ({e}); delete it or restore it") from None
+
+
 def trial_histories(run_dir: Path) -> list[dict]:
     """``[{"label", "state", "params", "best_score", "history": [{"epoch", "val_score", ...}], ...}]``."""
     board = run_dir / lb.FILE
     if board.is_file():
         out = []
-        for row in lb.read_leaderboard(board):
+        rows = lb.read_leaderboard(board)
+        if not rows:
+            raise SalttuneError(f"{board}: no trials (header only); report the search once a trial has run")
+        for row in rows:
             result = run_dir / "trials" / f"trial_{row['trial_id']}" / "result.json"  # Tune's trial folder
             hist = [{"epoch": r["epoch"], "val_score": r.get("val_score")} for r in _read_jsonl(result) if "epoch" in r] if result.is_file() else []
             trial = row.get("trial") or ""
@@ -71,7 +81,9 @@ def trial_histories(run_dir: Path) -> list[dict]:
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():
         hist = _read_jsonl(metrics)
-        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+        if not hist:
+            raise SalttuneError(f"{metrics}: no epochs recorded yet; report the run once an epoch has finished")
+        summary = _read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
         return [{"label": run_dir.name, "order": 0, "state": _RUN, "params": {}, "reason": "",
                  "best_score": max((h["val_score"] for h in hist), default=None),
                  "snapshots": [s["path"] for s in summary.get("snapshots", [])], "history": hist}]

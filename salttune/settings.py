@@ -32,13 +32,13 @@ __all__ = [
 
 # -- fields and their checks ----------------------------------------------------------------------------
 
-def opt(default: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False, choices: Any = None,
-        doc: str = ""):
-    """A setting: its default and its allowed range (``lo_open``: above ``lo``, not at it) or names
-    (``choices`` may be a callable returning the names, for registries that import heavy modules)."""
+def opt(default: Any, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
+        choices: Any = None, doc: str = ""):
+    """A setting: its default and its allowed range (``lo_open``: above ``lo``, not at it; ``hi_open``: below
+    ``hi``) or names (``choices`` may be a callable returning the names, for registries that import heavy modules)."""
     if isinstance(default, (list, dict)):
         raise TypeError("use tuples for sequence defaults")
-    meta = {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "doc": doc}
+    meta = {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "choices": choices, "doc": doc}
     return field(default=default, metadata=meta)
 
 
@@ -90,8 +90,8 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp)).replace("typing.", "")
 
 
-def _range(lo: float | None, hi: float | None, lo_open: bool) -> str:
-    return f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf)' if hi is None else f'{hi}]'}"
+def _range(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool = False) -> str:
+    return f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf)' if hi is None else f'{hi}' + (')' if hi_open else ']')}"
 
 
 def coerce(key: str, value: Any, tp: Any, meta: dict, what: str = "config key") -> Any:
@@ -124,13 +124,15 @@ def coerce(key: str, value: Any, tp: Any, meta: dict, what: str = "config key") 
         value = float(value)
     if tp is str and not isinstance(value, str):
         raise bad(f"{value!r} is not a string")
-    lo, hi, lo_open, choices = meta.get("lo"), meta.get("hi"), meta.get("lo_open", False), meta.get("choices")
+    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+    lo_open, hi_open = meta.get("lo_open", False), meta.get("hi_open", False)
     if choices is not None:
         names = choices() if callable(choices) else choices
         if value not in names:
             raise bad(f"unknown value {value!r}; allowed: {', '.join(names)}")
-    if tp in (int, float) and ((lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi)):
-        raise bad(f"{value!r} is out of range; allowed: {_range(lo, hi, lo_open)}")
+    if tp in (int, float) and ((lo is not None and (value <= lo if lo_open else value < lo))
+                               or (hi is not None and (value >= hi if hi_open else value > hi))):
+        raise bad(f"{value!r} is out of range; allowed: {_range(lo, hi, lo_open, hi_open)}")
     return value
 
 
@@ -227,6 +229,8 @@ def load_yaml(text: str) -> Any:
 
 def read_yaml_mapping(path: Path, missing: str, not_mapping: str) -> dict:
     """A YAML file whose top level is a mapping; each problem is one line naming the file (and the line)."""
+    if path.is_dir():
+        raise SalttuneError(f"{path}: is a folder, not a file; give the path of a YAML file")
     if not path.is_file():
         raise SalttuneError(f"{path}: {missing}")
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -47,11 +48,15 @@ def read_masks_csv(path: str | Path, shape: tuple[int, int] = (101, 101)) -> tup
             header, a wrong number of fields, a duplicate id or a malformed run-length string.
     """
     path = Path(path)
+    if path.is_dir():
+        raise SalttuneError(f"{path}: is a folder, not a file; give the path of an id,rle_mask CSV file")
     if not path.is_file():
         raise SalttuneError(f"{path}: file does not exist; give the path of an id,rle_mask CSV file")
+    if path.stat().st_size == 0:
+        raise SalttuneError(f"{path}: file is empty (0 bytes); expected a header 'id,rle_mask' and one row per image")
     ids, masks, seen = [], [], {}
     try:
-        with open(path, newline="") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Excel writes one) is not part of 'id'
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None or [h.strip() for h in header[:2]] != ["id", "rle_mask"]:
@@ -72,7 +77,7 @@ def read_masks_csv(path: str | Path, shape: tuple[int, int] = (101, 101)) -> tup
                 ids.append(i)
     except UnicodeDecodeError:
         raise SalttuneError(f"{path}: not a text CSV file; give an id,rle_mask CSV file") from None
-    return ids, np.array(masks, dtype=bool).reshape(-1, *shape)
+    return ids, np.array(masks, dtype=bool).reshape(len(ids), *shape)
 
 
 def score_files(submission: str | Path, truth: str | Path, shape: tuple[int, int] = (101, 101)) -> dict:
@@ -85,8 +90,12 @@ def score_files(submission: str | Path, truth: str | Path, shape: tuple[int, int
         SalttuneError: either file is malformed, or the submission misses an id of the truth or has an extra
             one (the first such row is named).
     """
+    if Path(submission).resolve() == Path(truth).resolve():
+        warnings.warn(f"{submission} is scored against the same file as --truth; the score is 1 whatever the masks")
     sub_ids, sub_masks = read_masks_csv(submission, shape)
     true_ids, true_masks = read_masks_csv(truth, shape)
+    if not true_ids:
+        raise SalttuneError(f"{truth}: no rows after the header; the truth needs one 'id,rle_mask' row per image")
     sub_pos = {i: k for k, i in enumerate(sub_ids)}
     true_set = set(true_ids)
     for k, i in enumerate(sub_ids):

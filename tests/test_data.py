@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import REAL_SAMPLE, assert_user_error, run_cli
-from salttune.data import dataset_fingerprint, load_dataset
+from salttune.data import dataset_fingerprint, load_dataset, read_image, read_mask
 from salttune.errors import SalttuneError
 
 
@@ -51,7 +51,7 @@ def _first(root: Path, sub: str) -> Path:
     [
         (lambda r: _first(r, "train/images").unlink(), ["masks", "has no image"]),
         (lambda r: _first(r, "train/images").write_bytes(b"\x89PNG\r\n\x1a\n garbage"), ["not a readable PNG"]),
-        (lambda r: _first(r, "train/images").write_bytes(b""), ["not a readable PNG"]),
+        (lambda r: _first(r, "train/images").write_bytes(b""), ["0000000001.png", "file is empty (0 bytes)"]),
         (
             lambda r: cv2.imwrite(str(_first(r, "train/images")), np.zeros((90, 101, 3), np.uint8)),
             ["size 101x90 differs"],
@@ -93,7 +93,7 @@ def _replace_rle(root: Path, rle: str) -> None:
 def test_missing_folder(tmp_path):
     with pytest.raises(SalttuneError, match="does not exist"):
         load_dataset(tmp_path / "nope")
-    with pytest.raises(SalttuneError, match="no PNG files"):
+    with pytest.raises(SalttuneError, match=r"folder is empty \(no train/images\)"):
         load_dataset(tmp_path)
 
 
@@ -121,3 +121,39 @@ def test_real_sample_quirks():
     depth_bits = {cv2.imread(str(REAL_SAMPLE / "train" / "masks" / f"{i}.png"), cv2.IMREAD_UNCHANGED).dtype
                   for i in np.array(d.train_ids)[empty][:5]}
     assert depth_bits == {np.dtype(np.uint8)}
+
+
+def test_faithful_reads_accept_what_kaggle_ships(tmp_path):
+    gray = np.arange(101 * 101, dtype=np.uint32).reshape(101, 101).astype(np.uint8)
+    for name, arr in {"g": gray, "rgb": np.dstack([gray] * 3), "rgba": np.dstack([gray] * 3 + [np.full_like(gray, 255)])}.items():
+        cv2.imwrite(str(tmp_path / f"{name}.png"), arr)
+        np.testing.assert_array_equal(read_image(tmp_path / f"{name}.png"), gray)
+    salt = np.eye(101, dtype=bool)
+    cv2.imwrite(str(tmp_path / "m8.png"), salt.astype(np.uint8) * 255)
+    cv2.imwrite(str(tmp_path / "m16.png"), salt.astype(np.uint16) * 65535)
+    np.testing.assert_array_equal(read_mask(tmp_path / "m8.png"), salt)
+    np.testing.assert_array_equal(read_mask(tmp_path / "m16.png"), salt)
+
+
+@pytest.mark.parametrize("make, reader, fragment", [
+    (lambda p: cv2.imwrite(str(p), np.dstack([np.zeros((9, 9), np.uint8), np.ones((9, 9), np.uint8), np.zeros((9, 9), np.uint8)])),
+     "image", "channels differ"),
+    (lambda p: cv2.imwrite(str(p), np.full((9, 9, 4), 254, np.uint8)), "image", "transparent"),
+    (lambda p: cv2.imwrite(str(p), np.full((9, 9), 256, np.uint16)), "image", "16-bit"),
+    (lambda p: p.write_bytes(cv2.imencode(".jpg", np.zeros((9, 9), np.uint8))[1].tobytes()), "image", "a JPEG image, not a PNG"),
+    (lambda p: cv2.imwrite(str(p), np.eye(9, dtype=np.uint8)), "mask", "mask has value 1"),
+    (lambda p: cv2.imwrite(str(p), np.eye(9, dtype=np.uint16) * 255), "mask", "mask has value 255; a 16-bit mask holds only 0 and 65535"),
+])
+def test_unfaithful_reads_are_refused(tmp_path, make, reader, fragment):
+    path = tmp_path / "x.png"
+    make(path)
+    with pytest.raises(SalttuneError, match=fragment.replace("(", r"\(")):
+        (read_image if reader == "image" else read_mask)(path)
+
+
+def test_paletted_png_is_refused(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((9, 9), np.uint8)).convert("P").save(tmp_path / "p.png")
+    with pytest.raises(SalttuneError, match="paletted PNG"):
+        read_image(tmp_path / "p.png")

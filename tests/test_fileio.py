@@ -32,7 +32,7 @@ def test_an_os_error_is_one_line_naming_the_file(tmp_path):
 
 
 def test_missing_folder(tmp_path):
-    with pytest.raises(SalttuneError, match="exists and is writable"):
+    with pytest.raises(SalttuneError, match="nope does not exist; create it"):
         atomic_write_text(tmp_path / "nope" / "t.txt", "x")
     with atomic_path(tmp_path / "made" / "t.txt", mkdir=True) as tmp:
         tmp.write_text("y")
