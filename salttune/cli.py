@@ -159,8 +159,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_ensemble(args: argparse.Namespace) -> int:
-    if args.top < 1:
-        raise SalttuneError(f"--top {args.top}: give at least 1 trial")
     search_dir = Path(args.results) / args.search
     if not search_dir.is_dir():
         raise SalttuneError(f"{search_dir}: no such search; give --search NAME of a folder in {args.results}/")
@@ -407,7 +405,7 @@ def _validate(args: argparse.Namespace) -> None:
         _is_folder("preview", args.preview, "file name ending in .png")
     if cmd in ("history", "report", "ensemble"):
         _is_file("results", args.results, "folder (the results root)")
-    if cmd == "train":
+    if cmd == "train" and not args.resume:  # a resumed run keeps its own config (salttune/resume.py checks that)
         _check_train_config(args)
     if cmd == "predict" and Path(args.data).is_dir() and not (Path(args.data) / "depths.csv").is_file():
         from salttune.checkpoint import load_checkpoint

@@ -36,7 +36,7 @@ from salttune.batches import SaltDataset, make_loader
 from salttune.checkpoint import load_checkpoint, save_checkpoint
 from salttune.config import TrainConfig, config_to_dict
 from salttune.errors import SalttuneError
-from salttune.fileio import atomic_path, atomic_write_text, write_json
+from salttune.fileio import atomic_write_text, write_json
 from salttune.losses import build_loss_from_config
 from salttune.metric import competition_score, mean_iou
 from salttune.model import build_model
@@ -300,7 +300,8 @@ def _restore(parts: _Parts, src: Path, out: Path) -> _Book:
             name = Path(s["path"]).name
             payload = load_checkpoint(src / "snapshots" / name)
             save_checkpoint(dst / name, {k: v for k, v in payload.items() if k != "format"})
-    with atomic_path(out / "metrics.jsonl", "metrics") as tmp, open(tmp, "w") as f:  # the history up to the resumed epoch
+    # An append log (a line per epoch, as in _save_state), rewritten in place: the history up to the resumed epoch.
+    with open(out / "metrics.jsonl", "w") as f:
         f.writelines(json.dumps(h) + "\n" for h in book.history)
     return book
 
