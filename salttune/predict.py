@@ -45,8 +45,9 @@ def iter_proba(
     if logits and tta != "none":
         raise ValueError("logits are returned without test-time augmentation")
     model.eval()
-    # Channels-last runs the convolutions faster on the CPU (oneDNN) and on GPU tensor cores alike.
-    model.to(memory_format=torch.channels_last)
+    # The model's memory format is left as it is: a model being trained keeps the layout its optimiser state
+    # was made for (a fused optimiser fails, or silently misapplies updates, on weights converted under it).
+    # Checkpoints come back channels-last (build_from_checkpoint); the input is channels-last either way.
     for start in range(0, len(images), batch_size):
         x = to_input(images[start : start + batch_size]).to(device).contiguous(memory_format=torch.channels_last)  # (B, 1, H, W)
         z = None if depths is None else torch.as_tensor(depths[start : start + batch_size] / DEPTH_SCALE, dtype=torch.float32, device=device)

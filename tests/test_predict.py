@@ -34,3 +34,13 @@ def test_submission_stream_thresholds_and_min_area(tmp_path):
     ids, masks = read_masks_csv(path, (5, 5))
     assert ids == ["a", "b", "c"]
     assert masks[0].sum() == 4 and masks[1].sum() == 0 and masks[2].sum() == 0
+
+
+def test_prediction_leaves_the_models_memory_format_alone(model):
+    # A model in training keeps the layout its (fused) optimiser state was made for: evaluating it mid-training
+    # must not convert its weights to channels-last (that crashed fused Adam on CUDA, issue 14).
+    imgs = np.random.default_rng(0).integers(0, 256, (3, 21, 21), dtype=np.uint8)
+    weights = [p for p in model.parameters() if p.ndim == 4 and p.shape[1] > 1]
+    assert weights and all(p.is_contiguous() for p in weights)
+    predict_proba(model, imgs, None, torch.device("cpu"), tta="flip")
+    assert all(p.is_contiguous() for p in weights)

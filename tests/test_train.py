@@ -129,3 +129,13 @@ def test_cli_train_and_predict(tgs_folder, tmp_path):
     assert rows[0] == "id,rle_mask" and [r.split(",")[0] for r in rows[1:]] == made["test_ids"]
     assert_user_error(run_cli("predict", "--checkpoint", snap, "--data", str(root), "--out", str(sub)), "already exists")
     assert_user_error(run_cli("predict", "--checkpoint", str(root / "train.csv"), "--data", str(root), "--out", str(tmp_path / "x.csv")), "train.csv")
+
+
+def test_channels_last_false_keeps_weights_and_optimiser_state_contiguous(parts, tmp_path):
+    train, val = parts
+    fit(tiny_cfg(epochs=2, channels_last=False), train, val, tmp_path / "run")  # evaluates after epoch 1, then steps
+    state = load_checkpoint(tmp_path / "run" / "checkpoint" / "state.pt")
+    convs = [k for k, v in state["model"].items() if v.ndim == 4 and v.shape[1] > 1]
+    assert convs and all(state["model"][k].is_contiguous() for k in convs)
+    moments = [s["exp_avg"] for s in state["optimizer"]["state"].values() if s["exp_avg"].ndim == 4 and s["exp_avg"].shape[1] > 1]
+    assert moments and all(m.is_contiguous() for m in moments)
