@@ -18,7 +18,7 @@ Each image is a small forward model of a seismic section, calibrated on 1,000 re
    many real ones are) and stretched to 0..255 per image, as the real images are.
 5. Depth, salt presence, all-black images and water columns follow the depth dependence of the sample.
 
-Why one module of ~480 lines: the five steps above are one forward model whose constants were calibrated
+Why one module of ~490 lines: the five steps above are one forward model whose constants were calibrated
 together against the real sample; split across files they would read as independent parts, which they are not.
 
 Every image has its own seed (``SeedSequence.spawn``), so a process pool writes the same bytes as a
