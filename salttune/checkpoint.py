@@ -71,10 +71,10 @@ def build_from_checkpoint(path: str | Path) -> tuple[torch.nn.Module, dict[str, 
 
     The network comes back in channels-last format, ready for inference (faster on the CPU and on GPUs).
     """
-    from salttune.model import UNet
+    from salttune.model import build_model
 
     ckpt = load_checkpoint(path)
-    model = UNet(**ckpt["model_args"])
+    model = build_model(**ckpt["model_args"])
     model.load_state_dict(ckpt["model"])
     model.eval()
     return model.to(memory_format=torch.channels_last), ckpt

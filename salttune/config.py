@@ -23,13 +23,13 @@ __all__ = [
 
 
 def _block_names():
-    from salttune.model import BLOCKS
+    from salttune.unet import BLOCKS
 
     return sorted(BLOCKS)
 
 
 def _init_names():
-    from salttune.model import INITS
+    from salttune.unet import INITS
 
     return sorted(INITS)
 

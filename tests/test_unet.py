@@ -9,18 +9,8 @@ import torch
 from torch import nn
 
 from salttune.errors import SalttuneError
-from salttune.model import (
-    BLOCKS,
-    INITS,
-    PlainBlock,
-    ResidualBlock,
-    SEModule,
-    UNet,
-    _reflect_pad,
-    build_model,
-    count_parameters,
-    unet_arguments,
-)
+from salttune.model import build_model, count_parameters
+from salttune.unet import BLOCKS, INITS, PlainBlock, ResidualBlock, SEModule, UNet, _reflect_pad, unet_arguments
 
 
 @pytest.fixture(autouse=True)
