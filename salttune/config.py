@@ -78,7 +78,8 @@ class LossConfig:
     # The fields below are <loss>_<argument> settings, routed to the terms of `name` that take them;
     # `lovasz_*` applies to every Lovasz term (lovasz, lovasz_elu, lovasz_symmetric). See losses.family_params.
     focal_gamma: float = _opt(2.0, lo=0.0, hi=10.0)
-    focal_alpha: float | None = _opt(0.25, lo=0.0, hi=1.0)
+    # None weighs salt and background pixels alike; RetinaNet's 0.25 down-weights the positive class, here salt.
+    focal_alpha: float | None = _opt(None, lo=0.0, hi=1.0, doc="weight of salt pixels in the focal loss (1 - alpha for the rest)")
     dice_per_image: bool = _opt(False, doc="Dice per image then the mean (false: one Dice over the batch)")
     lovasz_per_image: bool = _opt(True, doc="Lovasz terms per image then the mean (false: over the batch)")
 
@@ -97,6 +98,8 @@ class ScheduleConfig:
     name: str = _opt("plateau", choices=_schedule_names)
     factor: float = _opt(0.7, lo=0.01, hi=0.99, doc="learning-rate cut when the validation score stalls")
     patience: int = _opt(3, lo=0, hi=1000, doc="epochs without improvement before a cut (plateau)")
+    # 0.002 is 2/5 of one image of 200 (the score of an image moves in tenths); smaller gains do not count.
+    min_delta: float = _opt(0.002, lo=0.0, hi=1.0, doc="plateau: a score must beat the best by more than this to count as better")
     min_lr: float = _opt(1e-6, lo=0.0, hi=1.0)
     snapshot_patience: int = _opt(5, lo=1, hi=1000, doc="snapshot_plateau: stalled epochs before a snapshot and restart")
     cycle_epochs: int = _opt(10, lo=1, hi=1000, doc="cosine_snapshots: length of one cosine cycle")
@@ -130,6 +133,7 @@ class TrainConfig:
     batch_size: int = _opt(32, lo=1, hi=4096)
     val_fraction: float = _opt(0.2, lo=0.01, hi=0.9)
     split_seed: int = _opt(0, lo=0, doc="seed of the train/validation split (fixed across a search's trials)")
+    time_budget_s: float | None = _opt(None, lo=1.0, doc="stop after the epoch past which another would not fit in this many seconds of training")
     max_train_images: int | None = _opt(None, lo=1, doc="use only this many training images (quick runs)")
     num_workers: int = _opt(0, lo=0, hi=64, doc="data-loader worker processes")
     device: str = _opt("auto", choices=("auto", "cpu", "cuda"))

@@ -63,7 +63,7 @@ def bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def focal(
-    logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0, alpha: float | None = 0.25
+    logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0, alpha: float | None = None
 ) -> torch.Tensor:
     """Focal loss, mean over all pixels: ``-alpha_t (1 - p_t)**gamma log(p_t)``.
 

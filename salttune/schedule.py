@@ -6,8 +6,8 @@ one entry here (plus its test). Training asks the schedule, never its name, how 
 ``before_step`` sets per-batch rates and ``keeps_last_of_cycle`` picks the snapshot.
 
 - ``none``: constant learning rate, one cycle; the snapshot is the best epoch.
-- ``plateau``: the rate is cut by ``factor`` (0.7) after ``patience`` epochs without a better validation
-  score; one cycle; the snapshot is the best epoch.
+- ``plateau``: the rate is cut by ``factor`` (0.7) after ``patience`` epochs without a validation score
+  better by more than ``min_delta``; one cycle; the snapshot is the best epoch.
 - ``snapshot_plateau``: as ``plateau``, but after ``snapshot_patience`` stalled epochs the cycle closes
   (its best epoch is its snapshot) and the rate restarts at its initial value from the *last* weights.
 - ``cosine_snapshots``: cosine annealing from the initial rate to ``min_lr`` over ``cycle_epochs`` epochs,
@@ -69,7 +69,9 @@ class Schedule:
         When a cycle ends the rate is restarted for the next one; the caller closes the snapshot.
         """
         s = self.state
-        improved = score > s.best
+        # The score moves in steps of a share of one image; an improvement of less than min_delta is noise, and
+        # counting it would reset the patience forever on a score that wobbles.
+        improved = score > s.best + self.cfg.min_delta
         s.best, s.stalled = (score, 0) if improved else (s.best, s.stalled + 1)
         s.since_cut = 0 if improved else s.since_cut + 1
         if self._cycle_ends(epoch):

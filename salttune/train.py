@@ -245,18 +245,23 @@ def fit(
     parts = _setup(cfg, train, out)
     book = _restore(parts, Path(resume_from), out) if resume_from is not None else _start(out)
     for epoch in range(book.next_epoch, cfg.epochs):
+        if _out_of_time(cfg.time_budget_s, book.history, 0.0, 0):
+            break  # a resumed run whose budget is already spent
         t0 = time.perf_counter()
         if cfg.faults.raise_at_epoch == epoch + 1:
             raise InjectedFault(f"fault injected by faults.raise_at_epoch={epoch + 1}")
         metrics = _run_epoch(cfg, parts, val, epoch, progress)
         for w in watchers:
             metrics.update(w(parts.model, parts.optimizer))
-        _update_snapshots(cfg, parts, book, ckpt_dir, epoch, metrics)
+        last = epoch + 1 == cfg.epochs or _out_of_time(cfg.time_budget_s, book.history, time.perf_counter() - t0, 1)
+        _update_snapshots(cfg, parts, book, ckpt_dir, epoch, metrics, last)
         metrics["epoch_seconds"] = time.perf_counter() - t0
         _save_state(cfg, parts, book, out, epoch, metrics)
         report(metrics, ckpt_dir)
         if cfg.faults.kill_worker_at_epoch == epoch + 1:
             os.kill(os.getpid(), signal.SIGKILL)  # chaos testing: the worker dies after a completed checkpoint
+        if last:
+            break
     return _summary(book.history, book.snapshots, cfg)
 
 
@@ -343,11 +348,27 @@ def _run_epoch(cfg: TrainConfig, parts: _Parts, val: Arrays, epoch: int, progres
             "eval_seconds": time.perf_counter() - t_eval}
 
 
-def _update_snapshots(cfg: TrainConfig, parts: _Parts, book: _Book, ckpt_dir: Path, epoch: int, metrics: dict) -> None:
-    """Save the epoch as its cycle's snapshot if it is the cycle's best (or, for schedules that keep the
-    last, always); close the cycle if the schedule ends it; keep the ``max_snapshots`` best files.
+def _out_of_time(budget_s: float | None, history: list[dict], this_epoch_s: float, epochs_now: int) -> bool:
+    """Whether another epoch would pass ``budget_s`` seconds of training, judged by the mean epoch so far.
 
-    The current cycle's file always holds the cycle's snapshot so far, so a crash never loses a finished cycle.
+    ``history`` holds the finished epochs (a resumed run's earlier ones too); ``this_epoch_s`` and ``epochs_now``
+    add the epoch being finished, if any.
+    """
+    if budget_s is None or not history and not epochs_now:
+        return False
+    spent = sum(h["epoch_seconds"] for h in history) + this_epoch_s
+    return spent + spent / (len(history) + epochs_now) > budget_s
+
+
+def _update_snapshots(cfg: TrainConfig, parts: _Parts, book: _Book, ckpt_dir: Path, epoch: int, metrics: dict,
+                      last: bool = False) -> None:
+    """Save the epoch as its cycle's snapshot if it is the cycle's best (or, for schedules that keep the
+    last, always); close the cycle if the schedule ends it; keep the ``max_snapshots`` best closed snapshots.
+
+    The open cycle's file always holds its snapshot so far, so a crash never loses a finished cycle; it is kept
+    beside the best closed ones and evicts none of them until it closes. At the ``last`` epoch of the run the open
+    cycle competes with the closed ones, except the mid-cycle weights of a schedule that keeps a cycle's last
+    epoch (a cosine cycle cut short still has a high rate), which are dropped when a finished cycle exists.
     """
     cycle = parts.schedule.state.cycle
     path = ckpt_dir / "snapshots" / f"snapshot_{cycle:02d}.pt"
@@ -359,7 +380,10 @@ def _update_snapshots(cfg: TrainConfig, parts: _Parts, book: _Book, ckpt_dir: Pa
         ]
     if parts.schedule.end_epoch(epoch, metrics["val_score"]):
         book.cycle_best = _no_best()
-    book.snapshots = _keep_best(book.snapshots, cfg.schedule.max_snapshots, current_cycle=parts.schedule.state.cycle)
+    open_cycle = parts.schedule.state.cycle
+    if last and parts.schedule.keeps_last_of_cycle and any(s["cycle"] != open_cycle for s in book.snapshots):
+        book.snapshots = _drop(book.snapshots, lambda s: s["cycle"] == open_cycle)
+    book.snapshots = _keep_best(book.snapshots, cfg.schedule.max_snapshots, None if last else open_cycle)
 
 
 def _save_state(cfg: TrainConfig, parts: _Parts, book: _Book, out: Path, epoch: int, metrics: dict) -> None:
@@ -389,15 +413,20 @@ def _free_gpu_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _keep_best(snapshots: list[dict], k: int, current_cycle: int) -> list[dict]:
-    """Keep the ``k`` best closed-cycle snapshots (and the open cycle's); delete the other files."""
-    if len(snapshots) <= k:
-        return snapshots
-    ranked = sorted(snapshots, key=lambda s: (s["cycle"] == current_cycle, s["score"]), reverse=True)
-    keep, drop = ranked[:k], ranked[k:]
-    for s in drop:
-        Path(s["path"]).unlink(missing_ok=True)
-    return sorted(keep, key=lambda s: s["cycle"])
+def _drop(snapshots: list[dict], which: Callable[[dict], bool]) -> list[dict]:
+    """Delete the files of the snapshots ``which`` picks; return the others."""
+    for s in snapshots:
+        if which(s):
+            Path(s["path"]).unlink(missing_ok=True)
+    return [s for s in snapshots if not which(s)]
+
+
+def _keep_best(snapshots: list[dict], k: int, open_cycle: int | None) -> list[dict]:
+    """Keep the ``k`` best-scoring snapshots of closed cycles, and the open cycle's (which counts against none of
+    them); delete the other files. ``open_cycle=None`` ranks every snapshot alike (the end of a run)."""
+    closed = sorted((s for s in snapshots if s["cycle"] != open_cycle), key=lambda s: s["score"], reverse=True)
+    keep = {id(s) for s in closed[:k]} | {id(s) for s in snapshots if s["cycle"] == open_cycle}
+    return _drop(snapshots, lambda s: id(s) not in keep)
 
 
 def _summary(history: list[dict], snapshots: list[dict], cfg: TrainConfig) -> dict:
@@ -408,6 +437,7 @@ def _summary(history: list[dict], snapshots: list[dict], cfg: TrainConfig) -> di
         "best_epoch": best["epoch"] if best else None,
         "epochs_run": len(history),
         "epochs": cfg.epochs,
+        "stopped_by_time_budget": bool(cfg.time_budget_s) and len(history) < cfg.epochs and _out_of_time(cfg.time_budget_s, history, 0.0, 0),
         "snapshots": snapshots,
         "seconds": sum(m["epoch_seconds"] for m in history),
     }

@@ -214,6 +214,18 @@ def init_weights(module: nn.Module, init: str = "he_normal") -> None:
             nn.init.zeros_(m.bias)
 
 
+def init_logit_layer(layer: nn.Conv2d | nn.Linear) -> None:
+    """Start a layer that gives logits near 0 (probability 1/2): weights N(0, 0.01), bias 0.
+
+    He fan-out initialisation, right for a conv followed by a ReLU, gives a 1x1 logit conv over 16 channels
+    logits with a standard deviation of about 4.6: the first steps then only undo confident random guesses.
+    Detection and segmentation heads (RetinaNet, Lin et al. 2017, section 4.1) start small instead.
+    """
+    nn.init.normal_(layer.weight, std=0.01)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
 # ----------------------------------------------------------------------------------------------
 # Padding to a multiple of 2**depth.
 
@@ -311,6 +323,7 @@ class UNet(nn.Module):
         self.drop = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Conv2d(widths[0], 1, 1)
         init_weights(self, init)
+        init_logit_layer(self.head)
 
     def forward(self, x: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:
         """Logits for a batch of images.

@@ -74,7 +74,9 @@ def test_focal_hand_value():
     # Every p_t = 1/2: loss_i = alpha_t * (1/2)**2 * ln 2, alpha_t = 0.25 for the 2 positives, 0.75 for the 2 negatives.
     logits, targets = t4(0, 0, 0, 0), t4(1, 1, 0, 0)
     expected = (2 * 0.25 + 2 * 0.75) * 0.25 * math.log(2) / 4
-    assert focal(logits, targets).item() == pytest.approx(expected, rel=1e-6)
+    assert focal(logits, targets, alpha=0.25).item() == pytest.approx(expected, rel=1e-6)
+    # the default, alpha=None, weighs every pixel 1: (1/2)**2 * ln 2
+    assert focal(logits, targets).item() == pytest.approx(0.25 * math.log(2), rel=1e-6)
     # alpha=None, gamma=1, p_t = 3/4 everywhere: (1/4) * ln(4/3)
     logits, targets = t4(math.log(3), math.log(3), -math.log(3), -math.log(3)), t4(1, 1, 0, 0)
     assert focal(logits, targets, gamma=1.0, alpha=None).item() == pytest.approx(0.25 * math.log(4 / 3), rel=1e-6)

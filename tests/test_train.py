@@ -98,9 +98,89 @@ def test_cosine_snapshots_keep_top_k(parts, tmp_path):
     files = sorted(p.name for p in (tmp_path / "r" / "checkpoint" / "snapshots").glob("*.pt"))
     assert len(s["snapshots"]) == 2 and files == sorted(x["path"].split("/")[-1] for x in s["snapshots"])
     scores = [json.loads(x)["val_score"] for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
-    kept = sorted(x["score"] for x in s["snapshots"])
-    # the last (open) cycle is always kept, plus the best of the others
-    assert kept == sorted([scores[-1], max(scores[:-1])])
+    # every cycle closed: the two best of the four, whichever cycle they came from
+    assert sorted(x["score"] for x in s["snapshots"]) == sorted(scores)[-2:]
+
+
+def _snap(cycle, score):
+    return {"path": f"/nonexistent/snapshot_{cycle:02d}.pt", "epoch": cycle + 1, "score": score, "cycle": cycle}
+
+
+def test_an_open_cycle_never_evicts_a_better_closed_snapshot():
+    from salttune.train import _keep_best
+
+    closed, opened = _snap(0, 0.8), _snap(1, 0.1)
+    # max_snapshots 1: a new cycle opens with a poor first epoch; the best closed snapshot stays, the open one too
+    assert _keep_best([closed, opened], 1, open_cycle=1) == [closed, opened]
+    # at the end of the run they compete on score alone: a short unfinished cycle does not push out a better one
+    assert _keep_best([closed, opened], 1, open_cycle=None) == [closed]
+    assert _keep_best([_snap(0, 0.5), _snap(1, 0.7), _snap(2, 0.6), _snap(3, 0.2)], 2, open_cycle=3) == [
+        _snap(1, 0.7), _snap(2, 0.6), _snap(3, 0.2)]
+
+
+def test_a_cosine_cycle_cut_short_leaves_no_mid_cycle_snapshot(parts, tmp_path):
+    train, val = parts
+    # 3 epochs of 2-epoch cycles: cycle 0 closes at epoch 2; epoch 3 is the first half of cycle 1 (high rate)
+    cfg = tiny_cfg(epochs=3, schedule={"name": "cosine_snapshots", "cycle_epochs": 2, "max_snapshots": 5})
+    s = fit(cfg, train, val, tmp_path / "r")
+    assert [(x["cycle"], x["epoch"]) for x in s["snapshots"]] == [(0, 2)]
+    assert [p.name for p in (tmp_path / "r" / "checkpoint" / "snapshots").glob("*.pt")] == ["snapshot_00.pt"]
+
+
+def test_the_time_budget_stops_training_before_an_epoch_that_would_not_fit(parts, tmp_path):
+    from salttune.train import _out_of_time
+
+    ten = [{"epoch_seconds": 10.0}] * 3
+    assert not _out_of_time(None, ten, 0.0, 0)
+    assert not _out_of_time(40.0, ten, 0.0, 0)  # 30 s spent, the next epoch takes ~10 s: 40 fits
+    assert _out_of_time(39.0, ten, 0.0, 0)
+    assert _out_of_time(45.0, ten, 10.0, 1)  # finishing a 4th epoch: 40 s spent, a 5th would end at 50
+    assert not _out_of_time(45.0, [], 0.0, 0)  # nothing trained yet: always one epoch
+    train, val = parts
+    probe = fit(tiny_cfg(epochs=2), train, val, tmp_path / "probe")
+    epoch_s = probe["seconds"] / 2
+    s = fit(tiny_cfg(epochs=50, time_budget_s=max(1.0, 2.5 * epoch_s)), train, val, tmp_path / "budget")
+    assert 1 <= s["epochs_run"] < 50 and s["stopped_by_time_budget"]
+    assert s["seconds"] <= max(1.0, 2.5 * epoch_s) * 1.5 + epoch_s  # within the budget, give or take one epoch's noise
+    assert json.loads((tmp_path / "budget" / "summary.json").read_text())["epochs_run"] == s["epochs_run"]
+
+
+def test_logits_start_near_zero():
+    from salttune.unet import UNet
+
+    torch.manual_seed(0)
+    with torch.no_grad():  # training mode: batch statistics, as in the first steps
+        logits = UNet(base_width=16, depth=4).train()(torch.randn(4, 1, 101, 101))
+    # He fan-out on the 1x1 logit conv gave a standard deviation of 6.2 here
+    assert logits.std().item() < 0.1 and logits.abs().mean().item() < 0.1
+
+
+def test_plateau_ignores_gains_below_min_delta():
+    from salttune.config import ScheduleConfig
+    from salttune.schedule import make_schedule
+
+    def lrs(min_delta):
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        s = make_schedule(ScheduleConfig(name="plateau", factor=0.5, patience=1, min_delta=min_delta), opt, 1.0, 4)
+        out = []
+        for e, score in enumerate([0.500, 0.5015, 0.5018, 0.5019]):  # gains of a third of an image of 200 and less
+            s.end_epoch(e, score)
+            out.append(s.lr())
+        return out
+
+    assert lrs(0.002) == [1.0, 1.0, 0.5, 0.5]  # two epochs without a real gain (> patience 1): cut
+    assert lrs(0.0) == [1.0, 1.0, 1.0, 1.0]  # every wobble counted as a gain: never cut
+
+
+def test_focal_weighs_salt_and_background_alike_by_default():
+    from salttune.config import LossConfig
+    from salttune.losses import build_loss_from_config
+
+    loss = build_loss_from_config(LossConfig(name="focal", weights=None))
+    logits = torch.zeros(1, 1, 1, 2)
+    salt_only = loss(logits[..., :1], torch.ones(1, 1, 1, 1))
+    background_only = loss(logits[..., :1], torch.zeros(1, 1, 1, 1))
+    assert salt_only.item() == pytest.approx(background_only.item())  # 0.25 vs 0.75 with RetinaNet's alpha
 
 
 def test_nan_loss_fails_with_reason(parts, tmp_path):
