@@ -212,7 +212,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import shlex
 
     from salttune import bench
-    from salttune.config import config_from_dict, parse_overrides
+    from salttune.config import apply_overrides, config_from_dict, parse_overrides
     from salttune.data import load_dataset
 
     out = Path(args.out)
@@ -232,7 +232,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             d = load_dataset(args.data, with_test=False)
             result = bench.bench_predict(d.train_images[: args.images], cfg)
         else:
-            result = bench.bench_quality(args.data, args.epochs, overrides, out / "runs", seeds=args.seeds or 1)
+            from salttune.bench.quality import load_recipes
+
+            recipes = load_recipes(args.recipes, args.only.split(",") if args.only else None)
+            recipes = {name: apply_overrides(r, overrides) for name, r in recipes.items()}  # --set: on every recipe
+            result = bench.bench_quality(args.data, out / "quality-runs", budget_s=args.budget_s, folds=args.folds,
+                                         seeds=args.seeds or 2, recipes=recipes)
     path = bench.save_result(out, args.which, result, command)
     (out / "README.md").write_text(bench.render_readme(out))
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2))
@@ -355,8 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=8, help="train: batches per timed epoch")
     s.add_argument("--repeats", type=int, default=3, help="train: interleaved repeats (median reported)")
     s.add_argument("--images", type=int, default=512, help="predict: images to predict")
-    s.add_argument("--epochs", type=int, default=10, help="quality: epoch budget")
-    s.add_argument("--seeds", type=int, help="search: seeds per strategy (default 3); quality: training seeds (default 1)")
+    s.add_argument("--budget-s", type=float, default=60.0, help="quality: seconds of training per recipe and fold (default 60)")
+    s.add_argument("--folds", type=int, default=5, help="quality: coverage-stratified folds (default 5)")
+    s.add_argument("--recipes", help="quality: a YAML file of name: {config overrides} (default: the built-in recipes)")
+    s.add_argument("--only", help="quality: a comma-separated subset of the recipes")
+    s.add_argument("--seeds", type=int, help="search: seeds per strategy (default 3); quality: fold assignments and "
+                                             "training seeds (default 2)")
     s.add_argument("--trials", type=int, help="search/scale: trial budget per search (default: the space's)")
     s.add_argument("--target", type=float, help="search: the validation score both searches race to (required)")
     s.add_argument("--space", help="search/scale: the space to run (default: search_spaces/bench.yaml for search, "

@@ -39,7 +39,10 @@ def check_flags(args: argparse.Namespace) -> None:
     cmd = args.command
     _at_least(args, ("n_train", "n_test"), 0)
     if cmd == "bench":
-        _at_least(args, ("steps", "repeats", "images", "epochs", "seeds", "trials"), 1)
+        _at_least(args, ("steps", "repeats", "images", "seeds", "trials"), 1)
+        _at_least(args, ("folds",), 2)
+        if not args.budget_s > 0:  # also false for NaN
+            raise SalttuneError(f"--budget-s {args.budget_s:g}: must be a positive number of seconds, e.g. 60")
     _at_least(args, ("workers", "batch_size", "top", "size"), 1)
     if cmd == "ensemble":
         _at_least(args, ("folds",), 2)

@@ -62,23 +62,63 @@ def test_readme_shows_each_seed_of_the_search_bench(tmp_path):
     assert "| median_speedup | 4 |" in readme and "TPE + ASHA against random search" in readme
 
 
-def test_bench_quality_runs_each_seed_for_both_recipes(tgs_folder, tmp_path):
-    root, _ = tgs_folder
+def test_bench_quality_scores_every_image_out_of_fold_for_every_recipe_and_seed(tgs_folder, tmp_path):
+    root, made = tgs_folder
     out = tmp_path / "bench"
-    proc = run_cli("bench", "quality", "--data", str(root), "--out", str(out), "--epochs", "2", "--seeds", "2", *TINY)
+    recipes = tmp_path / "recipes.yaml"
+    recipes.write_text("plainish: {model: {block: plain}, loss: {name: bce}}\nbase: {}\n")
+    args = ("bench", "quality", "--data", str(root), "--out", str(out), "--recipes", str(recipes), "--folds", "2",
+            "--seeds", "2", "--budget-s", "1", *TINY)
+    proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr
     r = json.loads((out / "quality.json").read_text())
-    for name in ("default", "plain_recipe"):
-        runs = r[name]["runs"]
-        assert [x["seed"] for x in runs] == [0, 1] and all(len(x["scores"]) == 2 for x in runs)
-        assert all(x["best_score"] == max(x["scores"]) and x["final_score"] == x["scores"][-1] for x in runs)
-        assert r[name]["mean_best_score"] == pytest.approx(sum(x["best_score"] for x in runs) / 2)
-    assert r["default"]["config"]["loss"]["name"] != r["plain_recipe"]["config"]["loss"]["name"]
-    assert r["best_score_gain"] == pytest.approx(r["default"]["mean_best_score"] - r["plain_recipe"]["mean_best_score"])
-    assert "| 1 | " in (out / "README.md").read_text()  # the per-seed table
+    rows = [json.loads(x) for x in (out / "quality-runs" / "runs.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 2 * 2 and r["baseline"] == "default_v0"  # no default_v0 among these: no comparison
+    for name in ("plainish", "base"):
+        for seed in (0, 1):
+            mine = [x for x in rows if x["recipe"] == name and x["seed"] == seed]
+            ids = [i for x in mine for i in x["ids"]]
+            assert sorted(ids) == sorted(made["ids"])  # the folds' OOF parts partition the images
+            assert r["table"][name]["oof_by_seed"][str(seed)] == pytest.approx(
+                sum(s for x in mine for s in x["image_scores"]) / len(ids))
+        scores = [x["oof_score"] for x in rows if x["recipe"] == name]
+        assert r["table"][name]["mean"] == pytest.approx(sum(scores) / 4) and r["table"][name]["runs"] == 4
+    assert all(x["epochs_run"] >= 1 and 0 <= x["oof_score"] <= 1 for x in rows)
+    assert all(not (out / "quality-runs" / f"{x['recipe']}-seed{x['seed']}-fold{x['fold']}").exists() for x in rows)
+    assert "| plainish | " in (out / "README.md").read_text()
+    # the same command again finds every run done and trains nothing
+    proc = run_cli(*args)
+    assert proc.returncode == 0 and len((out / "quality-runs" / "runs.jsonl").read_text().splitlines()) == 8
 
 
-@pytest.mark.parametrize("flag", ["--seeds", "--trials", "--epochs", "--repeats"])
+def test_quality_compares_each_recipe_with_the_baseline_pair_by_pair():
+    from salttune.bench.quality import summarise
+
+    rows = [{"recipe": n, "seed": s, "fold": f, "oof_score": v, "epochs_run": 3, "image_scores": [v]}
+            for n, vals in (("default_v0", [0.5, 0.6, 0.7]), ("new", [0.55, 0.7, 0.72])) for (s, f), v in zip([(0, 0), (0, 1), (1, 0)], vals)]
+    t = summarise(rows, "default_v0")["table"]
+    diffs = [0.05, 0.1, 0.02]
+    mean = sum(diffs) / 3
+    se = (sum((d - mean) ** 2 for d in diffs) / 2) ** 0.5 / 3**0.5
+    assert t["new"]["vs_baseline"] == pytest.approx(mean) and t["new"]["vs_baseline_se"] == pytest.approx(se)
+    assert t["new"]["vs_baseline_wins"] == 3 and "vs_baseline" not in t["default_v0"]
+    assert t["new"]["oof_by_seed"] == {"0": pytest.approx(0.625), "1": pytest.approx(0.72)}
+
+
+def test_bench_quality_refuses_a_bad_recipe_before_training(tgs_folder, tmp_path):
+    root, _ = tgs_folder
+    recipes = tmp_path / "recipes.yaml"
+    recipes.write_text("bad: {model: {blok: plain}}\n")
+    proc = run_cli("bench", "quality", "--data", str(root), "--out", str(tmp_path / "b"), "--recipes", str(recipes))
+    assert_user_error(proc, "model.blok")
+    assert_user_error(run_cli("bench", "quality", "--data", str(root), "--out", str(tmp_path / "b"), "--only", "nope"),
+                      "--only: unknown recipe 'nope'")
+    assert_user_error(run_cli("bench", "quality", "--data", str(root), "--out", str(tmp_path / "b"), "--budget-s", "0"),
+                      "--budget-s 0: must be a positive number")
+    assert not (tmp_path / "b" / "quality-runs").exists()
+
+
+@pytest.mark.parametrize("flag", ["--seeds", "--trials", "--repeats"])
 def test_bench_counts_below_one_are_refused(tmp_path, flag):
     proc = run_cli("bench", "quality", "--data", str(tmp_path), "--out", str(tmp_path / "bench"), flag, "0")
     assert proc.returncode == 2 and f"{flag} must be at least 1, not 0" in proc.stderr

@@ -1,13 +1,15 @@
 """``salttune bench``: figures measured against a reference, written to ``results/benchmarks/``.
 
 Modules:
-    training    ``train``, ``predict``, ``quality``: salttune's training and prediction against plain PyTorch
+    training    ``train``, ``predict``: salttune's training and prediction against plain PyTorch
+    quality     ``quality``: recipes compared out of fold at the same wall-clock budget, over folds and seeds
     search      ``search``, ``scale``: real ``salttune search`` processes (no Ray imported here)
     figures     the JSON file of each benchmark and the README that shows them
 """
 
 from salttune.bench.figures import render_readme, save_result
 from salttune.bench.search import bench_scale, bench_search
-from salttune.bench.training import PLAIN_RECIPE, bench_predict, bench_quality, bench_train
+from salttune.bench.quality import bench_quality
+from salttune.bench.training import PLAIN_RECIPE, bench_predict, bench_train
 
 __all__ = ["bench_train", "bench_predict", "bench_quality", "bench_search", "bench_scale", "save_result", "render_readme", "PLAIN_RECIPE"]

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from salttune.bench.quality import quality_table
 from salttune.fileio import write_json
 from salttune.record import machine_info, package_versions
 
@@ -31,9 +32,11 @@ METHODS = {
              "(`plain_channels_last`). Repeats alternate their order; ratios are medians of per-repeat ratios. The "
              "extras are also timed alone (`grad_norm_s_per_step`, `adam_step_s_*`).",
     "predict": "Images/s of prediction with the default model, without and with flip TTA; peak resident memory.",
-    "quality": "The competition score on the validation images after the same epochs and split, for each training "
-               "seed: the default config against the plain recipe (plain U-Net, BCE, Adam, no schedule, no "
-               "augmentation); the best epoch's and the last epoch's score, averaged over the seeds.",
+    "quality": "Recipes compared out of fold at the same wall-clock training budget: for each seed and each of the "
+               "coverage-stratified folds, every recipe trains on the other folds (an inner validation part of them "
+               "picks its cuts, snapshots and best epoch) and its best snapshot predicts the fold's images (flip TTA). "
+               "Mean ± sd of the fold scores; each seed's OOF score over all images; the mean paired difference per "
+               "(seed, fold) to the baseline with its standard error, and the folds where the recipe won.",
     "search": "Seconds from a search's first trial start until any trial's validation score reaches `target`: TPE + "
               "ASHA against random search without early stopping, same space, trial budget, concurrency and seed; "
               "both stop at the target (`stop_at`). A search that never reaches it counts as its whole time, so its "
@@ -51,14 +54,6 @@ def _per_seed_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _quality_table(r: dict) -> str:
-    lines = ["| seed | default: best (epoch) / last | plain recipe: best (epoch) / last |", "|---|---|---|"]
-    for a, b in zip(r["default"]["runs"], r["plain_recipe"]["runs"]):
-        lines.append(f"| {a['seed']} | {a['best_score']:.4f} ({a['best_epoch']}) / {a['final_score']:.4f} | "
-                     f"{b['best_score']:.4f} ({b['best_epoch']}) / {b['final_score']:.4f} |")
-    return "\n".join(lines) + "\n"
-
-
 def render_readme(out_dir: Path) -> str:
     """``results/benchmarks/README.md``: the latest figures, their commands and the machine."""
     parts = ["# Benchmarks\n", "Latest figures measured by `salttune bench`; each JSON file beside this one holds the full "
@@ -68,7 +63,8 @@ def render_readme(out_dir: Path) -> str:
         m = r.get("machine", {})
         parts.append(f"## {r['benchmark']}\n\n`{r['command']}`  \n{r['when']} on {m.get('cpu')} "
                      f"({m.get('cpu_count')} cores, {m.get('memory_gib')} GiB, GPUs: {', '.join(m.get('gpus') or []) or 'none'})\n")
-        skip = {"benchmark", "command", "when", "machine", "packages", "all_plain", "all_plain_channels_last", "all_salttune", "config"}
+        skip = {"benchmark", "command", "when", "machine", "packages", "all_plain", "all_plain_channels_last", "all_salttune", "config",
+                "recipes", "table"}
         rows = []
 
         def walk(d, prefix=""):
@@ -86,6 +82,6 @@ def render_readme(out_dir: Path) -> str:
         parts.append("| figure | value |\n|---|---|\n" + "\n".join(rows) + "\n")
         if r.get("per_seed") and "tpe_asha" in r["per_seed"][0]:
             parts.append(_per_seed_table(r["per_seed"]))
-        if r["benchmark"] == "quality" and "runs" in r.get("default", {}):
-            parts.append(_quality_table(r))
+        if r["benchmark"] == "quality" and "table" in r:
+            parts.append(quality_table(r))
     return "\n".join(parts)

@@ -6,10 +6,8 @@ on a noisy machine.
   textbook loop and with salttune's channels-last memory format; plus the time of each part the network
   does not need (loading + augmentation, whole-set evaluation).
 - ``predict``: images/s of prediction with and without flip TTA, and peak memory.
-- ``quality``: the competition score after a fixed epoch budget on a dataset (the real TGS sample), for the
-  default config against the plain recipe salttune starts from (plain U-Net, BCE, Adam).
 
-Search efficiency and scaling are in :mod:`salttune.bench.search`; :mod:`salttune.bench.figures` writes them all.
+Recipe quality is in :mod:`salttune.bench.quality`, search efficiency and scaling in :mod:`salttune.bench.search`; :mod:`salttune.bench.figures` writes them all.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from salttune.losses import build_loss
 from salttune.model import build_model, count_parameters
 from salttune.predict import predict_proba
 
-__all__ = ["bench_train", "bench_predict", "bench_quality", "PLAIN_RECIPE"]
+__all__ = ["bench_train", "bench_predict", "PLAIN_RECIPE"]
 
 PLAIN_RECIPE = {"model": {"block": "plain"}, "loss": {"name": "bce"}, "optim": {"name": "adam"},
                 "schedule": {"name": "none"}, "augment": {"names": []}}
@@ -176,43 +174,3 @@ def bench_predict(images: np.ndarray, cfg: TrainConfig, batch_size: int = 128) -
         out[f"images_per_s_tta_{tta}"] = len(images) / (time.perf_counter() - t)
     out["peak_rss_mib"] = _peak_rss_mib()
     return out
-
-
-def bench_quality(data_dir: str, epochs: int, overrides: dict, out_dir: Path, seeds: int = 1,
-                  log: Callable[[str], None] = print) -> dict:
-    """Default config vs the plain recipe: same data, split and epochs, each training seed run by both.
-
-    A single run's best epoch on a few hundred validation images swings by several points (the plain
-    recipe's curve jumps between epochs), so both the best and the last epoch's score are kept, per seed,
-    with their means over the seeds.
-    """
-    from salttune.config import apply_overrides
-    from salttune.data import load_dataset
-    from salttune.split import split_data
-    from salttune.train import fit
-
-    data = load_dataset(data_dir, with_test=False)
-    res: dict = {"data": str(data_dir), "epochs": epochs, "seeds": seeds, "overrides": overrides}
-    for name, recipe in (("default", {}), ("plain_recipe", PLAIN_RECIPE)):
-        runs = []
-        for seed in range(seeds):
-            cfg = config_from_dict(apply_overrides(apply_overrides(recipe, overrides), {"epochs": epochs, "seed": seed}))
-            tr, va = split_data(data, cfg.val_fraction, cfg.split_seed, cfg.max_train_images)
-            scores: list[float] = []
-
-            def report(m, c, name=name, seed=seed, scores=scores):
-                scores.append(m["val_score"])
-                log(f"{name} seed {seed} epoch {m['epoch']}: score {m['val_score']:.4f} iou {m['val_iou']:.4f}")
-
-            t = time.perf_counter()
-            summary = fit(cfg, tr, va, out_dir / f"quality-{name}-seed{seed}", report)
-            runs.append({"seed": seed, "best_score": summary["best_score"], "best_epoch": summary["best_epoch"],
-                         "final_score": scores[-1], "scores": scores, "seconds": time.perf_counter() - t})
-        res[name] = {"mean_best_score": statistics.mean(r["best_score"] for r in runs),
-                     "mean_final_score": statistics.mean(r["final_score"] for r in runs),
-                     "train_images": len(tr.ids), "val_images": len(va.ids), "runs": runs, "config": config_to_dict(cfg)}
-    d, p = res["default"], res["plain_recipe"]
-    res["best_score_gain"] = d["mean_best_score"] - p["mean_best_score"]
-    res["final_score_gain"] = d["mean_final_score"] - p["mean_final_score"]
-    res["seeds_default_best_higher"] = sum(a["best_score"] > b["best_score"] for a, b in zip(d["runs"], p["runs"]))
-    return res
