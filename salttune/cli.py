@@ -237,7 +237,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             recipes = load_recipes(args.recipes, args.only.split(",") if args.only else None)
             recipes = {name: apply_overrides(r, overrides) for name, r in recipes.items()}  # --set: on every recipe
             result = bench.bench_quality(args.data, out / "quality-runs", budget_s=args.budget_s, folds=args.folds,
-                                         seeds=args.seeds or 2, recipes=recipes)
+                                         seeds=args.seeds or 2, recipes=recipes, images=args.images_part)
     path = bench.save_result(out, args.which, result, command)
     (out / "README.md").write_text(bench.render_readme(out))
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2))
@@ -364,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--folds", type=int, default=5, help="quality: coverage-stratified folds (default 5)")
     s.add_argument("--recipes", help="quality: a YAML file of name: {config overrides} (default: the built-in recipes)")
     s.add_argument("--only", help="quality: a comma-separated subset of the recipes")
+    s.add_argument("--images-part", default="all", choices=("all", "choose", "score"),
+                   help="quality: all images, or one of two fixed disjoint parts: 'choose' (40%%) to pick a recipe on, "
+                        "'score' (60%%) to compare it on (default all)")
     s.add_argument("--seeds", type=int, help="search: seeds per strategy (default 3); quality: fold assignments and "
                                              "training seeds (default 2)")
     s.add_argument("--trials", type=int, help="search/scale: trial budget per search (default: the space's)")

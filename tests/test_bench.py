@@ -86,6 +86,7 @@ def test_bench_quality_scores_every_image_out_of_fold_for_every_recipe_and_seed(
     assert all(x["epochs_run"] >= 1 and 0 <= x["oof_score"] <= 1 for x in rows)
     assert all(not (out / "quality-runs" / f"{x['recipe']}-seed{x['seed']}-fold{x['fold']}").exists() for x in rows)
     assert "| plainish | " in (out / "README.md").read_text()
+    assert r["image_part"] == "all" and r["images"] == len(made["ids"])
     # the same command again finds every run done and trains nothing
     proc = run_cli(*args)
     assert proc.returncode == 0 and len((out / "quality-runs" / "runs.jsonl").read_text().splitlines()) == 8
@@ -103,6 +104,22 @@ def test_quality_compares_each_recipe_with_the_baseline_pair_by_pair():
     assert t["new"]["vs_baseline"] == pytest.approx(mean) and t["new"]["vs_baseline_se"] == pytest.approx(se)
     assert t["new"]["vs_baseline_wins"] == 3 and "vs_baseline" not in t["default_v0"]
     assert t["new"]["oof_by_seed"] == {"0": pytest.approx(0.625), "1": pytest.approx(0.72)}
+
+
+def test_the_choose_and_score_parts_are_disjoint_fixed_and_stratified():
+    import numpy as np
+
+    from salttune.bench.quality import image_part
+
+    rng = np.random.default_rng(0)
+    masks = np.zeros((100, 4, 4), bool)
+    for i in range(60):  # 60 images with salt, 40 empty
+        masks[i, : rng.integers(1, 5)] = True
+    choose, score = image_part(masks, "choose"), image_part(masks, "score")
+    assert len(choose) == 40 and len(score) == 60 and not set(choose) & set(score)
+    assert sorted([*choose, *score]) == list(range(100)) and list(image_part(masks, "all")) == list(range(100))
+    assert masks[choose].any((1, 2)).sum() == 24  # 60% with salt in each part, as in the whole
+    assert list(image_part(masks, "choose")) == list(choose)  # the same images every time
 
 
 def test_bench_quality_refuses_a_bad_recipe_before_training(tgs_folder, tmp_path):
