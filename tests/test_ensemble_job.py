@@ -49,6 +49,8 @@ def test_ensemble_cli_end_to_end(search):
     assert report["snapshots"] == 4  # 2 trials x 2 cosine snapshots
     weights = json.loads((out / "weights.json").read_text())
     assert len(weights["members"]) == 4 and weights["combiner"] == report["chosen"]
+    assert weights["salt_cutoff"] is None and report["salt_cutoff"] is None  # no member has a salt head: off
+    assert "salt cut-off off" in (out / "report.md").read_text()
     rows = (out / "submission.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == made["test_ids"]
     # the submission is valid for `salttune score` (against itself: a perfect score)
