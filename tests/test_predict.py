@@ -88,3 +88,31 @@ def test_salt_cutoff_empties_images_below_it():
     # A network without a salt head cannot use a cut-off.
     with pytest.raises(SalttuneError, match="no salt head"):
         predict_proba(build_model(base_width=4, depth=2).eval(), imgs, None, cpu, salt_cutoff=0.5)
+
+
+def test_cli_predict_salt_cutoff(tgs_folder, tmp_path):
+    from conftest import assert_user_error, run_cli
+    from salttune.checkpoint import save_checkpoint
+
+    root, made = tgs_folder
+    net = _salt_model(0.0)  # salt probability 0.5 for every image
+    torch.nn.init.constant_(net.head.bias, 20.0)  # every pixel salt
+    with_head = save_checkpoint(tmp_path / "head.pt", {"model_args": net.config, "model": net.state_dict(), "config": {}})
+    plain = build_model(base_width=4, depth=2)
+    no_head = save_checkpoint(tmp_path / "plain.pt", {"model_args": plain.config, "model": plain.state_dict(), "config": {}})
+
+    def rles(cutoff: str) -> list[str]:
+        out = tmp_path / f"sub_{cutoff}.csv"
+        proc = run_cli("predict", "--checkpoint", str(with_head), "--data", str(root), "--out", str(out), "--quiet",
+                       "--tta", "none", "--salt-cutoff", cutoff)
+        assert proc.returncode == 0, proc.stderr
+        return [r.split(",")[1] for r in out.read_text().splitlines()[1:]]
+
+    kept = rles("0.4")
+    assert all(kept) and len(kept) == len(made["test_ids"])  # 0.5 >= 0.4: full masks kept
+    assert not any(rles("0.6"))  # 0.5 < 0.6: every image empty
+    assert_user_error(run_cli("predict", "--checkpoint", str(no_head), "--data", str(root), "--out", str(tmp_path / "x.csv"),
+                              "--quiet", "--salt-cutoff", "0.5"), "--salt-cutoff 0.5", "no salt head")
+    assert not (tmp_path / "x.csv").exists()
+    assert_user_error(run_cli("predict", "--checkpoint", str(with_head), "--data", str(root), "--out", str(tmp_path / "y.csv"),
+                              "--salt-cutoff", "1.5"), "--salt-cutoff 1.5", "between 0 and 1")
