@@ -42,8 +42,8 @@ def iter_predictions(
     tta: str = "none",
     logits: bool = False,
 ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    """Yield, batch by batch, (B, H, W) float32 salt probabilities (or logits, without TTA) and the (B,)
-    float32 probabilities of the salt-present head (None for a network without one).
+    """Yield, batch by batch, (B, H, W) float32 salt probabilities and the (B,) float32 probabilities of the
+    salt-present head (None for a network without one); with ``logits`` (no TTA), both as logits.
 
     With ``tta="flip"`` each image is also predicted mirrored; the mirrored prediction is mirrored back and
     the two probabilities are averaged (the salt head's two probabilities too).
