@@ -144,7 +144,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     depths = data.test_depths if model.config.get("use_depth") else None
-    batches = iter_proba(model, data.test_images, depths, device, batch_size=args.batch_size, tta=args.tta)
+    batches = iter_proba(model, data.test_images, depths, device, batch_size=args.batch_size, tta=args.tta,
+                         salt_cutoff=args.salt_cutoff)
     if not args.quiet:
         from tqdm.auto import tqdm
 
@@ -318,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="submission CSV to write")
     s.add_argument("--tta", choices=("none", "flip"), default="flip", help="test-time augmentation (default flip)")
     s.add_argument("--threshold", type=float, help="probability threshold (default: the checkpoint's config)")
+    s.add_argument("--salt-cutoff", type=float, help="predict an image empty when the salt head's probability is below "
+                                                      "this (model.salt_head only; default: off)")
     s.add_argument("--batch-size", type=int, default=128)
     s.add_argument("--force", action="store_true", help="overwrite --out")
     s.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -66,6 +66,8 @@ class ModelConfig:
     dropout: float = _opt(0.0, lo=0.0, hi=0.9)
     use_depth: bool = _opt(False, doc="add the image depth z as an input channel")
     init: str = _opt("he_normal", choices=_init_names)
+    deep_supervision: bool = _opt(False, doc="a logit per decoder level, trained with loss.aux_weight")
+    salt_head: bool = _opt(False, doc="an image-level 'holds salt' logit, trained with loss.salt_weight")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,13 @@ class LossConfig:
     focal_alpha: float | None = _opt(None, lo=0.0, hi=1.0, doc="weight of salt pixels in the focal loss (1 - alpha for the rest)")
     dice_per_image: bool = _opt(False, doc="Dice per image then the mean (false: one Dice over the batch)")
     lovasz_per_image: bool = _opt(True, doc="Lovasz terms per image then the mean (false: over the batch)")
+    lovasz_nonempty_only: bool = _opt(False, doc="Lovasz terms over the images that hold salt only (4th place TGS)")
+    # Extra heads (model.deep_supervision, model.salt_head): weights from the 4th-place TGS solution (SeuTao,
+    # Kaggle_TGS2018_4th_solution train.py: `loss + 0.05 * class_loss + 0.50 * loss_no_empty`).
+    aux_weight: float = _opt(0.5, lo=0.0, hi=100.0, doc="weight of the mean deep-supervision loss")
+    salt_weight: float = _opt(0.05, lo=0.0, hi=100.0, doc="weight of the salt-present BCE")
+    stages: str = _opt("", doc="loss stages 'name[:epochs],...', e.g. 'bce+dice:20,lovasz_symmetric'; "
+                               "terms may carry weights (bce*1+lovasz*0.5); '' uses name and weights")
 
 
 @dataclass(frozen=True)
@@ -159,6 +168,13 @@ def _check_consistency(cfg: TrainConfig) -> TrainConfig:
         raise key_error("loss.name", f"unknown term {bad[0]!r} in {cfg.loss.name!r}; allowed terms: {', '.join(sorted(LOSSES))} joined by '+'")
     if cfg.loss.weights is not None and len(cfg.loss.weights) != len(terms):
         raise key_error("loss.weights", f"{len(cfg.loss.weights)} weights for {len(terms)} terms of {cfg.loss.name!r}; give one per term")
+    if cfg.loss.stages:
+        from salttune.losses import parse_stages
+
+        try:
+            parse_stages(cfg.loss.stages)
+        except SalttuneError as e:
+            raise key_error("loss.stages", str(e)) from None
     if cfg.loss.weights is not None and not any(cfg.loss.weights):
         raise key_error("loss.weights", f"{list(cfg.loss.weights)} are all zero, so the loss is 0 and nothing is learnt; "
                                         "give at least one weight above 0")

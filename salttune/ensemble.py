@@ -5,8 +5,13 @@ a single snapshot is a one-hot ``w``, the mean is ``1/M``, greedy selection (Car
 counts of picks over their total, and the ridge stacker its coefficients. So the held-out evaluation, the
 report and test-time prediction share one code path, and test images stream through in batches.
 
-Honesty: each combiner, its threshold and its smallest kept salt area are fitted by K-fold cross-validation
-over the validation images, and scored only on the fold they were not fitted on.
+Honesty: each combiner, its threshold, its smallest kept salt area and its salt cut-off are fitted by K-fold
+cross-validation over the validation images, and scored only on the fold they were not fitted on.
+
+Salt-present heads (``model.salt_head``): members with one bring a probability per image that it holds salt
+(``(M, N)``, NaN for members without). The ensemble's is the weighted mean over the members that have one,
+and an image below the chosen cut-off is predicted empty; the cut-off grid starts with "off" (None), which
+is all there is when no member has a head.
 
 References: Caruana et al. 2004, "Ensemble selection from libraries of models"; Huang et al. 2017,
 "Snapshot Ensembles".
@@ -29,12 +34,13 @@ if TYPE_CHECKING:
 # code are imported inside the functions that need them: ``salttune --help`` stays quick.
 
 __all__ = [
-    "Member", "Linear", "Combiner", "COMBINERS", "AUTO", "combiners_for", "THRESHOLDS", "MIN_AREAS", "member_probs",
-    "fit_mean", "fit_greedy", "fit_ridge", "fit_single", "tune_cutoffs", "cross_validate", "combine", "iter_ensemble",
+    "Member", "Linear", "Combiner", "COMBINERS", "AUTO", "combiners_for", "THRESHOLDS", "MIN_AREAS", "SALT_CUTOFFS",
+    "member_probs", "member_outputs", "combine_salt", "fit_mean", "fit_greedy", "fit_ridge", "fit_single", "tune_cutoffs", "cross_validate", "combine", "iter_ensemble",
 ]
 
 THRESHOLDS = np.round(np.arange(0.30, 0.71, 0.05), 2)
 MIN_AREAS = (0, 10, 20, 40, 80, 160)
+SALT_CUTOFFS = tuple(float(c) for c in np.round(np.arange(0.1, 0.91, 0.1), 2))  # tried after None (off)
 
 
 @dataclass(frozen=True)
@@ -55,21 +61,33 @@ class Linear:
     threshold: float = 0.5
     min_area: int = 0
     info: dict = field(default_factory=dict)
+    salt_cutoff: float | None = None  # images whose salt-present probability is below it are predicted empty
+
+
+def member_outputs(members: Sequence[Member], images: np.ndarray, depths: np.ndarray, device: torch.device, tta: str,
+                   batch_size: int = 128, progress: Callable = lambda it, **kw: it) -> tuple[np.ndarray, np.ndarray]:
+    """(M, N, H, W) float16 probabilities of every member on ``images``, and (M, N) float32 salt-present
+    probabilities (NaN for a member without a salt head)."""
+    from salttune.checkpoint import build_from_checkpoint
+    from salttune.predict import iter_predictions
+
+    out = np.empty((len(members), *images.shape), np.float16)
+    salt = np.full((len(members), len(images)), np.nan, np.float32)
+    for k, m in enumerate(progress(members, desc=f"predict validation (tta={tta})", unit="snapshot")):
+        model, _ = build_from_checkpoint(m.path)
+        model.to(device)
+        z = depths if model.config.get("use_depth") else None
+        batches = list(iter_predictions(model, images, z, device, batch_size=batch_size, tta=tta))
+        out[k] = np.concatenate([p for p, _ in batches])
+        if batches and batches[0][1] is not None:
+            salt[k] = np.concatenate([s for _, s in batches])
+    return out, salt
 
 
 def member_probs(members: Sequence[Member], images: np.ndarray, depths: np.ndarray, device: torch.device, tta: str,
                  batch_size: int = 128, progress: Callable = lambda it, **kw: it) -> np.ndarray:
     """(M, N, H, W) float16 probabilities of every member on ``images``."""
-    from salttune.checkpoint import build_from_checkpoint
-    from salttune.predict import iter_proba
-
-    out = np.empty((len(members), *images.shape), np.float16)
-    for k, m in enumerate(progress(members, desc=f"predict validation (tta={tta})", unit="snapshot")):
-        model, _ = build_from_checkpoint(m.path)
-        model.to(device)
-        z = depths if model.config.get("use_depth") else None
-        out[k] = np.concatenate(list(iter_proba(model, images, z, device, batch_size=batch_size, tta=tta)))
-    return out
+    return member_outputs(members, images, depths, device, tta, batch_size, progress)[0]
 
 
 def combine(probs: np.ndarray, comb: Linear) -> np.ndarray:
@@ -78,23 +96,49 @@ def combine(probs: np.ndarray, comb: Linear) -> np.ndarray:
     return np.clip(p, 0.0, 1.0)
 
 
-def _binarize(p: np.ndarray, threshold: float, min_area: int) -> np.ndarray:
+def combine_salt(salt: np.ndarray | None, comb: Linear) -> np.ndarray | None:
+    """(M, N) member salt-present probabilities -> (N,): the mean over the members that have a salt head,
+    weighted by their combiner weights; None when no member with a head has a positive weight."""
+    if salt is None:
+        return None
+    has = ~np.isnan(salt).any(1) & (comb.weights > 0)  # (M,)
+    if not has.any():
+        return None
+    w = comb.weights[has].astype(np.float32)
+    return np.tensordot(w, salt[has], axes=(0, 0)) / w.sum()
+
+
+def _binarize(p: np.ndarray, threshold: float, min_area: int, salt: np.ndarray | None = None,
+              salt_cutoff: float | None = None) -> np.ndarray:
     pred = p > threshold
     if min_area:
         pred[pred.reshape(len(pred), -1).sum(1) < min_area] = False
+    if salt is not None and salt_cutoff is not None:
+        pred[salt < salt_cutoff] = False
     return pred
 
 
-def tune_cutoffs(p: np.ndarray, truth: np.ndarray) -> tuple[float, int, float]:
-    """The (threshold, min_area) from the grids that maximise the competition score; and that score."""
-    best = (0.5, 0, -1.0)
+def tune_cutoffs(p: np.ndarray, truth: np.ndarray, salt: np.ndarray | None = None) -> tuple[float, int, float | None, float]:
+    """The (threshold, min_area, salt_cutoff) from the grids that maximise the competition score; and that score.
+
+    Args:
+        p: (N, H, W) probabilities.
+        truth: (N, H, W) masks.
+        salt: (N,) salt-present probabilities, or None: the cut-off stays off (None). A cut-off only wins
+            when it scores strictly higher than off.
+    """
+    cutoffs = [None] if salt is None else [None, *SALT_CUTOFFS]
+    emptied = (~truth.reshape(len(truth), -1).any(1)).astype(np.float64)  # (N,) score of an image predicted empty
+    best: tuple[float, int, float | None, float] = (0.5, 0, None, -1.0)
     for t in THRESHOLDS:
         pred = p > t
         area = pred.reshape(len(pred), -1).sum(1)
         for a in MIN_AREAS:
-            s = competition_score(pred & (area >= a)[:, None, None], truth)
-            if s > best[2] + 1e-12:
-                best = (float(t), int(a), s)
+            per = score_per_image(pred & (area >= a)[:, None, None], truth)  # (N,)
+            for c in cutoffs:
+                s = float(per.mean() if c is None else np.where(salt >= c, per, emptied).mean())
+                if s > best[3] + 1e-12:
+                    best = (float(t), int(a), c, s)
     return best
 
 
@@ -174,14 +218,18 @@ def combiners_for(name: str) -> list[str]:
     return [name]
 
 
-def _with_cutoffs(comb: Linear, probs: np.ndarray, truth: np.ndarray) -> Linear:
-    t, a, s = tune_cutoffs(combine(probs, comb), truth)
-    return Linear(comb.weights, comb.bias, t, a, {**comb.info, "fit_score": s})
+def _with_cutoffs(comb: Linear, probs: np.ndarray, truth: np.ndarray, salt: np.ndarray | None) -> Linear:
+    t, a, c, s = tune_cutoffs(combine(probs, comb), truth, combine_salt(salt, comb))
+    return Linear(comb.weights, comb.bias, t, a, {**comb.info, "fit_score": s}, salt_cutoff=c)
 
 
 def cross_validate(fitter: Callable[[np.ndarray, np.ndarray], Linear], probs: np.ndarray, truth: np.ndarray,
-                   k: int = 5, seed: int = 0) -> dict:
+                   k: int = 5, seed: int = 0, salt: np.ndarray | None = None) -> dict:
     """Out-of-fold score of a combiner with tuned cut-offs; and the combiner refitted on all images.
+
+    Args:
+        salt: (M, N) salt-present probabilities of the members (NaN rows for members without a head), or None;
+            the salt cut-off is then chosen on each fold's fitting images like the threshold and min area.
 
     Returns:
         ``{"score", "iou", "oof_pred": (N, H, W) bool, "final": Linear}``.
@@ -190,9 +238,11 @@ def cross_validate(fitter: Callable[[np.ndarray, np.ndarray], Linear], probs: np
 
     oof = np.zeros(truth.shape, bool)
     for tr, va in kfold_splits(truth, k=k, seed=seed):
-        comb = _with_cutoffs(fitter(probs[:, tr], truth[tr]), probs[:, tr], truth[tr])
-        oof[va] = _binarize(combine(probs[:, va], comb), comb.threshold, comb.min_area)
-    final = _with_cutoffs(fitter(probs, truth), probs, truth)
+        salt_tr = None if salt is None else salt[:, tr]
+        comb = _with_cutoffs(fitter(probs[:, tr], truth[tr]), probs[:, tr], truth[tr], salt_tr)
+        salt_va = None if salt is None else combine_salt(salt[:, va], comb)
+        oof[va] = _binarize(combine(probs[:, va], comb), comb.threshold, comb.min_area, salt_va, comb.salt_cutoff)
+    final = _with_cutoffs(fitter(probs, truth), probs, truth, salt)
     return {"score": float(score_per_image(oof, truth).mean()), "iou": float(iou_per_image(oof, truth).mean()),
             "oof_pred": oof, "final": final}
 
@@ -201,10 +251,11 @@ def iter_ensemble(members: Sequence[Member], comb: Linear, images: np.ndarray, d
                   device: torch.device, tta: str, batch_size: int = 256) -> Iterator[np.ndarray]:
     """Yield (B, H, W) ensemble probabilities batch by batch, with every member's model held once.
 
-    Members with zero weight are not run. Only one batch of every member's predictions is in memory.
+    Members with zero weight are not run. Only one batch of every member's predictions is in memory. With a
+    salt cut-off, an image whose ensemble salt-present probability is below it comes out all 0.
     """
     from salttune.checkpoint import build_from_checkpoint
-    from salttune.predict import iter_proba
+    from salttune.predict import apply_salt_cutoff, iter_predictions
 
     active = [(k, m) for k, m in enumerate(members) if comb.weights[k] != 0]
     models = []
@@ -215,7 +266,12 @@ def iter_ensemble(members: Sequence[Member], comb: Linear, images: np.ndarray, d
         x = images[start : start + batch_size]
         z = depths[start : start + batch_size]
         p = np.full(x.shape, comb.bias, np.float32)
-        for w, model in models:
+        salt = np.full((len(models), len(x)), np.nan, np.float32)  # (M', B)
+        for k, (w, model) in enumerate(models):
             zz = z if model.config.get("use_depth") else None
-            p += w * next(iter_proba(model, x, zz, device, batch_size=len(x), tta=tta))
-        yield np.clip(p, 0.0, 1.0)
+            pk, sk = next(iter_predictions(model, x, zz, device, batch_size=len(x), tta=tta))
+            p += w * pk
+            if sk is not None:
+                salt[k] = sk
+        s = combine_salt(salt, Linear(np.array([w for w, _ in models], np.float64)))
+        yield apply_salt_cutoff(np.clip(p, 0.0, 1.0), s, comb.salt_cutoff)

@@ -22,7 +22,7 @@ import torch
 from salttune import leaderboard
 from salttune.checkpoint import load_checkpoint
 from salttune.data import TGSData, load_dataset
-from salttune.ensemble import BASELINE, COMBINERS, Member, combiners_for, cross_validate, fit_single, iter_ensemble, member_probs
+from salttune.ensemble import BASELINE, COMBINERS, Member, combiners_for, cross_validate, fit_single, iter_ensemble, member_outputs
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
 from salttune.predict import write_submission_stream
@@ -144,31 +144,35 @@ def run_ensemble(checked: Checked, search_dir: Path, data_dir: Path, tta: str, o
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     bar = _bar if progress else (lambda it, **kw: it)
     t0 = time.perf_counter()
-    probs = {"none": member_probs(members, val.images, val.depths, device, "none", progress=bar)}
+    # Pixel probabilities (M, N, H, W) and salt-present probabilities (M, N) (NaN: no salt head) per TTA mode.
+    outs = {"none": member_outputs(members, val.images, val.depths, device, "none", progress=bar)}
     if tta == "flip":
-        probs["flip"] = member_probs(members, val.images, val.depths, device, "flip", progress=bar)
+        outs["flip"] = member_outputs(members, val.images, val.depths, device, "flip", progress=bar)
+    probs = {t: p for t, (p, _) in outs.items()}
+    salts = {t: (None if np.isnan(s).all() else s) for t, (_, s) in outs.items()}
     ttas = list(probs)
 
     rows, fitted = [], {}
 
-    def add(name, t, fitter, p, truth=val.masks):
-        r = cross_validate(fitter, p, truth, k=folds)
+    def add(name, t, fitter, idx=slice(None)):
+        salt = None if salts[t] is None else salts[t][idx]
+        r = cross_validate(fitter, probs[t][idx], val.masks, k=folds, salt=salt)
         rows.append({"name": name, "tta": t, "score": r["score"], "iou": r["iou"]})
         return r
 
     baseline = COMBINERS[BASELINE]
     for t in ttas:
-        add(baseline.label, t, baseline.fit, probs[t])
+        add(baseline.label, t, baseline.fit)
     by_trial: dict[str, list[int]] = {}
     for k, m in enumerate(members):
         by_trial.setdefault(m.trial, []).append(k)
     for trial, idx in by_trial.items():
         for t in ttas:
-            add(f"trial {trial}: best snapshot", t, fit_single, probs[t][idx])
+            add(f"trial {trial}: best snapshot", t, fit_single, idx)
     best_t = ttas[-1]
     for name in names:
         label = COMBINERS[name].label + (" (chosen)" if name == BASELINE else "")  # the baseline's row is above
-        fitted[name] = add(label, best_t, COMBINERS[name].fit, probs[best_t])
+        fitted[name] = add(label, best_t, COMBINERS[name].fit)
     chosen = max(fitted, key=lambda n: fitted[n]["score"])
     final = fitted[chosen]["final"]
     val_seconds = time.perf_counter() - t0
@@ -182,22 +186,27 @@ def run_ensemble(checked: Checked, search_dir: Path, data_dir: Path, tta: str, o
     test_seconds = time.perf_counter() - t1
 
     weights = {"combiner": chosen, "tta": best_t, "bias": final.bias, "threshold": final.threshold,
-               "min_area": final.min_area, "members": [
+               "min_area": final.min_area, "salt_cutoff": final.salt_cutoff, "members": [
                    {"trial": m.trial, "snapshot": m.path, "val_score": m.score, "weight": float(w)}
                    for m, w in zip(members, final.weights)]}
     write_json(out_dir / "weights.json", weights, "ensemble weights")
     report = {"search": str(search_dir), "data": str(data_dir), "top": top, "snapshots": len(members),
-              "score": fitted[chosen]["score"], "iou": fitted[chosen]["iou"],
+              "score": fitted[chosen]["score"], "iou": fitted[chosen]["iou"], "salt_cutoff": final.salt_cutoff,
               "validation_images": len(val.ids), "folds": folds, "rows": rows, "chosen": chosen,
               "test_images": len(data.test_ids), "seconds_validation": val_seconds, "seconds_test": test_seconds}
     write_json(out_dir / "report.json", report, "ensemble report")
     atomic_write_text(out_dir / "report.md",
         f"# Ensemble of the top {top} trials of {search_dir.name}\n\n"
         f"{len(members)} snapshots; scores are out-of-fold over {len(val.ids)} validation images "
-        f"({folds}-fold CV: every combiner, threshold and area fitted on the other folds).\n\n"
+        f"({folds}-fold CV: every combiner, threshold, area and salt cut-off fitted on the other folds).\n\n"
         f"{_table_md(rows)}\n\nChosen: **{chosen}** (TTA {best_t}), threshold {final.threshold}, "
-        f"min area {final.min_area}. Weights: weights.json.\n", "ensemble report")
+        f"min area {final.min_area}, salt cut-off {_cutoff_text(final.salt_cutoff)}. Weights: weights.json.\n",
+        "ensemble report")
     return report
+
+
+def _cutoff_text(cutoff: float | None) -> str:
+    return "off" if cutoff is None else f"{cutoff} (images the salt heads give less are predicted empty)"
 
 
 def _bar(it, **kw):

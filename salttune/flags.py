@@ -49,6 +49,9 @@ def check_flags(args: argparse.Namespace) -> None:
     threshold = getattr(args, "threshold", None)
     if threshold is not None and not 0 < threshold < 1:  # also false for NaN
         raise SalttuneError(f"--threshold {threshold:g}: must be between 0 and 1 (exclusive), e.g. 0.5")
+    cutoff = getattr(args, "salt_cutoff", None)
+    if cutoff is not None and not 0 < cutoff < 1:
+        raise SalttuneError(f"--salt-cutoff {cutoff:g}: must be between 0 and 1 (exclusive), e.g. 0.5")
     if cmd in ("synth", "train", "bench"):
         _is_file("out", args.out, "folder")
     if cmd in ("predict", "report"):

@@ -19,7 +19,9 @@ Reference:
 from __future__ import annotations
 
 import dataclasses
+import math
 import inspect
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
 
 import torch
@@ -33,7 +35,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOSSES",
+    "NOT_FAMILY",
     "CombinedLoss",
+    "Stage",
+    "StagedLoss",
+    "parse_stages",
+    "stage_of",
+    "build_stage_losses",
     "bce",
     "build_loss",
     "build_loss_from_config",
@@ -154,14 +162,26 @@ def _lovasz_flat(
     return torch.dot(activation(errors_sorted), grad)
 
 
+def _nonempty(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images of the batch that hold salt: (B, 1, H, W) -> (B', 1, H, W), B' possibly 0."""
+    keep = targets.flatten(1).amax(1) > 0  # (B,)
+    return logits[keep], targets[keep]
+
+
 def _lovasz(
     logits: torch.Tensor,
     targets: torch.Tensor,
     per_image: bool,
     activation: Callable[[torch.Tensor], torch.Tensor],
+    nonempty_only: bool = False,
 ) -> torch.Tensor:
     logits = _upcast(logits)
     targets = targets.to(logits.dtype)
+    if nonempty_only:
+        full = logits
+        logits, targets = _nonempty(logits, targets)
+        if len(logits) == 0:  # no image holds salt: 0, still attached to the graph (not the NaN of an empty mean)
+            return full.sum() * 0.0
     if per_image:
         losses = [_lovasz_flat(lg.reshape(-1), t.reshape(-1), activation) for lg, t in zip(logits, targets)]
         return torch.stack(losses).mean()
@@ -172,7 +192,9 @@ def _elu_plus_one(x: torch.Tensor) -> torch.Tensor:
     return F.elu(x) + 1.0
 
 
-def lovasz_hinge(logits: torch.Tensor, targets: torch.Tensor, per_image: bool = True) -> torch.Tensor:
+def lovasz_hinge(
+    logits: torch.Tensor, targets: torch.Tensor, per_image: bool = True, nonempty_only: bool = False
+) -> torch.Tensor:
     """Binary Lovasz hinge loss, a convex surrogate of the Jaccard (IoU) loss.
 
     ``errors = 1 - logits * (2 t - 1)``, sorted in decreasing order; the loss is
@@ -187,6 +209,8 @@ def lovasz_hinge(logits: torch.Tensor, targets: torch.Tensor, per_image: bool = 
         logits: raw scores.
         targets: {0, 1} floats.
         per_image: loss per image, then the mean over the batch; otherwise one loss over all pixels.
+        nonempty_only: only the images that hold salt count (as the 4th-place TGS solution trained); a
+            batch without any gives 0.
 
     Shape:
         logits, targets: (B, 1, H, W); output: scalar.
@@ -195,10 +219,12 @@ def lovasz_hinge(logits: torch.Tensor, targets: torch.Tensor, per_image: bool = 
         Berman et al., "The Lovasz-Softmax loss", CVPR 2018, arXiv:1705.08790, eq. (9)-(10);
         ``lovasz_hinge`` in the authors' ``lovasz_losses.py``.
     """
-    return _lovasz(logits, targets, per_image, F.relu)
+    return _lovasz(logits, targets, per_image, F.relu, nonempty_only)
 
 
-def lovasz_hinge_elu(logits: torch.Tensor, targets: torch.Tensor, per_image: bool = True) -> torch.Tensor:
+def lovasz_hinge_elu(
+    logits: torch.Tensor, targets: torch.Tensor, per_image: bool = True, nonempty_only: bool = False
+) -> torch.Tensor:
     """Lovasz hinge with ``elu(errors) + 1`` in place of ``relu(errors)``.
 
     Smooth and strictly positive, so pixels already beyond the margin still get a (small)
@@ -208,18 +234,26 @@ def lovasz_hinge_elu(logits: torch.Tensor, targets: torch.Tensor, per_image: boo
     Shape:
         logits, targets: (B, 1, H, W); output: scalar.
     """
-    return _lovasz(logits, targets, per_image, _elu_plus_one)
+    return _lovasz(logits, targets, per_image, _elu_plus_one, nonempty_only)
 
 
-def lovasz_symmetric(logits: torch.Tensor, targets: torch.Tensor, per_image: bool = True) -> torch.Tensor:
+def lovasz_symmetric(
+    logits: torch.Tensor, targets: torch.Tensor, per_image: bool = True, nonempty_only: bool = False
+) -> torch.Tensor:
     """Mean of the Lovasz hinge for salt and for the background: ``(L(x, t) + L(-x, 1 - t)) / 2``.
 
     The background term treats an empty mask as a full "not salt" mask, so every pixel of an empty
-    image contributes (see ``lovasz_hinge`` for why the plain loss barely does).
+    image contributes (see ``lovasz_hinge`` for why the plain loss barely does). With ``nonempty_only``
+    both terms see only the images that hold salt (chosen by ``targets``, before the background flip).
 
     Shape:
         logits, targets: (B, 1, H, W); output: scalar.
     """
+    if nonempty_only:
+        kept = _nonempty(logits, targets)
+        if len(kept[0]) == 0:
+            return _upcast(logits).sum() * 0.0
+        logits, targets = kept
     return (lovasz_hinge(logits, targets, per_image) + lovasz_hinge(-logits, 1.0 - targets, per_image)) / 2.0
 
 
@@ -356,7 +390,127 @@ def family_params(spec: str, settings: Mapping[str, object]) -> dict[str, object
     return out
 
 
+# LossConfig fields that are not ``<loss>_<argument>`` family settings: the single loss, the extra heads'
+# weights (salttune.heads) and the stages.
+NOT_FAMILY = ("name", "weights", "aux_weight", "salt_weight", "stages")
+
+
+def _family_settings(cfg: LossConfig) -> dict[str, object]:
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in NOT_FAMILY}
+
+
 def build_loss_from_config(cfg: LossConfig) -> CombinedLoss:
-    """The loss of a ``LossConfig``: its ``name`` and ``weights``, every other field a family setting."""
-    settings = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in ("name", "weights")}
-    return build_loss(cfg.name, cfg.weights, **family_params(cfg.name, settings))
+    """The loss of a ``LossConfig``: its ``name`` and ``weights``, the family settings routed to its terms.
+
+    ``cfg.stages`` is not read here; :func:`build_stage_losses` builds one loss per stage.
+    """
+    return build_loss(cfg.name, cfg.weights, **family_params(cfg.name, _family_settings(cfg)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Loss stages: "bce+dice:20,lovasz_symmetric" trains 20 epochs with BCE + Dice, then Lovasz to the end,
+# each stage continuing from the weights the last one left. One string, so one categorical search choice.
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One loss stage: terms joined by ``+``, a weight per term, and its length (None: to the end)."""
+
+    spec: str
+    weights: tuple[float, ...]
+    epochs: int | None
+
+
+def _parse_term(term: str, stage: str) -> tuple[str, float]:
+    name, _, weight = term.strip().partition("*")
+    name = name.strip()
+    if name not in LOSSES:
+        raise SalttuneError(f"unknown loss {name!r} in stage {stage!r}; valid names: {', '.join(sorted(LOSSES))}")
+    if not weight:
+        return name, 1.0
+    try:
+        w = float(weight)
+    except ValueError:
+        w = math.nan
+    if not w >= 0.0:  # `not >=` also catches NaN
+        raise SalttuneError(f"weight {weight.strip()!r} of {name!r} in stage {stage!r} is not a number >= 0")
+    return name, w
+
+
+def parse_stages(text: str) -> list[Stage]:
+    """Parse ``"terms[:epochs],...,terms"``; each ``terms`` is ``name[*weight]`` joined by ``+``.
+
+    Every stage but the last gives its number of epochs; the last runs to the end of training. Stages whose
+    epochs start at or after ``epochs`` of the run never train: that is allowed, so one search choice of stages
+    fits runs of any length.
+
+    Raises:
+        SalttuneError: an empty stage, an unknown or repeated term, a bad weight, all weights 0, epochs that are
+            not a whole number >= 1, a stage before the last without epochs, or a last stage with them.
+    """
+    parts = [p.strip() for p in text.split(",")]
+    stages = []
+    for k, part in enumerate(parts):
+        last = k == len(parts) - 1
+        if not part:
+            raise SalttuneError(f"stage {k + 1} of {text!r} is empty; write name[:epochs] separated by commas")
+        terms, colon, epochs_text = part.partition(":")
+        epochs = None
+        if colon:
+            if last:
+                raise SalttuneError(f"the last stage {part!r} runs to the end of training; drop ':{epochs_text.strip()}'")
+            if not epochs_text.strip().isdigit() or int(epochs_text) < 1:
+                raise SalttuneError(f"stage {part!r}: epochs {epochs_text.strip()!r} is not a whole number >= 1")
+            epochs = int(epochs_text)
+        elif not last:
+            raise SalttuneError(f"stage {part!r} is not the last, so it needs its epochs: write {part}:N")
+        named = [_parse_term(t, part) for t in terms.split("+")]
+        names = [n for n, _ in named]
+        if len(set(names)) != len(names):
+            raise SalttuneError(f"stage {part!r} repeats a term; give each term once and weigh it instead")
+        if not any(w for _, w in named):
+            raise SalttuneError(f"stage {part!r}: every weight is 0, so nothing is learnt; give one above 0")
+        stages.append(Stage("+".join(names), tuple(w for _, w in named), epochs))
+    return stages
+
+
+def stage_of(stages: Sequence[Stage], epoch: int) -> int:
+    """Index of the stage that trains ``epoch`` (0-based): found from the epoch alone, so a resumed run agrees."""
+    end = 0
+    for k, stage in enumerate(stages):
+        if stage.epochs is None:
+            return k
+        end += stage.epochs
+        if epoch < end:
+            return k
+    return len(stages) - 1
+
+
+def build_stage_losses(cfg: LossConfig) -> list[CombinedLoss]:
+    """One loss per stage of ``cfg.stages`` (family settings routed to each), or ``[the single loss]`` without."""
+    if not cfg.stages:
+        return [build_loss_from_config(cfg)]
+    settings = _family_settings(cfg)
+    return [build_loss(s.spec, s.weights, **family_params(s.spec, settings)) for s in parse_stages(cfg.stages)]
+
+
+class StagedLoss(nn.Module):
+    """The loss of each epoch: ``at(epoch)`` is the loss of the stage that trains it.
+
+    Args:
+        losses: one loss per stage (any callables).
+        stages: the parsed stages, one per loss; empty for a single loss used at every epoch.
+    """
+
+    def __init__(self, losses: Sequence[Callable], stages: Sequence[Stage] = ()) -> None:
+        super().__init__()
+        if len(losses) != max(len(stages), 1):
+            raise ValueError(f"{len(losses)} losses for {len(stages)} stages")
+        self.losses = list(losses)
+        self.stages = list(stages)
+
+    def index(self, epoch: int) -> int:
+        return stage_of(self.stages, epoch) if self.stages else 0
+
+    def at(self, epoch: int) -> Callable:
+        return self.losses[self.index(epoch)]

@@ -1,4 +1,5 @@
-"""Inference: batched logits and probabilities, horizontal-flip test-time augmentation, and submissions."""
+"""Inference: batched logits and probabilities, horizontal-flip test-time augmentation, the salt-present
+head's cut-off (an image it calls empty is predicted empty), and submissions."""
 
 from __future__ import annotations
 
@@ -11,20 +12,26 @@ from torch import nn
 
 from salttune.batches import DEPTH_SCALE, to_input
 from salttune.errors import SalttuneError
+from salttune.heads import outputs
 from salttune.submission import write_submission
 
-__all__ = ["TTA_MODES", "predict_logits", "predict_proba", "iter_proba", "write_submission_stream"]
+__all__ = ["TTA_MODES", "predict_logits", "predict_proba", "iter_predictions", "iter_proba", "apply_salt_cutoff",
+           "write_submission_stream"]
 
 TTA_MODES = ("none", "flip")
 
 
 @torch.no_grad()
-def _forward(model: nn.Module, x: torch.Tensor, z: torch.Tensor | None, amp_dtype: torch.dtype | None) -> torch.Tensor:
+def _forward(model: nn.Module, x: torch.Tensor, z: torch.Tensor | None,
+             amp_dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Main logits (B, 1, H, W) and salt-present logits (B,) (None for a network without a salt head)."""
     with torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        return model(x, z).float()  # (B, 1, H, W)
+        out = outputs(model(x, z))
+    salt = out.get("salt")
+    return out["logits"].float(), None if salt is None else salt.float()
 
 
-def iter_proba(
+def iter_predictions(
     model: nn.Module,
     images: np.ndarray,
     depths: np.ndarray | None,
@@ -34,11 +41,12 @@ def iter_proba(
     amp_dtype: torch.dtype | None = None,
     tta: str = "none",
     logits: bool = False,
-) -> Iterator[np.ndarray]:
-    """Yield (B, H, W) float32 salt probabilities (or logits, without TTA) batch by batch.
+) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """Yield, batch by batch, (B, H, W) float32 salt probabilities and the (B,) float32 probabilities of the
+    salt-present head (None for a network without one); with ``logits`` (no TTA), both as logits.
 
     With ``tta="flip"`` each image is also predicted mirrored; the mirrored prediction is mirrored back and
-    the two probabilities are averaged.
+    the two probabilities are averaged (the salt head's two probabilities too).
     """
     if tta not in TTA_MODES:
         raise SalttuneError(f"--tta {tta!r} is unknown; allowed: {', '.join(TTA_MODES)}")
@@ -51,14 +59,60 @@ def iter_proba(
     for start in range(0, len(images), batch_size):
         x = to_input(images[start : start + batch_size]).to(device).contiguous(memory_format=torch.channels_last)  # (B, 1, H, W)
         z = None if depths is None else torch.as_tensor(depths[start : start + batch_size] / DEPTH_SCALE, dtype=torch.float32, device=device)
-        out = _forward(model, x, z, amp_dtype)
+        out, salt = _forward(model, x, z, amp_dtype)
         if logits:
-            yield out[:, 0].cpu().numpy()
+            yield out[:, 0].cpu().numpy(), None if salt is None else salt.cpu().numpy()
             continue
-        p = torch.sigmoid(out)
+        p = torch.sigmoid(out)  # (B, 1, H, W)
+        s = None if salt is None else torch.sigmoid(salt)  # (B,)
         if tta == "flip":
-            p = 0.5 * (p + torch.sigmoid(_forward(model, x.flip(-1), z, amp_dtype)).flip(-1))
-        yield p[:, 0].cpu().numpy()
+            out_f, salt_f = _forward(model, x.flip(-1), z, amp_dtype)
+            p = 0.5 * (p + torch.sigmoid(out_f).flip(-1))
+            s = None if s is None else 0.5 * (s + torch.sigmoid(salt_f))
+        yield p[:, 0].cpu().numpy(), None if s is None else s.cpu().numpy()
+
+
+def apply_salt_cutoff(p: np.ndarray, salt: np.ndarray | None, cutoff: float | None) -> np.ndarray:
+    """Probabilities with every image whose salt-present probability is below ``cutoff`` set to 0 (so its
+    mask is empty at any threshold). ``cutoff`` None, or no salt head (``salt`` None), changes nothing.
+
+    Shape:
+        p: (B, H, W); salt: (B,); output: (B, H, W).
+    """
+    if cutoff is None or salt is None:
+        return p
+    return np.where((salt >= cutoff)[:, None, None], p, np.zeros_like(p))
+
+
+def iter_proba(
+    model: nn.Module,
+    images: np.ndarray,
+    depths: np.ndarray | None,
+    device: torch.device,
+    *,
+    batch_size: int = 64,
+    amp_dtype: torch.dtype | None = None,
+    tta: str = "none",
+    logits: bool = False,
+    salt_cutoff: float | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield (B, H, W) float32 salt probabilities (or logits, without TTA) batch by batch.
+
+    With ``tta="flip"`` each image is also predicted mirrored; the mirrored prediction is mirrored back and
+    the two probabilities are averaged. With ``salt_cutoff`` an image whose salt-present head gives a
+    probability below it is predicted empty (all 0).
+
+    Raises:
+        SalttuneError: ``salt_cutoff`` is given but the network has no salt head.
+    """
+    if salt_cutoff is not None and logits:
+        raise ValueError("logits are returned without the salt cut-off")
+    for p, salt in iter_predictions(model, images, depths, device, batch_size=batch_size, amp_dtype=amp_dtype,
+                                    tta=tta, logits=logits):
+        if salt_cutoff is not None and salt is None:
+            raise SalttuneError(f"--salt-cutoff {salt_cutoff}: this network has no salt head "
+                                "(model.salt_head); drop --salt-cutoff")
+        yield apply_salt_cutoff(p, salt, salt_cutoff)
 
 
 def predict_logits(model, images, depths, device, *, batch_size=64, amp_dtype=None) -> np.ndarray:
@@ -67,9 +121,10 @@ def predict_logits(model, images, depths, device, *, batch_size=64, amp_dtype=No
     return np.concatenate(parts) if parts else np.zeros((0, *images.shape[1:]), np.float32)
 
 
-def predict_proba(model, images, depths, device, *, batch_size=64, amp_dtype=None, tta="none") -> np.ndarray:
-    """(N, H, W) float32 probabilities of every image, with optional flip TTA."""
-    parts = list(iter_proba(model, images, depths, device, batch_size=batch_size, amp_dtype=amp_dtype, tta=tta))
+def predict_proba(model, images, depths, device, *, batch_size=64, amp_dtype=None, tta="none", salt_cutoff=None) -> np.ndarray:
+    """(N, H, W) float32 probabilities of every image, with optional flip TTA and salt cut-off."""
+    parts = list(iter_proba(model, images, depths, device, batch_size=batch_size, amp_dtype=amp_dtype, tta=tta,
+                            salt_cutoff=salt_cutoff))
     return np.concatenate(parts) if parts else np.zeros((0, *images.shape[1:]), np.float32)
 
 

@@ -37,7 +37,7 @@ from salttune.checkpoint import load_checkpoint, save_checkpoint
 from salttune.config import TrainConfig, config_to_dict
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
-from salttune.losses import build_loss_from_config
+from salttune.heads import build_training_loss, to_float
 from salttune.metric import competition_score, mean_iou
 from salttune.model import build_model
 from salttune.optim import make_optimizer
@@ -121,6 +121,9 @@ def train_epoch(
 ) -> dict:
     """One pass over ``loader``: forward, loss, backward, step. Returns mean loss, gradient norm, throughput.
 
+    ``loss_fn(out, y)`` gets the network's whole output (logits, or the protocol dict of a network with extra
+    heads, in float32): a :class:`salttune.heads.HeadLoss` trains every head.
+
     Raises:
         NonFiniteLoss: the loss became NaN or infinite.
     """
@@ -132,8 +135,8 @@ def train_epoch(
         x = x.to(device, non_blocking=True, memory_format=fmt)
         y, z = y.to(device, non_blocking=True), z.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            logits = model(x, z if use_depth else None)  # (B, 1, H, W)
-        loss = loss_fn(logits.float(), y)
+            out = model(x, z if use_depth else None)  # (B, 1, H, W) logits, or the heads' dict (salttune.heads)
+        loss = loss_fn(to_float(out), y)
         if not torch.isfinite(loss):
             raise NonFiniteLoss(f"loss became {loss.item()} at step {step}; lower optim.lr or change the loss")
         optimizer.zero_grad(set_to_none=True)
@@ -166,7 +169,8 @@ def evaluate(
     amp_dtype: torch.dtype | None = None,
     use_depth: bool = False,
 ) -> dict:
-    """Competition score, IoU and loss on the *whole* part (not batch averages)."""
+    """Competition score, IoU and loss on the *whole* part (not batch averages), all of the main logits
+    (a :class:`salttune.heads.HeadLoss` given the logits alone is its pixel loss)."""
     logits = predict_logits(model, part.images, part.depths if use_depth else None, device, batch_size=batch_size, amp_dtype=amp_dtype)
     target = torch.from_numpy(part.masks).unsqueeze(1).float()
     loss = float(loss_fn(torch.from_numpy(logits).unsqueeze(1), target)) if len(part.ids) else float("nan")
@@ -277,7 +281,7 @@ def _setup(cfg: TrainConfig, train: Arrays, out: Path) -> _Parts:
         model = model.to(memory_format=torch.channels_last)
     amp_dtype = _amp_dtype(device, cfg.amp)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    loss_fn = build_loss_from_config(cfg.loss)
+    loss_fn = build_training_loss(cfg.loss)  # a StagedLoss: loss_fn.at(epoch) is the epoch's stage
     optimizer = make_optimizer(model.parameters(), cfg.optim)
     augment = build_augment(cfg.augment.names, cfg.augment.translate, cfg.augment.p)
     dataset = SaltDataset(train.images, train.masks, train.depths, augment, seed=cfg.seed)
@@ -323,9 +327,10 @@ def _run_epoch(cfg: TrainConfig, parts: _Parts, val: Arrays, epoch: int, progres
     else:
         def bar(it):
             return it
-    loss_fn = parts.loss_fn
+    stage_loss = parts.loss_fn.at(epoch)  # the stage follows from the epoch alone, so a resumed run agrees
+    loss_fn = stage_loss
     if cfg.faults.nan_loss_at_epoch == epoch + 1:
-        loss_fn = lambda lg, t: parts.loss_fn(lg, t) * math.nan  # noqa: E731
+        loss_fn = lambda lg, t: stage_loss(lg, t) * math.nan  # noqa: E731
     try:
         stats = train_epoch(
             parts.model, loader, loss_fn, parts.optimizer, parts.device,
@@ -342,10 +347,11 @@ def _run_epoch(cfg: TrainConfig, parts: _Parts, val: Arrays, epoch: int, progres
             "share (resources.gpu in the search space)") from None
     lr = parts.schedule.lr()  # the rate of the epoch's last step
     t_eval = time.perf_counter()
-    val_metrics = evaluate(parts.model, val, parts.loss_fn, parts.device, batch_size=max(cfg.batch_size, 64),
+    val_metrics = evaluate(parts.model, val, stage_loss, parts.device, batch_size=max(cfg.batch_size, 64),
                            threshold=cfg.threshold, amp_dtype=parts.amp_dtype, use_depth=cfg.model.use_depth)
+    stage = {"loss_stage": parts.loss_fn.index(epoch)} if cfg.loss.stages else {}
     return {"epoch": epoch + 1, **stats, **val_metrics, "lr": lr, "cycle": parts.schedule.state.cycle,
-            "eval_seconds": time.perf_counter() - t_eval}
+            "eval_seconds": time.perf_counter() - t_eval, **stage}
 
 
 def _out_of_time(budget_s: float | None, history: list[dict], this_epoch_s: float, epochs_now: int) -> bool:

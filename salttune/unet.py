@@ -5,7 +5,8 @@ the size exactly, and crops the logits back, so a 101x101 image gives 101x101 lo
 
 Named choices live in two dicts, as the search space and the config use the same names:
 
-* ``BLOCKS``: the convolution block used at every level (``plain``, ``residual``, ``se``, ``residual_se``).
+* ``BLOCKS``: the convolution block used at every level (``plain``, ``residual``, ``se``, ``residual_se``,
+  ``scse``, ``residual_scse``).
 * ``INITS``: how conv weights are initialised (``he_normal``, ``xavier_uniform``).
 
 The model keeps its constructor arguments in ``model.config`` (a plain dict), so a checkpoint that
@@ -19,6 +20,8 @@ Reference:
     Ronneberger et al., "U-Net: Convolutional Networks for Biomedical Image Segmentation", 2015.
     He et al., "Deep Residual Learning for Image Recognition", 2016.
     Hu et al., "Squeeze-and-Excitation Networks", 2018.
+    Roy, Navab, Wachinger, "Concurrent Spatial and Channel Squeeze & Excitation in Fully Convolutional
+    Networks", MICCAI 2018, arXiv:1803.02579 (scSE).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ __all__ = [
     "PlainBlock",
     "ResidualBlock",
     "SEModule",
+    "SCSEModule",
     "UNet",
     "unet_arguments",
 ]
@@ -107,23 +111,62 @@ class SEModule(nn.Module):
         return x * s.sigmoid()
 
 
+class SCSEModule(nn.Module):
+    """Concurrent spatial and channel squeeze & excitation: ``x * cSE(x) + x * sSE(x)``.
+
+    The channel gate is an ``SEModule``'s (global mean -> 1x1 conv -> ReLU -> 1x1 conv -> sigmoid, one value
+    per channel); the spatial gate is a 1x1 conv to one channel and a sigmoid (one value per pixel). The two
+    recalibrated maps are added, as in the paper's "addition" aggregation and smp's ``SCSEModule``.
+
+    Args:
+        channels: channels in and out.
+        reduction: the channel gate's hidden width is ``max(min_channels, channels // reduction)``.
+        min_channels: floor on that width, so tiny networks still get a gate.
+
+    Shape:
+        (B, C, H, W) -> (B, C, H, W)
+
+    Reference:
+        Roy et al., "Concurrent Spatial and Channel Squeeze & Excitation in Fully Convolutional Networks",
+        MICCAI 2018, arXiv:1803.02579, Sec. 2.3; segmentation_models_pytorch ``base/modules.py`` ``SCSEModule``.
+    """
+
+    def __init__(self, channels: int, reduction: int = 8, min_channels: int = 4) -> None:
+        super().__init__()
+        hidden = max(min_channels, channels // reduction)
+        self.fc1 = nn.Conv2d(channels, hidden, 1)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(hidden, channels, 1)
+        self.spatial = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.fc2(self.act(self.fc1(x.mean((2, 3), keepdim=True)))).sigmoid()  # (B, C, 1, 1)
+        s = self.spatial(x).sigmoid()  # (B, 1, H, W)
+        return x * c + x * s
+
+
+def _gate(kind: str | None, channels: int) -> nn.Module:
+    """The attention gate a block ends with: none, ``se`` or ``scse``."""
+    return {None: nn.Identity, "se": SEModule, "scse": SCSEModule}[kind](*([channels] if kind else []))
+
+
 class PlainBlock(nn.Module):
     """Two conv-BN-ReLU layers, optionally followed by squeeze-and-excitation.
 
     Args:
         in_channels: input channels.
         out_channels: output channels.
-        se: apply an ``SEModule`` to the output.
+        gate: ``"se"`` (an ``SEModule``) or ``"scse"`` (an ``SCSEModule``) on the output; None for none.
 
     Shape:
         (B, in_channels, H, W) -> (B, out_channels, H, W)
     """
 
-    def __init__(self, in_channels: int, out_channels: int, se: bool = False) -> None:
+    def __init__(self, in_channels: int, out_channels: int, gate: str | None = None) -> None:
         super().__init__()
         self.conv1 = ConvBNReLU(in_channels, out_channels)
         self.conv2 = ConvBNReLU(out_channels, out_channels)
-        self.se = SEModule(out_channels) if se else nn.Identity()
+        self.se = _gate(gate, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.se(self.conv2(self.conv1(x)))
@@ -139,7 +182,7 @@ class ResidualBlock(nn.Module):
     Args:
         in_channels: input channels.
         out_channels: output channels.
-        se: apply an ``SEModule`` to the residual branch before the addition.
+        gate: ``"se"`` or ``"scse"``: that gate on the residual branch before the addition; None for none.
 
     Shape:
         (B, in_channels, H, W) -> (B, out_channels, H, W)
@@ -149,11 +192,11 @@ class ResidualBlock(nn.Module):
         Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018 (Fig. 3, SE-ResNet module).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, se: bool = False) -> None:
+    def __init__(self, in_channels: int, out_channels: int, gate: str | None = None) -> None:
         super().__init__()
         self.conv1 = ConvBNReLU(in_channels, out_channels)
         self.conv2 = ConvBNReLU(out_channels, out_channels, act=False)
-        self.se = SEModule(out_channels) if se else nn.Identity()
+        self.se = _gate(gate, out_channels)
         if in_channels == out_channels:
             self.shortcut: nn.Module = nn.Identity()
         else:
@@ -170,8 +213,10 @@ class ResidualBlock(nn.Module):
 BLOCKS: dict[str, Callable[[int, int], nn.Module]] = {
     "plain": lambda cin, cout: PlainBlock(cin, cout),
     "residual": lambda cin, cout: ResidualBlock(cin, cout),
-    "se": lambda cin, cout: PlainBlock(cin, cout, se=True),
-    "residual_se": lambda cin, cout: ResidualBlock(cin, cout, se=True),
+    "se": lambda cin, cout: PlainBlock(cin, cout, gate="se"),
+    "residual_se": lambda cin, cout: ResidualBlock(cin, cout, gate="se"),
+    "scse": lambda cin, cout: PlainBlock(cin, cout, gate="scse"),
+    "residual_scse": lambda cin, cout: ResidualBlock(cin, cout, gate="scse"),
 }
 
 
@@ -284,10 +329,20 @@ class UNet(nn.Module):
         use_depth: add the image's depth z (already normalised by the caller) as an extra constant
             input channel; ``forward`` then needs ``depth``.
         init: a name in ``INITS``.
+        deep_supervision: add a 1x1 conv logit to every decoder level but the last (coarse to fine),
+            upsampled bilinearly to the input size; trained by :class:`salttune.heads.HeadLoss`.
+        salt_head: add an image-level logit "this image holds salt": global mean of the bottleneck ->
+            linear layer.
 
     Shape:
         x: (B, in_channels, H, W) float; depth: (B,) float, only when ``use_depth``.
-        Output: (B, 1, H, W) logits.
+        Output: (B, 1, H, W) logits; with ``deep_supervision`` or ``salt_head`` the dict of the output
+        protocol (see :mod:`salttune.heads`): ``{"logits": (B, 1, H, W), "aux": [(B, 1, H, W)] * (depth - 1),
+        "salt": (B,)}``, with the keys of the heads it has.
+
+    Reference:
+        Deep supervision and the salt-present head as in the 4th-place TGS solution (SeuTao,
+        Kaggle_TGS2018_4th_solution, ``model/model.py``: ``logit_pixel``, ``logit_image``).
     """
 
     def __init__(
@@ -299,6 +354,8 @@ class UNet(nn.Module):
         dropout: float = 0.0,
         use_depth: bool = False,
         init: str = "he_normal",
+        deep_supervision: bool = False,
+        salt_head: bool = False,
     ) -> None:
         super().__init__()
         make_block = _lookup(BLOCKS, block, "block")
@@ -309,6 +366,9 @@ class UNet(nn.Module):
             raise SalttuneError(f"model base_width must be an integer >= 1, got {base_width!r}")
         if not 0.0 <= dropout < 1.0:
             raise SalttuneError(f"model dropout must be in [0, 1), got {dropout!r}")
+        if deep_supervision and depth < 2:
+            raise SalttuneError("model deep_supervision needs depth >= 2 (a decoder level besides the last); "
+                                "raise model.depth or turn deep_supervision off")
         args = locals()
         self.config: dict[str, Any] = {name: args[name] for name in unet_arguments()}
         self.depth = depth
@@ -322,10 +382,13 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(make_block(2 * widths[i], widths[i]) for i in range(depth))
         self.drop = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
         self.head = nn.Conv2d(widths[0], 1, 1)
+        # Extra heads exist only when asked for, so a network without them keeps today's parameters.
+        self.aux = nn.ModuleList(nn.Conv2d(widths[i], 1, 1) for i in range(1, depth)) if deep_supervision else None
+        self.salt = nn.Linear(widths[depth], 1) if salt_head else None
         init_weights(self, init)
         init_logit_layer(self.head)
 
-    def forward(self, x: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor | dict[str, Any]:
         """Logits for a batch of images.
 
         Args:
@@ -333,7 +396,7 @@ class UNet(nn.Module):
             depth: normalised image depth z, (B,) float; required iff the model has ``use_depth``.
 
         Returns:
-            Logits, (B, 1, H, W).
+            Logits, (B, 1, H, W); or, for a network with extra heads, the output-protocol dict.
         """
         if self.use_depth:
             if depth is None:
@@ -354,13 +417,24 @@ class UNet(nn.Module):
         for block in self.down:
             skips.append(block(self.pool(skips[-1])))  # (B, w_{i+1}, H'/2^{i+1}, W'/2^{i+1})
         y = self.drop(skips.pop())  # bottleneck: (B, w_depth, H'/m, W'/m)
+        out: dict[str, Any] = {}
+        if self.salt is not None:
+            out["salt"] = self.salt(y.mean((2, 3)))[:, 0]  # (B, w_depth) -> (B,)
+        aux = []
         for i in reversed(range(self.depth)):
             y = self.reduce[i](y)  # (B, w_i, h, w)
             y = F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)  # (B, w_i, 2h, 2w)
             y = self.up[i](torch.cat([y, skips.pop()], dim=1))  # (B, 2 w_i, 2h, 2w) -> (B, w_i, 2h, 2w)
             y = self.drop(y)
-        y = self.head(y)  # (B, 1, H', W')
-        return y[..., top : top + h, left : left + w]  # (B, 1, H, W)
+            if self.aux is not None and i > 0:
+                a = F.interpolate(self.aux[i - 1](y), size=x.shape[-2:], mode="bilinear", align_corners=False)  # (B, 1, H', W')
+                aux.append(a[..., top : top + h, left : left + w])  # (B, 1, H, W)
+        logits = self.head(y)[..., top : top + h, left : left + w]  # (B, 1, H', W') -> (B, 1, H, W)
+        if self.aux is None and self.salt is None:
+            return logits
+        if self.aux is not None:
+            out["aux"] = aux  # coarse to fine
+        return {"logits": logits, **out}
 
 
 def unet_arguments() -> list[str]:

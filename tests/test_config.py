@@ -44,7 +44,7 @@ def test_yaml_and_overrides(tmp_path):
     "data, fragment",
     [
         ({"epoch": 3}, "'epoch' is unknown; allowed: seed"),
-        ({"model": {"block": "dense"}}, "'model.block': unknown value 'dense'; allowed: plain, residual, residual_se, se"),
+        ({"model": {"block": "dense"}}, "'model.block': unknown value 'dense'; allowed: plain, residual, residual_scse, residual_se, scse, se"),
         ({"model": {"init": "orthogonal"}}, "allowed: he_normal, xavier_uniform"),
         ({"optim": {"lr": 0}}, "'optim.lr': 0.0 is out of range"),
         ({"epochs": 2.5}, "'epochs': 2.5 is not an integer"),

@@ -6,12 +6,14 @@ from salttune.ensemble import (
     Linear,
     combiners_for,
     combine,
+    combine_salt,
     cross_validate,
     fit_greedy,
     fit_mean,
     fit_ridge,
     fit_single,
     tune_cutoffs,
+    _binarize,
 )
 from salttune.errors import SalttuneError
 from salttune.metric import competition_score
@@ -58,8 +60,8 @@ def test_tune_cutoffs_finds_threshold_and_min_area():
     truth[1, :6, :6] = True
     p = truth * 0.42 + 0.0  # salt at 0.42: only thresholds below it find it
     p[2, 0, 0] = 0.9  # a lone false-positive pixel: min_area >= 10 removes it
-    t, a, s = tune_cutoffs(p, truth)
-    assert t < 0.42 and a >= 10 and s == 1.0
+    t, a, c, s = tune_cutoffs(p, truth)
+    assert t < 0.42 and a >= 10 and c is None and s == 1.0
 
 
 def test_cross_validation_scores_only_held_out_images():
@@ -80,3 +82,84 @@ def test_combiner_registry():
     assert combiners_for("ridge") == ["ridge"]
     with pytest.raises(SalttuneError, match="'vote' is unknown; allowed: auto, single, mean, greedy, ridge"):
         combiners_for("vote")
+
+
+def salt_planted(n: int = 40):
+    """Images in fours: two with salt (25 and 36 pixels, found at 0.8), two empty with a 49-pixel false
+    positive at 0.9 that no threshold or min area removes without the true masks; salt-present probabilities
+    [0.9, 0.8, 0.05, 0.3] tell them apart."""
+    truth = np.zeros((n, 10, 10), bool)
+    p = np.zeros((n, 10, 10), np.float32)
+    salt = np.zeros(n, np.float32)
+    for i in range(0, n, 4):
+        truth[i, :5, :5] = truth[i + 1, :6, :6] = True
+        p[i : i + 2] = truth[i : i + 2] * 0.8
+        p[i + 2 : i + 4, 3:, 3:] = 0.9
+        salt[i : i + 4] = [0.9, 0.8, 0.05, 0.3]
+    return p, truth, salt
+
+
+def test_tune_cutoffs_chooses_the_salt_cutoff():
+    p, truth, salt = salt_planted(4)
+    # Without the head the best is 0.5 (keep the two salt images, or empty all four); with it, every cut-off in
+    # (0.3, 0.8] scores 1; the grid's first is 0.4 (0.3 keeps image 3: 0.3 >= 0.3).
+    assert tune_cutoffs(p, truth)[2:] == (None, 0.5)
+    t, a, c, s = tune_cutoffs(p, truth, salt)
+    assert (c, s) == (0.4, 1.0)
+    assert _binarize(p, t, a, salt, c).reshape(4, -1).any(1).tolist() == [True, True, False, False]
+    # A cut-off that does not help stays off.
+    assert tune_cutoffs(p, truth, np.ones(4, np.float32))[2] is None
+
+
+def test_combine_salt_weighs_members_with_a_head():
+    salt = np.array([[0.2, 0.8], [np.nan, np.nan], [0.6, 0.4]], np.float32)  # member 1 has no salt head
+    got = combine_salt(salt, Linear(np.array([0.5, 0.25, 0.25])))
+    np.testing.assert_allclose(got, [(0.5 * 0.2 + 0.25 * 0.6) / 0.75, (0.5 * 0.8 + 0.25 * 0.4) / 0.75], rtol=1e-6)
+    assert combine_salt(salt, Linear(np.array([0.0, 1.0, 0.0]))) is None  # only a member without a head counts
+    assert combine_salt(None, Linear(np.array([1.0, 0.0, 0.0]))) is None
+
+
+def test_cross_validation_chooses_the_salt_cutoff_on_other_folds():
+    p, truth, salt = salt_planted(40)
+    probs = np.stack([p, p * 0.9]).astype(np.float16)  # (2, N, H, W)
+    salts = np.stack([salt, np.full_like(salt, np.nan)])  # the second member has no salt head
+    with_head = cross_validate(fit_mean, probs, truth, k=4, salt=salts)
+    without = cross_validate(fit_mean, probs, truth, k=4)
+    assert with_head["final"].salt_cutoff == 0.4 and without["final"].salt_cutoff is None
+    assert with_head["score"] == 1.0 and without["score"] == pytest.approx(0.5)
+    assert with_head["score"] == pytest.approx(competition_score(with_head["oof_pred"], truth))
+    # Members without a head only: the cut-off stays off, the same result as no salt at all.
+    no_heads = cross_validate(fit_mean, probs, truth, k=4, salt=np.full_like(salts, np.nan))
+    assert no_heads["final"].salt_cutoff is None and no_heads["score"] == without["score"]
+
+
+def test_iter_ensemble_applies_the_salt_cutoff(tmp_path):
+    import torch
+
+    from salttune.checkpoint import save_checkpoint
+    from salttune.ensemble import Member, iter_ensemble, member_outputs
+    from salttune.model import build_model
+
+    members = []
+    for k, (head, bias) in enumerate([(True, 0.0), (False, None), (True, 2.0)]):  # salt probabilities 0.5, -, 0.88
+        torch.manual_seed(k)
+        net = build_model(base_width=4, depth=2, salt_head=head)
+        if head:
+            torch.nn.init.zeros_(net.salt.weight)
+            torch.nn.init.constant_(net.salt.bias, bias)
+        path = save_checkpoint(tmp_path / f"m{k}.pt", {"model_args": net.config, "model": net.state_dict()})
+        members.append(Member(f"t{k}", str(path), 0.0))
+    imgs = np.random.default_rng(0).integers(0, 256, (3, 13, 13), dtype=np.uint8)
+    depths = np.zeros(3)
+    cpu = torch.device("cpu")
+    probs, salt = member_outputs(members, imgs, depths, cpu, "none")
+    assert probs.shape == (3, 3, 13, 13) and np.isnan(salt[1]).all()
+    np.testing.assert_allclose(salt[[0, 2]], [[0.5] * 3, [1 / (1 + np.exp(-2.0))] * 3], rtol=1e-6)
+    comb = Linear(np.array([0.5, 0.25, 0.25]), threshold=0.5)
+    kept = np.concatenate(list(iter_ensemble(members, comb, imgs, depths, cpu, "none")))
+    np.testing.assert_allclose(kept, combine(probs, comb), atol=2e-3)  # float16 members vs float32 here
+    # ensemble salt probability (0.5 * 0.5 + 0.25 * 0.88) / 0.75 = 0.627: a cut-off of 0.7 empties every image
+    cut = Linear(comb.weights, threshold=0.5, salt_cutoff=0.7)
+    assert not np.concatenate(list(iter_ensemble(members, cut, imgs, depths, cpu, "none"))).any()
+    cut = Linear(comb.weights, threshold=0.5, salt_cutoff=0.6)
+    np.testing.assert_array_equal(np.concatenate(list(iter_ensemble(members, cut, imgs, depths, cpu, "none"))), kept)

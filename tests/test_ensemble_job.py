@@ -49,6 +49,8 @@ def test_ensemble_cli_end_to_end(search):
     assert report["snapshots"] == 4  # 2 trials x 2 cosine snapshots
     weights = json.loads((out / "weights.json").read_text())
     assert len(weights["members"]) == 4 and weights["combiner"] == report["chosen"]
+    assert weights["salt_cutoff"] is None and report["salt_cutoff"] is None  # no member has a salt head: off
+    assert "salt cut-off off" in (out / "report.md").read_text()
     rows = (out / "submission.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == made["test_ids"]
     # the submission is valid for `salttune score` (against itself: a perfect score)
@@ -117,3 +119,30 @@ def test_interrupted_ensemble_is_recorded_and_writes_no_output(search, tmp_path,
     rec = json.loads(record.read_text())
     assert rec["status"] == "interrupted" and "error" not in rec
     assert sorted(p.name for p in out.iterdir() if p.name != "git.diff") == ["record.json"]  # no submission, no report
+
+
+def test_ensemble_with_a_salt_head_member_chooses_and_records_a_cutoff(tmp_path):
+    from conftest import write_tgs_folder
+
+    write_tgs_folder(tmp_path / "data", n_train=24, n_test=6)
+    data = load_dataset(tmp_path / "data", with_test=False)
+    rows = []
+    for k, heads in enumerate([{"salt_head": True, "deep_supervision": True}, {}]):
+        cfg = config_from_dict({"epochs": 1, "batch_size": 8, "seed": k, "model": {"base_width": 4, "depth": 2, **heads}})
+        tr, va = split_data(data, cfg.val_fraction, cfg.split_seed, cfg.max_train_images)
+        run = tmp_path / "results" / "s2" / f"trial_{k}"
+        summary = fit(cfg, tr, va, run)
+        rows.append({"trial_id": f"t{k}", "state": FINISHED, "best_score": summary["best_score"],
+                     "checkpoint_path": str(run / "checkpoint")})
+    write_leaderboard(rows, tmp_path / "results" / "s2" / "leaderboard.csv")
+    (tmp_path / "results" / "s2" / "search.json").write_text(json.dumps({"data": str(tmp_path / "data")}))
+    proc = run_cli("ensemble", "--search", "s2", "--top", "2", "--folds", "2", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "results" / "s2" / "ensemble"
+    weights = json.loads((out / "weights.json").read_text())
+    report = json.loads((out / "report.json").read_text())
+    # The cut-off was chosen on the folds (off, or one of the grid's values) and recorded in both files.
+    assert weights["salt_cutoff"] == report["salt_cutoff"]
+    assert weights["salt_cutoff"] is None or 0.0 < weights["salt_cutoff"] < 1.0
+    assert "salt cut-off" in (out / "report.md").read_text()
+    assert len((out / "submission.csv").read_text().splitlines()) == 1 + 6

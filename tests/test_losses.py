@@ -10,6 +10,7 @@ from salttune.config import LossConfig
 from salttune.errors import SalttuneError
 from salttune.losses import (
     LOSSES,
+    NOT_FAMILY,
     CombinedLoss,
     bce,
     build_loss,
@@ -270,7 +271,7 @@ def test_family_settings_errors(settings, match):
 
 
 def test_every_loss_config_setting_names_a_family_argument():
-    settings = {k: v for k, v in vars(LossConfig()).items() if k not in ("name", "weights")}
+    settings = {k: v for k, v in vars(LossConfig()).items() if k not in NOT_FAMILY}
     assert set(settings) >= {"focal_gamma", "focal_alpha", "dice_per_image", "lovasz_per_image"}
     family_params("bce", settings)  # raises on a setting no loss takes
 
@@ -287,3 +288,42 @@ def test_config_defaults_are_the_functions_defaults():
     expected = (focal(logits, targets, gamma=0.5, alpha=None) + dice(logits, targets, per_image=True)
                 + lovasz_hinge_elu(logits, targets, per_image=False) + lovasz_symmetric(logits, targets, per_image=False))
     assert build_loss_from_config(flipped)(logits, targets).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def _salt_and_empty():
+    """Image A: logits [0.5, 0], mask [1, 0]. Image B: logits [3, 3], empty mask. (2, 1, 1, 2)."""
+    logits = torch.tensor([[[[0.5, 0.0]]], [[[3.0, 3.0]]]], requires_grad=True)
+    return logits, torch.tensor([[[[1.0, 0.0]]], [[[0.0, 0.0]]]])
+
+
+def test_lovasz_nonempty_only_hand_value():
+    # A: errors [0.5, 1] -> sorted [1 (background), 0.5 (salt)], lovasz_grad([0, 1]) = [0.5, 0.5]: 0.75.
+    # B (empty): relu(1 + max logit) = 4. Per image: (0.75 + 4) / 2 = 2.375; over non-empty images only: 0.75.
+    logits, targets = _salt_and_empty()
+    assert lovasz_hinge(logits, targets).item() == pytest.approx(2.375)
+    assert lovasz_hinge(logits, targets, nonempty_only=True).item() == pytest.approx(0.75)
+    assert lovasz_hinge(logits, targets, per_image=False, nonempty_only=True).item() == pytest.approx(0.75)
+    # Symmetric: background term of A: errors [0.5 (t=0), 1 (t=1)] of -x, grad [1, 0]: 1; (0.75 + 1) / 2.
+    assert lovasz_symmetric(logits, targets, nonempty_only=True).item() == pytest.approx(0.875)
+    # elu + 1 on A alone: sorted errors [1, 0.5] -> (elu(1) + 1) * 0.5 + (elu(0.5) + 1) * 0.5 = 1.75.
+    assert lovasz_hinge_elu(logits, targets, nonempty_only=True).item() == pytest.approx(1.75)
+    lovasz_hinge(logits, targets, nonempty_only=True).backward()
+    assert logits.grad[1].abs().sum() == 0  # the empty image gets no gradient
+
+
+@pytest.mark.parametrize("fn", [lovasz_hinge, lovasz_hinge_elu, lovasz_symmetric])
+@pytest.mark.parametrize("per_image", [True, False])
+def test_lovasz_nonempty_only_batch_without_salt_is_zero(fn, per_image):
+    logits = torch.randn(3, 1, 4, 4, requires_grad=True)
+    loss = fn(logits, torch.zeros(3, 1, 4, 4), per_image=per_image, nonempty_only=True)
+    assert loss.item() == 0.0
+    loss.backward()  # still part of the graph, with zero gradient
+    assert torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_lovasz_nonempty_only_from_config():
+    logits, targets = _salt_and_empty()
+    on = build_loss_from_config(LossConfig(name="bce+lovasz", weights=(0.0, 1.0), lovasz_nonempty_only=True))
+    assert on(logits, targets).item() == pytest.approx(0.75)
+    off = build_loss_from_config(LossConfig(name="bce+lovasz", weights=(0.0, 1.0)))
+    assert off(logits, targets).item() == pytest.approx(2.375)

@@ -10,7 +10,9 @@ from torch import nn
 
 from salttune.errors import SalttuneError
 from salttune.model import build_model, count_parameters
-from salttune.unet import BLOCKS, INITS, PlainBlock, ResidualBlock, SEModule, UNet, _reflect_pad, unet_arguments
+from salttune.unet import (
+    BLOCKS, INITS, PlainBlock, ResidualBlock, SCSEModule, SEModule, UNet, _reflect_pad, unet_arguments,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -152,12 +154,14 @@ def test_xavier_uniform_bounds():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"block": "resnet"}, "unknown block 'resnet'; valid names: plain, residual, residual_se, se"),
+        ({"block": "resnet"}, "unknown block 'resnet'; valid names: plain, residual, residual_scse, residual_se, scse, se"),
         ({"init": "orthogonal"}, "unknown init 'orthogonal'; valid names: he_normal, xavier_uniform"),
         ({"depth": 0}, "depth"),
         ({"base_width": 0}, "base_width"),
         ({"dropout": 1.0}, "dropout"),
-        ({"width": 8}, "unknown model argument.s. width; valid: in_channels, base_width, depth, block, dropout, use_depth, init"),
+        ({"width": 8}, "unknown model argument.s. width; valid: in_channels, base_width, depth, block, dropout, use_depth, init, "
+                        "deep_supervision, salt_head"),
+        ({"depth": 1, "deep_supervision": True}, "deep_supervision needs depth >= 2"),
     ],
 )
 def test_bad_config_raises(kwargs, match):
@@ -168,7 +172,8 @@ def test_bad_config_raises(kwargs, match):
 def test_rebuild_from_config_and_state_dict():
     model = build_model(base_width=4, depth=3, block="se", dropout=0.1, use_depth=True, init="xavier_uniform")
     assert model.config == dict(
-        in_channels=1, base_width=4, depth=3, block="se", dropout=0.1, use_depth=True, init="xavier_uniform"
+        in_channels=1, base_width=4, depth=3, block="se", dropout=0.1, use_depth=True, init="xavier_uniform",
+        deep_supervision=False, salt_head=False,
     )
     ckpt = {"model_args": json.loads(json.dumps(model.config)), "model": model.state_dict()}  # plain data
     # one training step so the BN running stats differ from a fresh model's
@@ -196,3 +201,77 @@ def test_parameter_count():
     # default config, pinned so an accidental change shows up
     assert count_parameters(UNet()) == 1_900_257
     assert count_parameters(UNet(base_width=8, depth=3)) == 118_705
+
+
+def test_scse_module_gates_at_zero_weights():
+    # Zero weights and biases -> both gates are sigmoid(0) = 0.5, so the output is x * 0.5 + x * 0.5 = x.
+    m = SCSEModule(8)
+    for p in m.parameters():
+        nn.init.zeros_(p)
+    x = torch.randn(2, 8, 3, 5)
+    assert torch.allclose(m(x), x)
+    # By hand: channel gate 8->4 (32 + 4) and 4->8 (32 + 8), spatial gate 8->1 (8 + 1): 85 parameters.
+    assert count_parameters(m) == 85
+    # A spatial gate alone: channel gate forced to 0 (bias -inf), spatial logit 0 -> x * 0.5.
+    nn.init.constant_(m.fc2.bias, -math.inf)
+    assert torch.allclose(m(x), x / 2)
+
+
+def test_scse_blocks():
+    x = torch.randn(2, 8, 6, 6)
+    assert isinstance(BLOCKS["scse"](8, 16), PlainBlock) and isinstance(BLOCKS["scse"](8, 16).se, SCSEModule)
+    assert isinstance(BLOCKS["residual_scse"](8, 16), ResidualBlock)
+    assert isinstance(BLOCKS["residual_scse"](8, 16).se, SCSEModule)
+    assert BLOCKS["residual_scse"](8, 16)(x).shape == (2, 16, 6, 6)
+    # The gate adds exactly one SCSEModule's parameters to the block without a gate.
+    assert count_parameters(BLOCKS["residual_scse"](8, 8)) == count_parameters(BLOCKS["residual"](8, 8)) + 85
+    # Residual + scSE with the branch's last BN at 0: the gate sees zeros, so the block is relu(x).
+    block = BLOCKS["residual_scse"](4, 4).eval()
+    nn.init.zeros_(block.conv2[1].weight)
+    x = torch.randn(2, 4, 5, 5)
+    assert torch.allclose(block(x), torch.relu(x))
+
+
+def test_heads_off_is_todays_network():
+    # Both heads off: a plain tensor and today's parameter count (width 2, depth 2, plain, by hand:
+    # stem 62 + down 232 + 896 + reduce 10 + 36 + up 116 + 448 + head 3 = 1803).
+    model = UNet(base_width=2, depth=2, block="plain")
+    assert count_parameters(model) == 1803
+    assert isinstance(model(torch.randn(1, 1, 9, 9)), torch.Tensor)
+
+
+@pytest.mark.parametrize("hw", [(101, 101), (9, 13)])
+def test_deep_supervision_and_salt_head_outputs(hw):
+    model = UNet(base_width=2, depth=3, block="plain", deep_supervision=True, salt_head=True)
+    # Extra parameters by hand: aux 1x1 convs at levels 2 and 1 (widths 8, 4): 9 + 5; salt linear 16 -> 1: 17.
+    assert count_parameters(model) - count_parameters(UNet(base_width=2, depth=3, block="plain")) == 9 + 5 + 17
+    out = model(torch.randn(3, 1, *hw))
+    assert set(out) == {"logits", "aux", "salt"}
+    assert out["logits"].shape == (3, 1, *hw)
+    assert [a.shape for a in out["aux"]] == [(3, 1, *hw)] * 2
+    assert out["salt"].shape == (3,)
+    only_salt = UNet(base_width=2, depth=2, block="plain", salt_head=True)(torch.randn(2, 1, 8, 8))
+    assert set(only_salt) == {"logits", "salt"}
+    only_aux = UNet(base_width=2, depth=2, block="plain", deep_supervision=True)(torch.randn(2, 1, 8, 8))
+    assert set(only_aux) == {"logits", "aux"} and len(only_aux["aux"]) == 1
+
+
+def test_salt_head_is_linear_in_the_pooled_bottleneck():
+    # With the salt weights at 1 and bias 0 the salt logit is the sum over channels of the bottleneck's mean.
+    model = UNet(base_width=2, depth=1, block="plain", salt_head=True).eval()
+    nn.init.ones_(model.salt.weight)
+    nn.init.zeros_(model.salt.bias)
+    x = torch.randn(2, 1, 8, 8)
+    bottleneck = model.down[0](model.pool(model.stem(x)))  # (2, 4, 4, 4); 8 is a multiple of 2: no padding
+    assert torch.allclose(model(x)["salt"], bottleneck.mean((2, 3)).sum(1), atol=1e-6)
+
+
+def test_deep_supervision_aux_is_the_upsampled_level_logit():
+    # depth 2 on an 8x8 input (no padding): the one aux logit is level 1's 1x1 conv at 4x4, upsampled to 8x8.
+    model = UNet(base_width=2, depth=2, block="plain", deep_supervision=True).eval()
+    x = torch.randn(2, 1, 8, 8)
+    feats = {}
+    model.up[1].register_forward_hook(lambda m, i, o: feats.update(level1=o))
+    out = model(x)
+    want = torch.nn.functional.interpolate(model.aux[0](feats["level1"]), size=(8, 8), mode="bilinear", align_corners=False)
+    assert torch.allclose(out["aux"][0], want)
