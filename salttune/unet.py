@@ -386,7 +386,8 @@ class UNet(nn.Module):
         self.aux = nn.ModuleList(nn.Conv2d(widths[i], 1, 1) for i in range(1, depth)) if deep_supervision else None
         self.salt = nn.Linear(widths[depth], 1) if salt_head else None
         init_weights(self, init)
-        init_logit_layer(self.head)
+        for layer in [self.head, *(self.aux or []), *([self.salt] if self.salt is not None else [])]:
+            init_logit_layer(layer)
 
     def forward(self, x: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor | dict[str, Any]:
         """Logits for a batch of images.
