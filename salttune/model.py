@@ -27,7 +27,10 @@ from salttune.errors import SalttuneError
 from salttune.geometry import Geometry
 from salttune.unet import BLOCKS, UNet
 
-__all__ = ["NETWORKS", "build_model", "count_parameters", "network_arguments"]
+__all__ = ["NETWORKS", "build_model", "check_model", "count_parameters", "network_arguments"]
+
+
+_SMP_CHECKED = ("encoder", "encoder_weights", "decoder_attention", "deep_supervision")
 
 
 def _smp(network: str) -> Callable[..., nn.Module]:
@@ -77,6 +80,32 @@ def build_model(**kwargs: Any) -> nn.Module:
     Returns:
         The network, with ``model.config`` holding the full resolved arguments.
     """
+    network, args = _network_args(kwargs)
+    net = NETWORKS[network](**args)
+    if kwargs.get("input_size") is None:
+        return net
+    return Geometry(net, kwargs["input_size"], kwargs.get("input_mode", "pad"), network=network)
+
+
+def check_model(**kwargs: Any) -> None:
+    """Check config keywords as :func:`build_model` would, without building the network: the CLI calls it before
+    writing anything. The home-made U-Net is built (it is small); an smp network's names, extra and weights file
+    are checked, nothing downloaded.
+
+    Raises:
+        SalttuneError: one line naming the bad keyword.
+    """
+    network, args = _network_args(dict(kwargs))
+    if network.startswith("smp_"):
+        from salttune.smp_net import check_args
+
+        check_args(network, **{k: args[k] for k in _SMP_CHECKED if k in args})
+    else:
+        NETWORKS[network](**args)
+
+
+def _network_args(kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(network, the keywords its builder takes)`` from config keywords; ``kwargs`` loses ``network``."""
     network = kwargs.pop("network", "unet")
     if network not in NETWORKS:
         raise SalttuneError(f"unknown model.network {network!r}; valid names: {', '.join(NETWORKS)}")
@@ -86,10 +115,7 @@ def build_model(**kwargs: Any) -> nn.Module:
     if unknown:
         raise SalttuneError(f"unknown model argument(s) {', '.join(unknown)}; valid: "
                             f"{', '.join([*takes, 'network', *_GEOMETRY])}")
-    net = NETWORKS[network](**{k: v for k, v in kwargs.items() if k in takes})
-    if kwargs.get("input_size") is None:
-        return net
-    return Geometry(net, kwargs["input_size"], kwargs.get("input_mode", "pad"), network=network)
+    return network, {k: v for k, v in kwargs.items() if k in takes}
 
 
 def count_parameters(model: nn.Module) -> int:

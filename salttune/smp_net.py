@@ -41,7 +41,7 @@ from torch import nn
 from salttune.errors import SalttuneError
 from salttune.unet import _reflect_pad
 
-__all__ = ["ARCHITECTURES", "SmpNet", "import_smp", "load_encoder_file"]
+__all__ = ["ARCHITECTURES", "SmpNet", "check_args", "import_smp", "load_encoder_file"]
 
 # model.network -> smp class name (resolved lazily, smp being optional).
 ARCHITECTURES: dict[str, str] = {"smp_unet": "Unet", "smp_unetplusplus": "UnetPlusPlus", "smp_fpn": "FPN"}
@@ -56,6 +56,9 @@ def import_smp():
     except ImportError as e:
         raise SalttuneError(f"the smp networks need segmentation_models_pytorch ({e}); "
                             "install them with: pip install 'salttune[encoders]'") from None
+    except Exception as e:  # noqa: BLE001 - e.g. "operator torchvision::nms does not exist": torchvision built for another torch
+        raise SalttuneError(f"segmentation_models_pytorch does not import ({type(e).__name__}: {str(e)[:100]}; torchvision "
+                            f"must match torch {torch.__version__}); reinstall with: pip install 'salttune[encoders]'") from None
     return smp
 
 
@@ -133,6 +136,38 @@ def _first_problem(message: str) -> str:
     return (lines[1] if len(lines) > 1 else lines[0])[:200]
 
 
+def check_args(network: str, encoder: str = "resnet34", encoder_weights: str | None = None,
+               decoder_attention: str | None = None, deep_supervision: bool = False) -> tuple[Any, list[str]]:
+    """Check an smp network's arguments without building it (nothing is downloaded or loaded).
+
+    Returns:
+        The smp module and the pretrained-weights names of ``encoder``.
+
+    Raises:
+        SalttuneError: one line naming the bad argument: an unknown network or encoder, attention the decoder
+            lacks, deep supervision, an ``encoder_weights`` that is neither a weights name nor a file, or smp
+            missing.
+    """
+    if network not in ARCHITECTURES:
+        raise SalttuneError(f"unknown smp network {network!r}; valid names: {', '.join(ARCHITECTURES)}")
+    if deep_supervision:
+        raise SalttuneError(f"model.deep_supervision=true: only the home-made network 'unet' has it, not {network}; "
+                            "set model.deep_supervision=false or model.network=unet")
+    if decoder_attention not in (None, "scse"):
+        raise SalttuneError(f"model.decoder_attention {decoder_attention!r}: give null or scse")
+    if decoder_attention is not None and network not in _ATTENTION:
+        raise SalttuneError(f"model.decoder_attention={decoder_attention}: {network} has no decoder attention "
+                            f"(only {', '.join(_ATTENTION)}); set model.decoder_attention=null")
+    smp = import_smp()
+    _check_encoder(smp, encoder)
+    hub = _hub_names(smp, encoder)
+    if encoder_weights is not None and encoder_weights not in hub and not Path(encoder_weights).is_file():
+        raise SalttuneError(f"model.encoder_weights {str(encoder_weights)!r}: no such file, and not a weights name of "
+                            f"{encoder} ({', '.join(hub)}); give a torch.save(encoder.state_dict()) file, "
+                            f"{hub[0]} (needs the network) or null")
+    return smp, hub
+
+
 class SmpNet(nn.Module):
     """An smp encoder-decoder with one logit per pixel; the logits have the input's height and width.
 
@@ -164,19 +199,7 @@ class SmpNet(nn.Module):
         deep_supervision: bool = False,
     ) -> None:
         super().__init__()
-        if network not in ARCHITECTURES:
-            raise SalttuneError(f"unknown smp network {network!r}; valid names: {', '.join(ARCHITECTURES)}")
-        if deep_supervision:
-            raise SalttuneError(f"model.deep_supervision=true: only the home-made network 'unet' has it, not {network}; "
-                                "set model.deep_supervision=false or model.network=unet")
-        if decoder_attention not in (None, "scse"):
-            raise SalttuneError(f"model.decoder_attention {decoder_attention!r}: give null or scse")
-        if decoder_attention is not None and network not in _ATTENTION:
-            raise SalttuneError(f"model.decoder_attention={decoder_attention}: {network} has no decoder attention "
-                                f"(only {', '.join(_ATTENTION)}); set model.decoder_attention=null")
-        smp = import_smp()
-        _check_encoder(smp, encoder)
-        hub = _hub_names(smp, encoder)
+        smp, hub = check_args(network, encoder, encoder_weights, decoder_attention, deep_supervision)
         self.config: dict[str, Any] = {
             "network": network, "encoder": encoder, "encoder_weights": None, "decoder_attention": decoder_attention,
             "in_channels": in_channels, "use_depth": use_depth, "salt_head": salt_head, "deep_supervision": False,
@@ -203,12 +226,7 @@ class SmpNet(nn.Module):
             def make_rgb_encoder() -> nn.Module:
                 return smp.encoders.get_encoder(encoder, in_channels=3, depth=5, weights=None)
 
-            try:
-                load_encoder_file(encoder_weights, self.model.encoder, make_rgb_encoder, encoder)
-            except SalttuneError as e:
-                if Path(str(encoder_weights)).is_file():
-                    raise
-                raise SalttuneError(f"{e}; weights names of {encoder}: {', '.join(hub)}") from None
+            load_encoder_file(encoder_weights, self.model.encoder, make_rgb_encoder, encoder)
 
     def forward(self, x: torch.Tensor, depth: torch.Tensor | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
         """Logits (and the salt logit with ``salt_head``) for a batch of images.

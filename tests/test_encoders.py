@@ -13,7 +13,7 @@ import torch
 
 from conftest import assert_user_error, run_cli
 from salttune.errors import SalttuneError
-from salttune.model import build_model
+from salttune.model import build_model, check_model
 
 R18 = {"encoder": "resnet18", "encoder_weights": None}
 
@@ -110,7 +110,7 @@ def test_bad_encoder_files(smp, tmp_path):
     with pytest.raises(SalttuneError, match=r"r34.pt': does not fit encoder resnet18 \(.*\); give a state dict of the same model.encoder") as e:
         build_model(network="smp_unet", encoder="resnet18", encoder_weights=str(tmp_path / "r34.pt"))
     assert "\n" not in str(e.value)
-    with pytest.raises(SalttuneError, match="none.pt': no such file.*weights names of resnet18: imagenet"):
+    with pytest.raises(SalttuneError, match=r"none.pt': no such file, and not a weights name of resnet18 \(imagenet, ssl, swsl\)"):
         build_model(network="smp_unet", encoder="resnet18", encoder_weights=str(tmp_path / "none.pt"))
     (tmp_path / "text.pt").write_text("not a torch file")
     with pytest.raises(SalttuneError, match="text.pt': not a readable torch state dict"):
@@ -120,10 +120,23 @@ def test_bad_encoder_files(smp, tmp_path):
         build_model(network="smp_unet", encoder="resnet18", encoder_weights=str(tmp_path / "dict.pt"))
 
 
+def test_check_model_checks_without_building_or_downloading(smp, tmp_path):
+    check_model(network="smp_unet", encoder="resnet18", encoder_weights="imagenet", base_width=64)  # no download
+    with pytest.raises(SalttuneError, match="smp_fpn has no decoder attention"):
+        check_model(network="smp_fpn", decoder_attention="scse")
+    with pytest.raises(SalttuneError, match="model.encoder 'resnet33'"):
+        check_model(network="smp_unet", encoder="resnet33")
+    with pytest.raises(SalttuneError, match="gone.pt': no such file"):
+        check_model(network="smp_unet", encoder_weights=str(tmp_path / "gone.pt"))
+    with pytest.raises(SalttuneError, match="unknown block"):
+        check_model(network="unet", block="resnet")
+
+
 def test_missing_smp_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "segmentation_models_pytorch", None)  # import fails as if not installed
-    with pytest.raises(SalttuneError, match=r"pip install 'salttune\[encoders\]'"):
-        build_model(network="smp_unet")
+    for check in (build_model, check_model):
+        with pytest.raises(SalttuneError, match=r"pip install 'salttune\[encoders\]'"):
+            check(network="smp_unet")
 
 
 def test_cli_imagenet_offline_is_one_line(smp, tgs_folder, tmp_path):
