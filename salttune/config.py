@@ -34,6 +34,18 @@ def _init_names():
     return sorted(INITS)
 
 
+def _network_names():
+    from salttune.model import NETWORKS
+
+    return list(NETWORKS)
+
+
+def _input_modes():
+    from salttune.geometry import INPUT_MODES
+
+    return list(INPUT_MODES)
+
+
 def _loss_terms():
     from salttune.losses import LOSSES
 
@@ -60,6 +72,9 @@ def _schedule_names():
 
 @dataclass(frozen=True)
 class ModelConfig:
+    # A network takes the keys its builder names and ignores the others (salttune/model.py): base_width, depth,
+    # block, dropout, init are the home-made U-Net's; encoder, encoder_weights, decoder_attention the smp networks'.
+    network: str = _opt("unet", choices=_network_names, doc="unet (home-made) or an smp network (needs salttune[encoders])")
     base_width: int = _opt(16, lo=1, hi=512, doc="channels of the first level")
     depth: int = _opt(4, lo=1, hi=6, doc="number of down-samplings")
     block: str = _opt("residual", choices=_block_names)
@@ -68,6 +83,11 @@ class ModelConfig:
     init: str = _opt("he_normal", choices=_init_names)
     deep_supervision: bool = _opt(False, doc="a logit per decoder level, trained with loss.aux_weight")
     salt_head: bool = _opt(False, doc="an image-level 'holds salt' logit, trained with loss.salt_weight")
+    encoder: str = _opt("resnet34", doc="smp networks: the encoder (resnet18/34/50, se_resnext50_32x4d, efficientnet-b0...)")
+    encoder_weights: str | None = _opt(None, doc="smp networks: null, imagenet (needs the network) or an encoder state-dict file")
+    decoder_attention: str | None = _opt(None, choices=("scse",), doc="smp_unet, smp_unetplusplus: scSE attention in the decoder")
+    input_size: int = _opt(101, lo=8, hi=1024, doc="side of the square the network sees (101: the image as it is)")
+    input_mode: str = _opt("pad", choices=_input_modes, doc="how images reach input_size: pad (reflection, centred) or resize (bilinear)")
 
 
 @dataclass(frozen=True)
