@@ -86,7 +86,7 @@ class ModelConfig:
     encoder: str = _opt("resnet34", doc="smp networks: the encoder (resnet18/34/50, se_resnext50_32x4d, efficientnet-b0...)")
     encoder_weights: str | None = _opt(None, doc="smp networks: null, imagenet (needs the network) or an encoder state-dict file")
     decoder_attention: str | None = _opt(None, choices=("scse",), doc="smp_unet, smp_unetplusplus: scSE attention in the decoder")
-    input_size: int = _opt(101, lo=8, hi=1024, doc="side of the square the network sees (101: the image as it is)")
+    input_size: int | None = _opt(None, lo=8, hi=1024, doc="side of the square the network sees (null: the image as it is)")
     input_mode: str = _opt("pad", choices=_input_modes, doc="how images reach input_size: pad (reflection, centred) or resize (bilinear)")
 
 

@@ -137,8 +137,10 @@ def test_channels_last(mode):
 def test_default_config_builds_the_unet_seeing_the_image_as_it_is():
     cfg = config_from_dict({"model": TINY_UNET})
     model = build_model(**config_to_dict(cfg.model))
-    assert isinstance(model.net, UNet) and model.input_size == 101
-    assert model.config["network"] == "unet" and build_model(**model.config).config == model.config
+    assert type(model) is UNet and cfg.model.input_size is None  # no wrapper: state-dict keys as before
+    assert build_model(**model.config).config == model.config
+    wrapped = build_model(**config_to_dict(config_from_dict({"model": {**TINY_UNET, "input_size": 32}}).model))
+    assert isinstance(wrapped.net, UNet) and wrapped.input_size == 32 and wrapped.config["network"] == "unet"
 
 
 def test_every_model_key_reaches_a_network_or_the_geometry():
