@@ -34,3 +34,28 @@ def test_conditional_parameters_are_drawn_only_when_active():
         seen.add((drawn["optim.name"], len(terms)))
         study.tell(trial, 0.5)
     assert len(seen) == 6  # every optimiser with single and combined losses was drawn
+
+
+def test_the_kaggle_space_draws_valid_configs_of_every_network():
+    from salttune.model import check_model
+    from salttune.search.space import trial_config
+    from salttune.settings import to_dict
+
+    import importlib.util
+
+    has_smp = importlib.util.find_spec("segmentation_models_pytorch") is not None  # CI installs it (encoders extra)
+    space = load_space(SPACES / "kaggle.yaml")
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    networks = set()
+    for _ in range(40):
+        drawn = suggest(space, study.ask())
+        cfg = trial_config(space, drawn)  # a valid training config, or it raises
+        smp = cfg.model.network.startswith("smp_")
+        networks.add(cfg.model.network)
+        assert ("model.encoder" in drawn) == smp and ("model.block" in drawn) == (not smp)
+        assert ("model.decoder_attention" in drawn) == (cfg.model.network in ("smp_unet", "smp_unetplusplus"))
+        assert ("model.input_mode" in drawn) == (cfg.model.input_size in (128, 256))
+        assert cfg.optim.name == "sgd" and cfg.schedule.name == "cosine_snapshots" and cfg.loss.stages
+        if has_smp or not smp:
+            check_model(**to_dict(cfg.model))  # names, extra and weights checked, nothing built or downloaded
+    assert networks == {"unet", "smp_unet", "smp_unetplusplus", "smp_fpn"}
