@@ -81,6 +81,10 @@ def _check_train_config(args: argparse.Namespace) -> None:
     with warnings.catch_warnings():  # _cmd_train reads the config again and warns then, once
         warnings.simplefilter("ignore")
         cfg = load_config(args.config, args.set or [])
+    from salttune.model import check_model
+    from salttune.settings import to_dict
+
+    check_model(**to_dict(cfg.model))  # a bad encoder, weights file or attention fails here, before a file is written
     data = Path(args.data)
     if cfg.model.use_depth and data.is_dir() and not (data / "depths.csv").is_file():
         raise SalttuneError(f"model.use_depth is true but {data} has no depths.csv; add the file or set model.use_depth=false")

@@ -166,3 +166,16 @@ def test_cli_train_and_predict_smp_unet(smp, tgs_folder, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rows = sub.read_text().splitlines()
     assert rows[0] == "id,rle_mask" and [r.split(",")[0] for r in rows[1:]] == made["test_ids"]
+
+
+@pytest.mark.parametrize("setting, fragment", [("model.encoder=resnet1234", "resnet1234"),
+                                              ("model.decoder_attention=scse", "smp_fpn")])
+def test_cli_train_refuses_a_bad_network_before_writing_anything(tgs_folder, tmp_path, setting, fragment):
+    root, _ = tgs_folder
+    out = tmp_path / "run"
+    proc = run_cli("train", "--data", str(root), "--out", str(out), "--quiet", "--set", "model.network=smp_fpn",
+                   "--set", setting)
+    # with the encoders extra: the bad name; without it: how to install it. Either way one line, nothing written.
+    assert_user_error(proc)
+    assert fragment in proc.stderr or "salttune[encoders]" in proc.stderr, proc.stderr
+    assert not out.exists()

@@ -69,9 +69,12 @@ RECIPES: dict[str, dict] = {
     "default_v0": DEFAULT_V0,
     "scse": _on(DEFAULT_V0, {"model": {"block": "residual_scse"}}),
     "deep_supervision": _on(DEFAULT_V0, {"model": {"deep_supervision": True, "salt_head": True}}),
-    "loss_stages": _on(DEFAULT_V0, {"loss": {"stages": "bce+dice:4,bce+lovasz_symmetric"}}),
+    "loss_stages": _on(DEFAULT_V0, {"loss": {"stages": "bce+dice:4,lovasz_symmetric"}}),
     "pad_128": _on(DEFAULT_V0, {"model": {"input_size": 128, "input_mode": "pad"}}),
     "smp_resnet18": _on(DEFAULT_V0, {"model": {"network": "smp_unet", "encoder": "resnet18"}}),
+    # More, smaller steps: on 2 CPU cores a quarter of the channels runs an epoch ~3x faster.
+    "w8_bs16": _on(DEFAULT_V0, {"batch_size": 16, "model": {"base_width": 8}}),
+    "w8_bs16_lr1e-2": _on(DEFAULT_V0, {"batch_size": 16, "model": {"base_width": 8}, "optim": {"lr": 1e-2}}),
     "default": {},  # whatever the defaults are now
 }
 
