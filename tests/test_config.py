@@ -97,3 +97,14 @@ def test_cli_trains_with_exponent_overrides(tgs_folder, tmp_path):
     assert proc.returncode == 0, proc.stderr
     written = yaml.safe_load((out / "config.yaml").read_text())
     assert written["optim"]["lr"] == 1e-3 and written["optim"]["weight_decay"] == 1e-4
+
+
+def test_the_default_stages_belong_to_the_default_loss():
+    assert config_from_dict({}).loss.stages == "bce+dice:8,lovasz_symmetric"
+    # naming a loss trains it throughout, as it did before stages existed
+    assert config_from_dict({"loss": {"name": "focal+dice"}}).loss.stages == ""
+    assert config_from_dict({"loss": {"weights": [1.0, 1.0]}}).loss.stages == ""
+    assert config_from_dict({"loss": {"name": "bce", "stages": "bce:2,dice"}}).loss.stages == "bce:2,dice"
+    assert load_config(None, ["loss.name=bce"]).loss.stages == ""
+    cfg = config_from_dict({})
+    assert (cfg.batch_size, cfg.model.base_width) == (16, 8)  # the CPU default chosen by salttune bench quality
