@@ -64,7 +64,7 @@ def render_readme(out_dir: Path) -> str:
         parts.append(f"## {r['benchmark']}\n\n`{r['command']}`  \n{r['when']} on {m.get('cpu')} "
                      f"({m.get('cpu_count')} cores, {m.get('memory_gib')} GiB, GPUs: {', '.join(m.get('gpus') or []) or 'none'})\n")
         skip = {"benchmark", "command", "when", "machine", "packages", "all_plain", "all_plain_channels_last", "all_salttune", "config",
-                "recipes", "table"}
+                "recipes", "configs", "table"}
         rows = []
 
         def walk(d, prefix=""):

@@ -147,6 +147,7 @@ def bench_quality(data_dir: str, out_dir: Path, *, budget_s: float, folds: int =
     Returns:
         The settings, one row per run (``runs``), and :func:`summarise`'s figures per recipe.
     """
+    from salttune.config import config_to_dict
     from salttune.data import load_dataset
     from salttune.split import kfold_splits
 
@@ -157,6 +158,8 @@ def bench_quality(data_dir: str, out_dir: Path, *, budget_s: float, folds: int =
             configs[name] = _config(rec, 0, budget_s)
         except SalttuneError as e:
             raise SalttuneError(f"recipe {name!r}: {e}") from None
+    # A recipe is known by its resolved config (seed 0), not its overrides: "default" ({}) changes with the defaults.
+    resolved = {name: json.loads(json.dumps(config_to_dict(cfg))) for name, cfg in configs.items()}
     data = load_dataset(data_dir, with_test=False)
     chosen = image_part(data.train_masks, images)
     settings = {"data": str(data_dir), "image_part": images, "images": len(chosen), "budget_s": budget_s, "folds": folds,
@@ -167,7 +170,7 @@ def bench_quality(data_dir: str, out_dir: Path, *, budget_s: float, folds: int =
     if log_path.exists():
         for line in log_path.read_text().splitlines():
             r = json.loads(line)
-            if r.get("settings") == settings and recipes.get(r["recipe"]) == r["overrides"]:
+            if r.get("settings") == settings and r["recipe"] in resolved and r.get("config") == resolved[r["recipe"]]:
                 done[(r["recipe"], r["seed"], r["fold"])] = r
     for seed in range(seeds):
         splits = kfold_splits(data.train_masks[chosen], folds, seed=seed)
@@ -180,15 +183,15 @@ def bench_quality(data_dir: str, out_dir: Path, *, budget_s: float, folds: int =
                 run_dir = out_dir / f"{name}-seed{seed}-fold{fold}"
                 r = _one_run(cfg, data, train_idx, oof_idx, inner_val, seed, run_dir)
                 shutil.rmtree(run_dir)  # its figures are in the row; 80 runs of checkpoints would fill gigabytes
-                r = {"recipe": name, "seed": seed, "fold": fold, "overrides": rec, "settings": settings, **r}
+                r = {"recipe": name, "seed": seed, "fold": fold, "overrides": rec, "config": resolved[name], "settings": settings, **r}
                 with open(log_path, "a") as f:
                     f.write(json.dumps(r) + "\n")
                 done[(name, seed, fold)] = r
                 log(f"seed {seed} fold {fold} {name:18s} OOF {r['oof_score']:.4f}  inner val {r['inner_val_score']:.4f}  "
                     f"{r['epochs_run']} epochs in {r['train_seconds']:.0f} s")
     rows = [done[(n, s, f)] for s in range(seeds) for f in range(folds) for n in configs]
-    return {**settings, "baseline": baseline, "recipes": recipes, **summarise(rows, baseline),
-            "runs": [{k: v for k, v in r.items() if k not in ("ids", "image_scores", "settings", "overrides")} for r in rows]}
+    return {**settings, "baseline": baseline, "recipes": recipes, "configs": resolved, **summarise(rows, baseline),
+            "runs": [{k: v for k, v in r.items() if k not in ("ids", "image_scores", "settings", "overrides", "config")} for r in rows]}
 
 
 def summarise(rows: list[dict], baseline: str) -> dict:
