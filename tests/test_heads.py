@@ -132,7 +132,7 @@ def test_build_training_loss_per_stage_with_family_settings():
     assert second.main.names == ["lovasz"] and second.main.params["lovasz"] == {"per_image": False, "nonempty_only": False}
     assert [staged.index(e) for e in range(3)] == [0, 1, 1]
     # Without stages: the single loss of name and weights at every epoch.
-    single = build_training_loss(LossConfig())
+    single = build_training_loss(LossConfig(stages=""))
     assert single.at(0) is single.at(99) and single.at(0).main.names == ["bce", "lovasz_symmetric"]
 
 
@@ -175,7 +175,7 @@ def test_fit_switches_loss_stage_and_resume_picks_it(parts, tmp_path):
 def test_fit_without_stages_reports_no_stage(parts, tmp_path):
     train, val = parts
     log = []
-    fit(config_from_dict({**TINY, "epochs": 1}), train, val, tmp_path / "run", lambda m, c: log.append(m))
+    fit(config_from_dict({**TINY, "epochs": 1, "loss": {"stages": ""}}), train, val, tmp_path / "run", lambda m, c: log.append(m))
     assert "loss_stage" not in log[0]
 
 
