@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from salttune.errors import SalttuneError
-from salttune.unet import _reflect_pad
+from salttune.unet import _reflect_pad, with_depth_channel
 
 __all__ = ["ARCHITECTURES", "SmpNet", "check_args", "import_smp", "load_encoder_file"]
 
@@ -238,14 +238,7 @@ class SmpNet(nn.Module):
         Returns:
             Logits (B, 1, H, W), or ``{"logits": (B, 1, H, W), "salt": (B,)}`` with ``salt_head``.
         """
-        if self.use_depth:
-            if depth is None:
-                raise ValueError("this network was built with use_depth=True; pass forward(x, depth=...)")
-            b, _, h, w = x.shape
-            z = depth.to(dtype=x.dtype).reshape(b, 1, 1, 1).expand(b, 1, h, w)  # (B, 1, H, W)
-            x = torch.cat([x, z], dim=1)  # (B, C+1, H, W)
-        elif depth is not None:
-            raise ValueError("this network was built with use_depth=False; do not pass depth")
+        x = with_depth_channel(x, depth, self.use_depth, "network")
         h, w = x.shape[-2:]
         ph, pw = -h % _STRIDE, -w % _STRIDE  # 101 -> 128: 13 above, 14 below
         top, left = ph // 2, pw // 2

@@ -271,6 +271,23 @@ def init_logit_layer(layer: nn.Conv2d | nn.Linear) -> None:
         nn.init.zeros_(layer.bias)
 
 
+def with_depth_channel(x: torch.Tensor, depth: torch.Tensor | None, use_depth: bool, what: str) -> torch.Tensor:
+    """The input with the image depth z as one more constant channel when the network ``use_depth``.
+
+    Shape:
+        x: (B, C, H, W); depth: (B,) or None; output: (B, C + use_depth, H, W).
+    """
+    if use_depth:
+        if depth is None:
+            raise ValueError(f"this {what} was built with use_depth=True; pass forward(x, depth=...)")
+        b, _, h, w = x.shape
+        z = depth.to(dtype=x.dtype).reshape(b, 1, 1, 1).expand(b, 1, h, w)  # (B, 1, H, W)
+        return torch.cat([x, z], dim=1)  # (B, C+1, H, W)
+    if depth is not None:
+        raise ValueError(f"this {what} was built with use_depth=False; do not pass depth")
+    return x
+
+
 # ----------------------------------------------------------------------------------------------
 # Padding to a multiple of 2**depth.
 
@@ -399,14 +416,7 @@ class UNet(nn.Module):
         Returns:
             Logits, (B, 1, H, W); or, for a network with extra heads, the output-protocol dict.
         """
-        if self.use_depth:
-            if depth is None:
-                raise ValueError("this UNet was built with use_depth=True; pass forward(x, depth=...)")
-            b, _, h, w = x.shape
-            z = depth.to(dtype=x.dtype).reshape(b, 1, 1, 1).expand(b, 1, h, w)  # (B, 1, H, W)
-            x = torch.cat([x, z], dim=1)  # (B, C+1, H, W)
-        elif depth is not None:
-            raise ValueError("this UNet was built with use_depth=False; do not pass depth")
+        x = with_depth_channel(x, depth, self.use_depth, "UNet")
 
         h, w = x.shape[-2:]
         m = 2**self.depth
