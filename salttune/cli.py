@@ -92,7 +92,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from salttune.data import load_dataset
     from salttune.record import recorded_run, sigterm_interrupts
     from salttune.resume import STATE, resume_config
-    from salttune.split import split_data
+    from salttune.split import Split, split_data
     from salttune.train import WATCHERS, fit
 
     out = Path(args.out or f"results/train-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -107,8 +107,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if (out / "summary.json").exists() and not args.force:
             raise SalttuneError(f"{out}: already holds a run; add --resume to continue it, --force to overwrite, or choose another --out")
     data = load_dataset(args.data, with_test=False)
-    train, val = split_data(data, cfg.val_fraction, cfg.split_seed, cfg.max_train_images)
-    print(f"training on {len(train.ids)} images, validating on {len(val.ids)}; "
+    train, val, holdout = split_data(data, Split.of(cfg))
+    held = f" ({len(holdout.ids)} held out)" if len(holdout.ids) else ""
+    print(f"training on {len(train.ids)} images, validating on {len(val.ids)}{held}; "
           + (f"resuming {out} after epoch {done} of {cfg.epochs}" if args.resume else f"writing {out}"), flush=True)
     with sigterm_interrupts(), recorded_run(out, kind="train", name=out.name, config=config_to_dict(cfg), seed=cfg.seed,
                                             data=args.data, argv=sys.argv, resumed=args.resume) as run:

@@ -26,7 +26,7 @@ from salttune.ensemble import BASELINE, COMBINERS, Member, combiners_for, cross_
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
 from salttune.predict import write_submission_stream
-from salttune.split import Arrays, split_data
+from salttune.split import Arrays, Split, split_data
 
 __all__ = ["OUTPUTS", "Checked", "top_members", "check_ensemble", "run_ensemble"]
 
@@ -80,18 +80,15 @@ def top_members(search_dir: Path, top: int) -> list[Member]:
     return members
 
 
-def _data_settings(members: list[Member]) -> dict:
-    """Every member must have been validated on the same images: same split settings."""
-    keys = ("val_fraction", "split_seed", "max_train_images")
-    seen = {}
+def _data_split(members: list[Member]) -> Split:
+    """Every member must have been validated on the same images: the same split settings."""
+    seen: dict[Split, Member] = {}
     for m in members:
-        cfg = load_checkpoint(m.path)["config"]
-        s = tuple(cfg.get(k) for k in keys)
-        seen.setdefault(s, m)
+        seen.setdefault(Split.of(load_checkpoint(m.path)["config"]), m)
     if len(seen) > 1:
         (a, ma), (b, mb) = list(seen.items())[:2]
         raise SalttuneError(f"snapshots {ma.path} and {mb.path} were validated on different splits ({a} vs {b}); ensemble one search at a time")
-    return dict(zip(keys, next(iter(seen))))
+    return next(iter(seen))
 
 
 def _table_md(rows: list[dict]) -> str:
@@ -126,11 +123,11 @@ def check_ensemble(members: list[Member], data_dir: Path, out_dir: Path, *, forc
         raise SalttuneError(f"{out_dir / existing[0]}: already exists; add --force to overwrite or choose another --out")
     if folds < 2:
         raise SalttuneError(f"--folds {folds}: cross-validation needs at least 2 folds")
-    settings = _data_settings(members)
+    split = _data_split(members)
     data = load_dataset(data_dir)
     if not data.test_ids:
         raise SalttuneError(f"{data_dir}: no test images in test/images; the ensemble predicts the test set")
-    _, val = split_data(data, settings["val_fraction"], settings["split_seed"], settings["max_train_images"])
+    _, val, holdout = split_data(data, split)
     if len(val.ids) < folds:
         raise SalttuneError(f"--folds {folds}: only {len(val.ids)} validation images; give fewer folds")
     return Checked(members, names, data, val, folds)

@@ -200,7 +200,7 @@ def _best_model(trials: list[dict], data_dir: str | None, n: int = 12) -> str:
     from salttune.metric import coverage_class, iou_per_image, score_per_image
     from salttune.predict import predict_proba
     from salttune.preview import GREEN, RED, draw_tile, tile_sheet
-    from salttune.split import split_data
+    from salttune.split import Split, split_data
 
     ranked = sorted((t for t in trials if t["best_score"] is not None and t["snapshots"]), key=lambda t: -t["best_score"])
     if not ranked or not data_dir:
@@ -211,7 +211,7 @@ def _best_model(trials: list[dict], data_dir: str | None, n: int = 12) -> str:
     _, path = max(snaps)
     model, ckpt = build_from_checkpoint(path)
     cfg = ckpt["config"]
-    _, val = split_data(load_dataset(data_dir, with_test=False), cfg["val_fraction"], cfg["split_seed"], cfg.get("max_train_images"))
+    _, val, _ = split_data(load_dataset(data_dir, with_test=False), Split.of(cfg))
     depths = val.depths if model.config.get("use_depth") else None
     pred = predict_proba(model, val.images, depths, torch.device("cpu")) > cfg.get("threshold", 0.5)
     scores, ious = score_per_image(pred, val.masks), iou_per_image(pred, val.masks)

@@ -1,4 +1,10 @@
-"""Train/validation splits stratified by salt coverage class, seeded, and the data parts they cut (`Arrays`).
+"""Train/validation/holdout splits stratified by salt coverage class, seeded, and the data parts they cut (`Arrays`).
+
+The order of the cuts (:func:`split_data`): first ``max_train_images`` (a quick run's subset), then the
+*holdout* (``holdout_fraction``, ``holdout_seed``): images no training, validation or selection sees, the only
+honest score of a whole search and ensemble; then, of the rest, the validation part, either a stratified
+``val_fraction`` or fold ``fold`` of ``folds`` coverage-stratified folds. With ``folds`` the validation parts of
+the K folds partition the non-holdout images, so K runs together score every one of them out of fold.
 
 Stratifying by coverage class (0 = empty, 1..10 = tenths of coverage) keeps the share of empty, small and
 large masks the same in every part, as is usual on this task; otherwise a validation set can by chance
@@ -19,7 +25,7 @@ from salttune.metric import coverage_class
 if TYPE_CHECKING:
     from salttune.data import TGSData
 
-__all__ = ["Arrays", "strata", "train_val_split", "kfold_splits", "split_data"]
+__all__ = ["Arrays", "Split", "SPLIT_KEYS", "strata", "train_val_split", "kfold_splits", "split_data"]
 
 
 def strata(masks: np.ndarray, min_count: int) -> np.ndarray:
@@ -89,17 +95,63 @@ class Arrays:
         return Arrays([self.ids[i] for i in idx], self.images[idx], self.masks[idx], self.depths[idx])
 
 
-def split_data(data: TGSData, val_fraction: float, split_seed: int, max_images: int | None = None) -> tuple[Arrays, Arrays]:
-    """The coverage-stratified train/validation parts of a dataset's training images.
+@dataclass(frozen=True)
+class Split:
+    """Which images a run trains, validates and never sees (the training config's keys of the same names)."""
+
+    val_fraction: float = 0.2
+    split_seed: int = 0
+    max_train_images: int | None = None
+    holdout_fraction: float = 0.0
+    holdout_seed: int = 0
+    folds: int | None = None  # validate on fold `fold` of `folds` instead of a val_fraction split
+    fold: int = 0
+
+    @classmethod
+    def of(cls, cfg) -> "Split":
+        """The split settings of a :class:`salttune.config.TrainConfig` or of its dict (a checkpoint's
+        ``config``); keys a dict lacks (an older checkpoint) take their defaults."""
+        get = cfg.get if isinstance(cfg, dict) else lambda k, d: getattr(cfg, k, d)
+        return cls(**{k: get(k, getattr(cls, k)) for k in SPLIT_KEYS})
+
+    def with_fold(self, fold: int) -> "Split":
+        from dataclasses import replace
+
+        return replace(self, fold=fold)
+
+    def same_images(self, other: "Split") -> bool:
+        """Whether two runs saw the same non-holdout images and the same holdout (their folds may differ)."""
+        keep = ("max_train_images", "holdout_fraction", "holdout_seed")
+        return all(getattr(self, k) == getattr(other, k) for k in keep)
+
+
+SPLIT_KEYS = ("val_fraction", "split_seed", "max_train_images", "holdout_fraction", "holdout_seed", "folds", "fold")
+
+
+def split_data(data: TGSData, split: Split) -> tuple[Arrays, Arrays, Arrays]:
+    """The coverage-stratified train, validation and holdout parts of a dataset's training images.
 
     ``split_seed`` is separate from the training seed so that every trial of a search, whatever its seed,
-    is scored on the same validation images (and the ensemble can use them as a held-out set).
+    is scored on the same validation images (and the ensemble can use them as a held-out set); the holdout
+    has a seed of its own so that changing the validation split (or the folds) never moves it.
+
+    Returns:
+        (train, val, holdout); the holdout is empty when ``holdout_fraction`` is 0.
     """
     full = Arrays(data.train_ids, data.train_images, data.train_masks, data.train_depths)
     if not len(full.ids):
         raise SalttuneError(f"{data.folder}: no training images in train/images; training needs some")
-    if max_images is not None and max_images < len(full.ids):
-        _, keep = train_val_split(full.masks, max_images / len(full.ids), seed=split_seed)
+    if split.max_train_images is not None and split.max_train_images < len(full.ids):
+        _, keep = train_val_split(full.masks, split.max_train_images / len(full.ids), seed=split.split_seed)
         full = full.subset(keep)
-    tr, va = train_val_split(full.masks, val_fraction, seed=split_seed)
-    return full.subset(tr), full.subset(va)
+    rest, holdout = full, full.subset(np.arange(0))
+    if split.holdout_fraction > 0:
+        rest_idx, hold_idx = train_val_split(full.masks, split.holdout_fraction, seed=split.holdout_seed)
+        rest, holdout = full.subset(rest_idx), full.subset(hold_idx)
+    if split.folds is not None:
+        if not 0 <= split.fold < split.folds:
+            raise SalttuneError(f"fold {split.fold} of {split.folds}: give a fold from 0 to {split.folds - 1}")
+        tr, va = kfold_splits(rest.masks, k=split.folds, seed=split.split_seed)[split.fold]
+    else:
+        tr, va = train_val_split(rest.masks, split.val_fraction, seed=split.split_seed)
+    return rest.subset(tr), rest.subset(va), holdout

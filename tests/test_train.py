@@ -10,7 +10,7 @@ from salttune.checkpoint import build_from_checkpoint, load_checkpoint
 from salttune.config import config_from_dict
 from salttune.data import load_dataset
 from salttune.predict import predict_proba
-from salttune.split import Arrays, split_data
+from salttune.split import Arrays, Split, split_data
 from salttune.train import NonFiniteLoss, WATCHERS, fit
 
 TINY = {"batch_size": 4, "model": {"base_width": 4, "depth": 2}, "val_fraction": 0.25}
@@ -25,7 +25,7 @@ def tiny_cfg(**over):
 def parts(tgs_folder):
     root, _ = tgs_folder
     data = load_dataset(root, with_test=False)
-    return split_data(data, 0.25, split_seed=0)
+    return split_data(data, Split(0.25, split_seed=0))[:2]
 
 
 def test_fit_writes_run_and_reports_every_epoch(parts, tmp_path):

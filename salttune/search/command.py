@@ -155,12 +155,12 @@ def _check_storage(storage: str) -> None:
 
 def _load_data(plan: Plan):
     from salttune.data import dataset_fingerprint, load_dataset
-    from salttune.split import split_data
+    from salttune.split import SPLIT_KEYS, Split, split_data
 
     d = plan.space.data
     data = load_dataset(d.folder, with_test=False)
-    train, val = split_data(data, d.val_fraction, split_seed=d.split_seed, max_images=d.max_train_images)
-    return train, val, dataset_fingerprint(data)
+    train, val, holdout = split_data(data, Split(**{k: getattr(d, k) for k in SPLIT_KEYS}))
+    return train, val, holdout, dataset_fingerprint(data)
 
 
 def _write_plan(plan: Plan, fingerprint: str) -> None:
@@ -197,7 +197,7 @@ def search(plan: Plan, address: str | None = None, dashboard_host: str = "127.0.
 
 
 def _search(plan: Plan, address: str | None, dashboard_host: str) -> int:
-    train, val, fingerprint = _load_data(plan)
+    train, val, holdout, fingerprint = _load_data(plan)
     if plan.resume:
         if search_info(plan.local_dir).get("fingerprint") not in (None, fingerprint):
             raise SalttuneError(f"{plan.space.data.folder}: not the data this search started with (fingerprint differs); "
@@ -229,7 +229,8 @@ def _search(plan: Plan, address: str | None, dashboard_host: str) -> int:
         else:
             _write_plan(plan, fingerprint)
         print(f"search {plan.space.name}: {plan.space.trials} trials, up to {plan.space.asha.max_t} epochs each, "
-              f"{plan.space.concurrent} at a time, {len(train.ids)} training / {len(val.ids)} validation images; "
+              f"{plan.space.concurrent} at a time, {len(train.ids)} training / {len(val.ids)} validation images"
+              f"{f' ({len(holdout.ids)} held out: no trial sees them)' if len(holdout.ids) else ''}; "
               f"results in {plan.local_dir}")
         print(f"  Optuna study: optuna-dashboard sqlite:///{plan.local_dir / STUDY_FILE}")
         from salttune.record import recorded_run

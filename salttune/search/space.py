@@ -21,7 +21,7 @@ A space file::
     algorithm: tpe+asha             # searcher + scheduler: tpe+asha, random, random+asha (search/algorithms.py)
     asha: {max_t: 6, grace_period: 2, reduction_factor: 2}   # max_t is the epoch budget of a trial
     resources: {cpu: 1, gpu: 0.25}  # per trial; the GPU share is ignored on a machine without GPUs
-    data: {folder: data/synth, val_fraction: 0.2, max_train_images: 400, split_seed: 0}
+    data: {folder: data/synth, val_fraction: 0.2, max_train_images: 400, split_seed: 0, holdout_fraction: 0.2}
     fixed: {model.base_width: 8, schedule.name: plateau}      # training-config keys, same for every trial
     space:
       optim.lr:       {loguniform: [1e-4, 1e-2]}   # YAML 1.2 floats: 1e-4 and 1.0e-4 are both numbers
@@ -41,7 +41,8 @@ all weights only rescales the gradient), and nothing for a single-term loss.
 Every key but ``space`` is optional; the defaults and ranges are the fields of
 :class:`SearchSpace` below. ``--set`` takes a setting (``trials=4``, ``asha.max_t=3``), ``space.PARAM={...}``
 (replacing that distribution), ``fixed.KEY=VALUE`` or a bare training-config key (``model.base_width=4``, into
-``fixed``). ``epochs``, ``val_fraction``, ``max_train_images`` and ``split_seed`` come from ``asha`` and ``data``.
+``fixed``). ``epochs`` comes from ``asha.max_t``; the split keys (``val_fraction``, ``split_seed``,
+``max_train_images``, ``holdout_fraction``, ``holdout_seed``, ``folds``, ``fold``) from ``data``.
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ from pathlib import Path
 
 from salttune.config import TrainConfig, config_from_dict
 from salttune.errors import SalttuneError
+from salttune.split import SPLIT_KEYS
 from salttune.search.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
 from salttune.search.params import DISTRIBUTIONS, Param, param_to_dict, parse_params, suggest, trial_overrides
 from salttune.settings import (allowed_keys, apply_overrides, build, coerce, flatten, key_error, like, nest, opt,
@@ -65,8 +67,7 @@ __all__ = [
 # Metrics a trial reports after every epoch, and the direction that is better.
 METRICS = {"val_score": "max", "val_iou": "max", "val_loss": "min", "train_loss": "min"}
 # Training-config keys a space may not search or fix -> the space setting that gives them to every trial.
-RESERVED = {"epochs": "asha.max_t", "val_fraction": "data.val_fraction", "max_train_images": "data.max_train_images",
-            "split_seed": "data.split_seed"}
+RESERVED = {"epochs": "asha.max_t", **{k: f"data.{k}" for k in SPLIT_KEYS}}
 SECTIONS = ("fixed", "space")  # top-level keys read here rather than by the settings machinery
 WHAT = "key"  # messages read "FILE: key 'asha.max_t': ..."
 
@@ -90,6 +91,14 @@ class DataSpec:
     val_fraction: float = like(TrainConfig, "val_fraction")
     max_train_images: int | None = like(TrainConfig, "max_train_images", lo=2)  # a stratified subset, for quick searches
     split_seed: int = like(TrainConfig, "split_seed")  # every trial validates on the same images (and so does the ensemble)
+    # Set aside before anything else: no trial trains or validates on it, no selection uses it; the ensemble's
+    # headline score is on it. The shipped spaces hold out 20%.
+    holdout_fraction: float = like(TrainConfig, "holdout_fraction")
+    holdout_seed: int = like(TrainConfig, "holdout_seed")
+    # Trials validate on fold `fold` of `folds` (one fold: cheap), so `salttune ensemble --refit-folds K` with the
+    # same K retrains the other folds of the same partition.
+    folds: int | None = like(TrainConfig, "folds")
+    fold: int = like(TrainConfig, "fold")
 
 
 @dataclass(frozen=True)
