@@ -88,6 +88,9 @@ def _print_epoch(metrics: dict, checkpoint_dir: Path) -> None:
 def _cmd_train(args: argparse.Namespace) -> int:
     import time
 
+    if args.folds is not None:
+        return _train_folds(args)
+
     from salttune.config import config_to_dict, load_config
     from salttune.data import load_dataset
     from salttune.record import recorded_run, sigterm_interrupts
@@ -128,6 +131,60 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_folds(args: argparse.Namespace) -> int:
+    """``salttune train --folds K``: one run per fold in ``--out/fold_i``, then ``folds.json`` (see salttune.folds)."""
+    import time
+
+    import yaml
+
+    from salttune.config import config_to_dict, load_config
+    from salttune.data import load_dataset
+    from salttune.folds import SUMMARY, finished, fold_config, fold_dir, summarize, train_fold
+    from salttune.record import recorded_run, sigterm_interrupts
+    from salttune.split import Split, split_data
+
+    out = Path(args.out or f"results/train-{time.strftime('%Y%m%d-%H%M%S')}")
+    base = out / "config.yaml"
+    if args.resume:  # the K-fold run's own config; every fold's run keeps its own
+        if args.set or args.config:
+            raise SalttuneError("--resume --folds continues the K-fold run with its own config; leave out --set and --config")
+        if not base.is_file():
+            raise SalttuneError(f"{out}: no K-fold run to resume (no config.yaml); train without --resume")
+        cfg = load_config(base)
+        if cfg.folds != args.folds:
+            raise SalttuneError(f"--folds {args.folds}: {out} was trained with {cfg.folds} folds; give --folds {cfg.folds}")
+    else:
+        cfg = fold_config(load_config(args.config, args.set or []), args.folds, 0)
+        if ((out / SUMMARY).exists() or (out / "summary.json").exists() or any(
+                (fold_dir(out, f) / "summary.json").exists() for f in range(args.folds))) and not args.force:
+            raise SalttuneError(f"{out}: already holds a run; add --resume to continue it, --force to overwrite, or choose another --out")
+    data = load_dataset(args.data, with_test=False)
+    train, val, holdout = split_data(data, Split.of(cfg))
+    print(f"{args.folds}-fold training on {len(train.ids) + len(val.ids)} images ({len(val.ids)} validate each fold"
+          + (f"; {len(holdout.ids)} held out" if len(holdout.ids) else "") + f"); writing {out}", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    from salttune.fileio import atomic_write_text
+
+    atomic_write_text(base, yaml.safe_dump(config_to_dict(cfg), sort_keys=False), "config")
+    with sigterm_interrupts(), recorded_run(out, kind="train", name=out.name, config=config_to_dict(cfg), seed=cfg.seed,
+                                            data=args.data, argv=sys.argv, resumed=args.resume) as run:
+        for f in range(args.folds):
+            run_dir = fold_dir(out, f)
+            if args.resume and finished(run_dir):
+                print(f"fold {f + 1}/{args.folds}: finished earlier, kept", flush=True)
+                continue
+            print(f"fold {f + 1}/{args.folds}: {run_dir}", flush=True)
+            train_fold(fold_config(cfg, args.folds, f), data, run_dir, report=_print_epoch, progress=not args.quiet,
+                       fresh=not args.resume)
+        summary = summarize(out, args.folds)
+        run.result(best_score=summary["mean_score"], sd_score=summary["sd_score"],
+                   fold_scores=[r["best_score"] for r in summary["rows"]])
+    for r in summary["rows"]:
+        print(f"fold {r['fold']}: best score {r['best_score']:.4f} at epoch {r['best_epoch']}")
+    print(f"mean {summary['mean_score']:.4f} ± {summary['sd_score']:.4f} (sd over {args.folds} folds); {out / SUMMARY}")
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
@@ -164,7 +221,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     search_dir = Path(args.results) / args.search
     if not search_dir.is_dir():
         raise SalttuneError(f"{search_dir}: no such search; give --search NAME of a folder in {args.results}/")
-    from salttune.ensemble_job import check_ensemble, run_ensemble, top_members
+    from salttune.ensemble_job import Pseudo, check_ensemble, run_ensemble, top_members
     from salttune.record import data_folder, recorded_run, sigterm_interrupts
 
     members = top_members(search_dir, args.top)  # fail on a bad request before anything is written
@@ -172,13 +229,17 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     if not data:
         raise SalttuneError(f"{search_dir}: the search's data folder is not recorded; give --data DIR")
     out = Path(args.out) if args.out else search_dir / "ensemble"
-    settings = {"search": args.search, "top": args.top, "tta": args.tta, "combiner": args.combiner, "folds": args.folds}
+    settings = {"search": args.search, "top": args.top, "tta": args.tta, "combiner": args.combiner, "folds": args.folds,
+                "refit_folds": args.refit_folds, "pseudo_confidence": args.pseudo_confidence, "pseudo_share": args.pseudo_share}
+    pseudo = Pseudo(args.pseudo_confidence, args.pseudo_share) if args.pseudo_confidence is not None else None
     # Every check passes before the record is written: a refused run leaves an earlier ensemble's record as it was.
-    checked = check_ensemble(members, Path(data), out, force=args.force, combiner=args.combiner, folds=args.folds)
+    checked = check_ensemble(members, Path(data), out, force=args.force, combiner=args.combiner, folds=args.folds,
+                             refit_folds=args.refit_folds, pseudo=pseudo, search_dir=search_dir, address=args.address)
     with sigterm_interrupts(), recorded_run(out, kind="ensemble", name=f"{args.search}/ensemble", config=settings,
                                             data=data, argv=sys.argv) as run:
         report = run_ensemble(checked, search_dir, Path(data), args.tta, out, progress=not args.quiet)
-        run.result(best_score=report["score"], combiner=report["chosen"], submission=str(out / "submission.csv"))
+        run.result(best_score=report["score"], headline=report["headline"], cv_score=report["cv_score"],
+                   holdout_se=report["holdout_se"], combiner=report["chosen"], submission=str(out / "submission.csv"))
     print((out / "report.md").read_text())
     print(f"wrote {out / 'submission.csv'} ({report['test_images']} images) in {report['seconds_test']:.1f}s")
     return 0
@@ -310,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "run's own config; --set may then change only epochs (more than already trained), num_workers and "
                    "faults.*, other keys are refused; --data must be the run's data")
     s.add_argument("--force", action="store_true", help="overwrite a finished run in --out")
+    s.add_argument("--folds", type=int, metavar="K", help="train one model per coverage-stratified fold (K runs in "
+                   "--out/fold_i, then folds.json with each fold's and the mean score); --resume keeps finished folds")
     s.add_argument("--watch", action="append", metavar="NAME", help="extra per-epoch variables to log: layer_stats")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_train)
@@ -337,7 +400,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tta", choices=("none", "flip"), default="flip", help="test-time augmentation (default flip)")
     s.add_argument("--combiner", default=AUTO, choices=(AUTO, *COMBINERS), help=f"{AUTO} (the best out of fold of all but "
                    f"{BASELINE}; default), " + ", ".join(f"{n} ({c.label})" for n, c in COMBINERS.items()))
-    s.add_argument("--folds", type=int, default=5, help="cross-validation folds over the validation images")
+    s.add_argument("--folds", type=int, default=5, help="cross-validation folds over the selection images (default 5)")
+    s.add_argument("--refit-folds", type=int, metavar="K", help="train the top configurations again on K coverage-"
+                   "stratified folds of every non-holdout image (Ray tasks with the search's resources; kept in "
+                   "results/NAME/refit/kK, finished folds reused) and stack their out-of-fold predictions")
+    s.add_argument("--pseudo-confidence", type=float, metavar="C", help="with --refit-folds: add the test images the "
+                   "ensemble is confident about (pixels at >= C or <= 1-C) to every fold's training images and refit "
+                   "once more; the report gives the holdout score before and after (e.g. 0.9)")
+    s.add_argument("--pseudo-share", type=float, default=0.99, metavar="S", help="share of an image's pixels that must "
+                   "be confident for it to be pseudo-labelled (default 0.99)")
+    s.add_argument("--address", help="with --refit-folds: the Ray cluster to run the folds on (default: a local instance)")
     s.add_argument("--data", help="dataset folder (default: the one the search ran on)")
     s.add_argument("--results", default="results", help="results root (default results)")
     s.add_argument("--out", help="output folder (default results/NAME/ensemble)")

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Member", "Linear", "Combiner", "COMBINERS", "AUTO", "combiners_for", "THRESHOLDS", "MIN_AREAS", "SALT_CUTOFFS",
-    "member_probs", "member_outputs", "combine_salt", "fit_mean", "fit_greedy", "fit_ridge", "fit_single", "tune_cutoffs", "cross_validate", "combine", "iter_ensemble",
+    "member_probs", "member_outputs", "combine_salt", "predict_masks", "fit_mean", "fit_greedy", "fit_ridge", "fit_single", "tune_cutoffs", "cross_validate", "combine", "iter_ensemble",
 ]
 
 THRESHOLDS = np.round(np.arange(0.30, 0.71, 0.05), 2)
@@ -45,11 +45,17 @@ SALT_CUTOFFS = tuple(float(c) for c in np.round(np.arange(0.1, 0.91, 0.1), 2))  
 
 @dataclass(frozen=True)
 class Member:
-    """One snapshot of one trial."""
+    """One snapshot of one trial; or, with ``models``, several models whose mean probability is the member's
+    (a configuration refit on K folds: its fold runs' snapshots)."""
 
     trial: str
     path: str
     score: float  # its validation score as recorded during training
+    models: tuple[str, ...] = ()
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        return self.models or (self.path,)
 
 
 @dataclass(frozen=True)
@@ -73,14 +79,21 @@ def member_outputs(members: Sequence[Member], images: np.ndarray, depths: np.nda
 
     out = np.empty((len(members), *images.shape), np.float16)
     salt = np.full((len(members), len(images)), np.nan, np.float32)
-    for k, m in enumerate(progress(members, desc=f"predict validation (tta={tta})", unit="snapshot")):
-        model, _ = build_from_checkpoint(m.path)
-        model.to(device)
-        z = depths if model.config.get("use_depth") else None
-        batches = list(iter_predictions(model, images, z, device, batch_size=batch_size, tta=tta))
-        out[k] = np.concatenate([p for p, _ in batches])
-        if batches and batches[0][1] is not None:
-            salt[k] = np.concatenate([s for _, s in batches])
+    for k, m in enumerate(progress(members, desc=f"predict (tta={tta})", unit="member")):
+        p_sum, s_sum, heads = np.zeros(images.shape, np.float32), np.zeros(len(images), np.float32), 0
+        for path in m.paths:  # a member of several models predicts their mean
+            model, _ = build_from_checkpoint(path)
+            model.to(device)
+            z = depths if model.config.get("use_depth") else None
+            batches = list(iter_predictions(model, images, z, device, batch_size=batch_size, tta=tta))
+            if batches:
+                p_sum += np.concatenate([p for p, _ in batches])
+            if batches and batches[0][1] is not None:
+                s_sum += np.concatenate([s for _, s in batches])
+                heads += 1
+        out[k] = p_sum / len(m.paths)
+        if heads == len(m.paths):
+            salt[k] = s_sum / heads
     return out, salt
 
 
@@ -116,6 +129,14 @@ def _binarize(p: np.ndarray, threshold: float, min_area: int, salt: np.ndarray |
     if salt is not None and salt_cutoff is not None:
         pred[salt < salt_cutoff] = False
     return pred
+
+
+def predict_masks(probs: np.ndarray, comb: Linear, salt: np.ndarray | None = None) -> np.ndarray:
+    """The combiner's masks: combined probabilities, its threshold, min area and salt cut-off.
+
+    Shape: probs (M, N, H, W), salt (M, N) or None -> (N, H, W) bool.
+    """
+    return _binarize(combine(probs, comb), comb.threshold, comb.min_area, combine_salt(salt, comb), comb.salt_cutoff)
 
 
 def tune_cutoffs(p: np.ndarray, truth: np.ndarray, salt: np.ndarray | None = None) -> tuple[float, int, float | None, float]:
@@ -258,10 +279,11 @@ def iter_ensemble(members: Sequence[Member], comb: Linear, images: np.ndarray, d
     from salttune.predict import apply_salt_cutoff, iter_predictions
 
     active = [(k, m) for k, m in enumerate(members) if comb.weights[k] != 0]
-    models = []
+    models = []  # (weight, model): a member of several models gives each its share of the member's weight
     for k, m in active:
-        model, _ = build_from_checkpoint(m.path)
-        models.append((comb.weights[k], model.to(device).eval()))
+        for path in m.paths:
+            model, _ = build_from_checkpoint(path)
+            models.append((comb.weights[k] / len(m.paths), model.to(device).eval()))
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size]
         z = depths[start : start + batch_size]

@@ -1,19 +1,40 @@
-"""``salttune ensemble``: the top trials of a search -> cross-validated report and a Kaggle submission.
+"""``salttune ensemble``: the top trials of a search -> an honest score, a report and a Kaggle submission.
 
-Reads ``results/NAME/leaderboard.csv`` (one row per trial, with its snapshots), predicts the held-out
-validation images with every snapshot (with and without flip TTA), compares single snapshots and combiners
-out of fold (see :mod:`salttune.ensemble`), then streams the test images through the chosen combiner.
+Reads ``results/NAME/leaderboard.csv`` (one row per trial, with its snapshots) and does, in order:
 
-Writes into ``--out`` (default ``results/NAME/ensemble``): ``report.md``, ``report.json``, ``weights.json``
-and ``submission.csv``. Nothing already there is overwritten without ``--force``, and a refused run
-writes nothing, not even its record: :func:`check_ensemble` runs every check first.
+1. **Members.** Without ``--refit-folds``: every snapshot of the ``--top`` trials, as trained by the search.
+   With ``--refit-folds K``: the ``--top`` trials' configurations trained again on each of K coverage-stratified
+   folds of the images outside the holdout (Ray tasks with the search's per-trial resources:
+   :mod:`salttune.search.refit`; runs kept in ``results/NAME/refit/kK/``, finished folds reused), so every
+   non-holdout image trains models; a member is then a configuration, predicting the mean of its fold runs'
+   snapshots.
+2. **Selection.** Single members, each combiner and the choice among them (:mod:`salttune.ensemble`), fitted
+   by K-fold cross-validation over the *selection images*: the search's validation images, or with refits the
+   out-of-fold predictions of every non-holdout image (fold f's models predict fold f). The choice of combiner
+   is made inside the cross-validation, so the chosen row's figure is an out-of-fold estimate of the whole
+   procedure.
+3. **The headline**: the chosen ensemble's score on the *holdout* (``data.holdout_fraction`` of the search,
+   set aside before it started: no trial trained or validated on it, nothing above was chosen on it), with its
+   standard error over the images; beside it the cross-validated figure and their gap (how optimistic a score
+   on images that chose the trials is).
+4. The test images stream through the chosen combiner into ``submission.csv``.
+5. With ``--pseudo-confidence C`` (needs ``--refit-folds``): the confident test images (:mod:`salttune.pseudo`)
+   join the training folds of a second refit (``--out/pseudo-<labels>/``), steps 2-4 run again on it, and the
+   report gives the holdout score before and after; ``submission.csv`` is the second round's, the first is kept
+   as ``submission_round0.csv``.
+
+Writes into ``--out`` (default ``results/NAME/ensemble``): ``report.md``, ``report.json``, ``weights.json`` and
+``submission.csv``. Nothing already there is overwritten without ``--force``, and a refused run writes nothing,
+not even its record: :func:`check_ensemble` runs every check first.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +43,18 @@ import torch
 from salttune import leaderboard
 from salttune.checkpoint import load_checkpoint
 from salttune.data import TGSData, load_dataset
-from salttune.ensemble import BASELINE, COMBINERS, Member, combiners_for, cross_validate, fit_single, iter_ensemble, member_outputs
+from salttune.ensemble import (AUTO, BASELINE, COMBINERS, Member, combiners_for, cross_validate, fit_single, iter_ensemble,
+                               member_outputs, predict_masks)
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
+from salttune.metric import score_per_image
 from salttune.predict import write_submission_stream
 from salttune.split import Arrays, Split, split_data
 
-__all__ = ["OUTPUTS", "Checked", "top_members", "check_ensemble", "run_ensemble"]
+__all__ = ["OUTPUTS", "Pseudo", "Checked", "top_members", "check_ensemble", "run_ensemble"]
 
-OUTPUTS = ("submission.csv", "report.md", "report.json", "weights.json")
+OUTPUTS = ("submission.csv", "submission_round0.csv", "report.md", "report.json", "weights.json")
+REFIT = "refit"  # results/NAME/refit/kK/trial_<id>/fold_<f>/: the refit runs, shared by every ensemble of the search
 
 
 def _snapshots_of(row: dict[str, str], search_dir: Path) -> list[str]:
@@ -91,31 +115,40 @@ def _data_split(members: list[Member]) -> Split:
     return next(iter(seen))
 
 
-def _table_md(rows: list[dict]) -> str:
-    lines = ["| model | TTA | score | IoU |", "|---|---|---|---|"]
-    lines += [f"| {r['name']} | {r['tta']} | {r['score']:.4f} | {r['iou']:.4f} |" for r in rows]
-    return "\n".join(lines)
+@dataclass(frozen=True)
+class Pseudo:
+    """``--pseudo-confidence`` and ``--pseudo-share`` (see :mod:`salttune.pseudo`)."""
+
+    confidence: float = 0.9
+    share: float = 0.99
 
 
 @dataclass(frozen=True)
 class Checked:
-    """What :func:`check_ensemble` found usable: the members, their combiners, the dataset and its validation part."""
+    """What :func:`check_ensemble` found usable: the members, their combiners, the data and its parts."""
 
     members: list[Member]
     combiners: list[str]
     data: TGSData
+    split: Split
     val: Arrays
+    holdout: Arrays
     folds: int
+    refit_folds: int | None = None
+    pseudo: Pseudo | None = None
+    resources: object = None  # the search's per-trial Resources, for refits
+    address: str | None = None
 
 
 def check_ensemble(members: list[Member], data_dir: Path, out_dir: Path, *, force: bool = False, combiner: str = "auto",
-                   folds: int = 5) -> Checked:
+                   folds: int = 5, refit_folds: int | None = None, pseudo: Pseudo | None = None,
+                   search_dir: Path | None = None, address: str | None = None) -> Checked:
     """Every check of an ensemble run, before it writes anything (its record included).
 
     Raises:
         SalttuneError: an earlier ensemble's output is in ``out_dir`` and ``force`` is off, an unknown combiner,
-            members validated on different splits, a dataset without test images, or too few validation images
-            for ``folds``.
+            members validated on different splits, a dataset without test images, too few images for ``folds``,
+            or pseudo-labelling without refits.
     """
     names = combiners_for(combiner)
     existing = [n for n in OUTPUTS if (out_dir / n).exists()]
@@ -123,83 +156,305 @@ def check_ensemble(members: list[Member], data_dir: Path, out_dir: Path, *, forc
         raise SalttuneError(f"{out_dir / existing[0]}: already exists; add --force to overwrite or choose another --out")
     if folds < 2:
         raise SalttuneError(f"--folds {folds}: cross-validation needs at least 2 folds")
+    if pseudo is not None and refit_folds is None:
+        raise SalttuneError("--pseudo-confidence: pseudo-labelled images join the training folds of refit models; "
+                            "add --refit-folds K (e.g. 5)")
+    if pseudo is not None and not (0.5 < pseudo.confidence < 1 and 0 < pseudo.share <= 1):
+        raise SalttuneError(f"--pseudo-confidence {pseudo.confidence:g} / --pseudo-share {pseudo.share:g}: give a "
+                            "confidence between 0.5 and 1 (e.g. 0.9) and a share in (0, 1] (e.g. 0.99)")
     split = _data_split(members)
     data = load_dataset(data_dir)
     if not data.test_ids:
         raise SalttuneError(f"{data_dir}: no test images in test/images; the ensemble predicts the test set")
-    _, val, holdout = split_data(data, split)
-    if len(val.ids) < folds:
-        raise SalttuneError(f"--folds {folds}: only {len(val.ids)} validation images; give fewer folds")
-    return Checked(members, names, data, val, folds)
+    train, val, holdout = split_data(data, split)
+    resources = None
+    if refit_folds is not None:
+        rest = len(train.ids) + len(val.ids)
+        if rest < 2 * refit_folds:
+            raise SalttuneError(f"--refit-folds {refit_folds}: only {rest} images outside the holdout; give fewer folds")
+        resources = _search_resources(search_dir, data_dir)
+        selection = rest
+    else:
+        selection = len(val.ids)
+    if selection < folds:
+        raise SalttuneError(f"--folds {folds}: only {selection} validation images; give fewer folds")
+    return Checked(members, names, data, split, val, holdout, folds, refit_folds, pseudo, resources, address)
+
+
+def _search_resources(search_dir: Path | None, data_dir: Path):
+    """The search's per-trial resources (its ``space.yaml``); one CPU each for a search without one."""
+    from salttune.search.resume import SPACE_FILE, saved_space
+    from salttune.search.space import Resources
+
+    if search_dir is None or not (search_dir / SPACE_FILE).is_file():
+        return Resources(cpu=1.0, gpu=0.0)
+    return saved_space(search_dir, str(data_dir)).resources
+
+
+@dataclass
+class Predicted:
+    """Member predictions on the selection images and on the holdout, per TTA mode."""
+
+    members: list[Member]
+    images: str  # which images the cross-validated figures are over, in words
+    truth: np.ndarray  # (N, H, W)
+    probs: dict[str, np.ndarray]  # tta -> (M, N, H, W)
+    salts: dict[str, np.ndarray | None]  # tta -> (M, N), None without salt heads
+    hold_truth: np.ndarray  # (Nh, H, W)
+    hold_probs: dict[str, np.ndarray] = field(default_factory=dict)
+    hold_salts: dict[str, np.ndarray | None] = field(default_factory=dict)
+
+
+def _no_nan(salt: np.ndarray) -> np.ndarray | None:
+    return None if np.isnan(salt).all() else salt
+
+
+def _predict(members: list[Member], sel: list[tuple[list[Member], Arrays]], holdout: Arrays, ttas: list[str],
+             device, bar, images: str) -> Predicted:
+    """Predictions of ``members`` on the holdout, and on the selection images: each ``(members', part)`` of
+    ``sel`` predicts ``part`` with ``members'`` (the members themselves, or their fold-f models on fold f)."""
+    truth = np.concatenate([part.masks for _, part in sel])
+    pred = Predicted(members, images, truth, {}, {}, holdout.masks)
+    for t in ttas:
+        outs = [member_outputs(ms, part.images, part.depths, device, t, progress=bar) for ms, part in sel]
+        pred.probs[t] = np.concatenate([p for p, _ in outs], axis=1)
+        pred.salts[t] = _no_nan(np.concatenate([s for _, s in outs], axis=1))
+        hp, hs = member_outputs(members, holdout.images, holdout.depths, device, t, progress=bar)
+        pred.hold_probs[t], pred.hold_salts[t] = hp, (_no_nan(hs) if len(holdout.ids) else None)
+    return pred
+
+
+def _snapshot_prediction(checked: Checked, ttas, device, bar) -> Predicted:
+    val = checked.val
+    return _predict(checked.members, [(checked.members, val)], checked.holdout, ttas, device, bar,
+                    f"the search's {len(val.ids)} validation images")
+
+
+def _refit(checked: Checked, where: Path, data_dir: Path, extra: Arrays | None) -> list[tuple[str, list[list[str]], float]]:
+    """Train (or reuse) the top configurations on every fold; returns (trial, [fold f's snapshot paths], mean
+    fold score) per configuration whose folds all finished."""
+    import json
+
+    from salttune.config import config_from_dict
+    from salttune.folds import fold_config
+    from salttune.search.refit import FoldJob, run_folds
+
+    k = checked.refit_folds
+    trials: dict[str, str] = {}
+    for m in checked.members:
+        trials.setdefault(m.trial, m.path)  # one snapshot per trial carries its configuration
+    jobs = []
+    for trial, path in trials.items():
+        cfg = config_from_dict(load_checkpoint(path)["config"])
+        for f in range(k):
+            jobs.append(FoldJob(f"trial {trial} fold {f + 1}/{k}", fold_config(cfg, k, f), where / f"trial_{trial}" / f"fold_{f}"))
+    results = run_folds(jobs, str(Path(data_dir).resolve()), checked.resources, extra=extra, address=checked.address)
+    configs = []
+    for trial in trials:
+        mine = [j for j in jobs if j.out.parent.name == f"trial_{trial}"]
+        failed = [f"{j.name}: {results[j.name]}" for j in mine if not isinstance(results[j.name], dict)]
+        if failed:
+            warnings.warn(f"trial {trial} left out of the ensemble: {failed[0]}", stacklevel=2)
+            continue
+        paths = [[str(Path(s["path"])) for s in json.loads((j.out / "summary.json").read_text())["snapshots"]] for j in mine]
+        configs.append((trial, paths, float(np.mean([results[j.name]["best_score"] for j in mine]))))
+    if not configs:
+        raise SalttuneError(f"every refit configuration failed; see the reasons above and the runs in {where}")
+    return configs
+
+
+def _refit_prediction(checked: Checked, configs, ttas, device, bar) -> Predicted:
+    """Out-of-fold predictions of every non-holdout image (fold f's models on fold f); the holdout with all."""
+    k = checked.refit_folds
+    members = [Member(t, paths[0][0], score, tuple(p for fold in paths for p in fold)) for t, paths, score in configs]
+    sel = []
+    for f in range(k):
+        _, part, _ = split_data(checked.data, dataclasses.replace(checked.split, folds=k, fold=f))
+        sel.append(([Member(t, paths[f][0], score, tuple(paths[f])) for t, paths, score in configs], part))
+    n = sum(len(p.ids) for _, p in sel)
+    return _predict(members, sel, checked.holdout, ttas, device, bar,
+                    f"all {n} non-holdout images, out of fold ({k} folds; they also ranked the search's trials)")
+
+
+def _holdout(pred: Predicted, comb, tta: str, idx=slice(None)) -> tuple[float, float] | None:
+    """Mean and standard error of the per-image scores of ``comb`` on the holdout; None without a holdout."""
+    if not len(pred.hold_truth):
+        return None
+    salt = pred.hold_salts[tta]
+    per = score_per_image(predict_masks(pred.hold_probs[tta][idx], comb, None if salt is None else salt[idx]), pred.hold_truth)
+    return float(per.mean()), float(per.std(ddof=1) / math.sqrt(len(per))) if len(per) > 1 else math.nan
+
+
+def _select(pred: Predicted, names: list[str], folds: int) -> dict:
+    """Rows of single members and combiners (cross-validated, and on the holdout), and the chosen combiner."""
+    from salttune.ensemble import cross_validate_choice
+
+    rows = []
+    ttas = list(pred.probs)
+
+    def row(name, t, r, idx=slice(None)):
+        h = _holdout(pred, r["final"], t, idx)
+        rows.append({"name": name, "tta": t, "score": r["score"], "iou": r["iou"],
+                     "holdout": None if h is None else h[0], "holdout_se": None if h is None else h[1]})
+        return r
+
+    def cv(fitter, t, idx=slice(None)):
+        salt = pred.salts[t]
+        return cross_validate(fitter, pred.probs[t][idx], pred.truth, k=folds, salt=None if salt is None else salt[idx])
+
+    baseline = COMBINERS[BASELINE]
+    for t in ttas:
+        row(baseline.label, t, cv(baseline.fit, t))
+    by_trial: dict[str, list[int]] = {}
+    for k, m in enumerate(pred.members):
+        by_trial.setdefault(m.trial, []).append(k)
+    for trial, idx in by_trial.items():
+        for t in ttas:
+            row(f"trial {trial}: best snapshot" if len(idx) > 1 or not pred.members[idx[0]].models
+                else f"trial {trial}: its {len(pred.members[idx[0]].models)} fold models", t, cv(fit_single, t, idx), idx)
+    best_t, salt = ttas[-1], pred.salts[ttas[-1]]
+    if len(names) == 1:
+        chosen, res = names[0], row(COMBINERS[names[0]].label, best_t, cv(COMBINERS[names[0]].fit, best_t))
+        label = rows[-1]["name"]
+    else:  # every combiner's own CV figure, then the choice among them made inside each outer fold
+        res = cross_validate_choice(names, pred.probs[best_t], pred.truth, k=folds, salt=salt)
+        for name in names:
+            row(COMBINERS[name].label, best_t, res["rows"][name])
+        chosen, label = res["chosen"], f"{AUTO}: {COMBINERS[res['chosen']].label}, chosen inside each fold"
+        row(label, best_t, res)
+    h = _holdout(pred, res["final"], best_t)
+    return {"rows": rows, "chosen": chosen, "chosen_row": label, "final": res["final"], "tta": best_t,
+            "score": res["score"], "iou": res["iou"], "holdout": None if h is None else h[0],
+            "holdout_se": None if h is None else h[1], "images": pred.images,
+            "selection_images": int(len(pred.truth)), "holdout_images": int(len(pred.hold_truth))}
+
+
+def _write_test(members: list[Member], sel: dict, data: TGSData, device, path: Path, pseudo: Pseudo | None,
+                progress: bool):
+    """Stream the test images through the chosen combiner into ``path``; collect the confident ones."""
+    from salttune.ensemble import _binarize
+    from salttune.pseudo import Collector
+
+    final = sel["final"]
+    collector = Collector(data.test_ids, data.test_images, data.test_depths, pseudo.confidence, pseudo.share) if pseudo else None
+    batches = iter_ensemble(members, final, data.test_images, data.test_depths, device, sel["tta"])
+    if progress:
+        batches = _bar(batches, total=-(-len(data.test_ids) // 256), desc="predict test", unit="batch")
+
+    def tapped():
+        for p in batches:
+            if collector is not None:
+                collector.add(p, _binarize(p, final.threshold, final.min_area))
+            yield p
+
+    t0 = time.perf_counter()
+    write_submission_stream(path, data.test_ids, tapped(), final.threshold, final.min_area)
+    return collector, time.perf_counter() - t0
 
 
 def run_ensemble(checked: Checked, search_dir: Path, data_dir: Path, tta: str, out_dir: Path, *, progress: bool = True) -> dict:
     """The whole ensembling stage on what :func:`check_ensemble` passed; returns the report dict (also
     written to ``report.json``). The submission and reports appear under their names only when complete."""
-    members, names, data, val, folds = checked.members, checked.combiners, checked.data, checked.val, checked.folds
-    top = len({m.trial for m in members})
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     bar = _bar if progress else (lambda it, **kw: it)
-    t0 = time.perf_counter()
-    # Pixel probabilities (M, N, H, W) and salt-present probabilities (M, N) (NaN: no salt head) per TTA mode.
-    outs = {"none": member_outputs(members, val.images, val.depths, device, "none", progress=bar)}
-    if tta == "flip":
-        outs["flip"] = member_outputs(members, val.images, val.depths, device, "flip", progress=bar)
-    probs = {t: p for t, (p, _) in outs.items()}
-    salts = {t: (None if np.isnan(s).all() else s) for t, (_, s) in outs.items()}
-    ttas = list(probs)
-
-    rows, fitted = [], {}
-
-    def add(name, t, fitter, idx=slice(None)):
-        salt = None if salts[t] is None else salts[t][idx]
-        r = cross_validate(fitter, probs[t][idx], val.masks, k=folds, salt=salt)
-        rows.append({"name": name, "tta": t, "score": r["score"], "iou": r["iou"]})
-        return r
-
-    baseline = COMBINERS[BASELINE]
-    for t in ttas:
-        add(baseline.label, t, baseline.fit)
-    by_trial: dict[str, list[int]] = {}
-    for k, m in enumerate(members):
-        by_trial.setdefault(m.trial, []).append(k)
-    for trial, idx in by_trial.items():
-        for t in ttas:
-            add(f"trial {trial}: best snapshot", t, fit_single, idx)
-    best_t = ttas[-1]
-    for name in names:
-        label = COMBINERS[name].label + (" (chosen)" if name == BASELINE else "")  # the baseline's row is above
-        fitted[name] = add(label, best_t, COMBINERS[name].fit)
-    chosen = max(fitted, key=lambda n: fitted[n]["score"])
-    final = fitted[chosen]["final"]
-    val_seconds = time.perf_counter() - t0
-
+    ttas = ["none", "flip"] if tta == "flip" else ["none"]
     out_dir.mkdir(parents=True, exist_ok=True)
-    t1 = time.perf_counter()
-    batches = iter_ensemble(members, final, data.test_images, data.test_depths, device, best_t)
-    if progress:
-        batches = _bar(batches, total=-(-len(data.test_ids) // 256), desc="predict test", unit="batch")
-    write_submission_stream(out_dir / "submission.csv", data.test_ids, batches, final.threshold, final.min_area)
-    test_seconds = time.perf_counter() - t1
+    rounds = []
+    extra, where = None, search_dir.resolve() / REFIT / f"k{checked.refit_folds}"
+    for rnd in range(2 if checked.pseudo else 1):
+        t0 = time.perf_counter()
+        if checked.refit_folds:
+            configs = _refit(checked, where, data_dir, extra)
+            pred = _refit_prediction(checked, configs, ttas, device, bar)
+        else:
+            pred = _snapshot_prediction(checked, ttas, device, bar)
+        sel = _select(pred, checked.combiners, checked.folds)
+        val_seconds = time.perf_counter() - t0
+        last = rnd == (1 if checked.pseudo else 0)
+        sub = out_dir / ("submission.csv" if last else "submission_round0.csv")
+        collector, test_seconds = _write_test(pred.members, sel, checked.data, device, sub, None if last else checked.pseudo, progress)
+        rounds.append({**{k: v for k, v in sel.items() if k not in ("final",)}, "round": rnd, "members": pred.members,
+                       "final": sel["final"], "seconds_validation": val_seconds, "seconds_test": test_seconds,
+                       "refit": None if not checked.refit_folds else str(where),
+                       "pseudo": None if collector is None else collector.summary()})
+        if collector is not None:
+            extra = collector.arrays()
+            where = out_dir.resolve() / f"pseudo-{collector.fingerprint()}"
+            print(f"pseudo-labels: {len(extra.ids)} of {collector.seen} test images are confident "
+                  f"(confidence {checked.pseudo.confidence:g} on {checked.pseudo.share:.1%} of pixels); refitting with them", flush=True)
+    return _write_reports(checked, rounds, search_dir, data_dir, out_dir)
 
-    weights = {"combiner": chosen, "tta": best_t, "bias": final.bias, "threshold": final.threshold,
+
+def _write_reports(checked: Checked, rounds: list[dict], search_dir: Path, data_dir: Path, out_dir: Path) -> dict:
+    last = rounds[-1]
+    final, members = last["final"], last["members"]
+    weights = {"combiner": last["chosen"], "tta": last["tta"], "bias": final.bias, "threshold": final.threshold,
                "min_area": final.min_area, "salt_cutoff": final.salt_cutoff, "members": [
-                   {"trial": m.trial, "snapshot": m.path, "val_score": m.score, "weight": float(w)}
+                   {"trial": m.trial, "snapshot": m.path, "models": list(m.paths), "val_score": m.score, "weight": float(w)}
                    for m, w in zip(members, final.weights)]}
     write_json(out_dir / "weights.json", weights, "ensemble weights")
-    report = {"search": str(search_dir), "data": str(data_dir), "top": top, "snapshots": len(members),
-              "score": fitted[chosen]["score"], "iou": fitted[chosen]["iou"], "salt_cutoff": final.salt_cutoff,
-              "validation_images": len(val.ids), "folds": folds, "rows": rows, "chosen": chosen,
-              "test_images": len(data.test_ids), "seconds_validation": val_seconds, "seconds_test": test_seconds}
+    public = [{k: v for k, v in r.items() if k not in ("members", "final")} for r in rounds]
+    report = {"search": str(search_dir), "data": str(data_dir), "top": len({m.trial for m in checked.members}),
+              "snapshots": len(checked.members), "members": len(members), "refit_folds": checked.refit_folds,
+              "score": last["holdout"] if last["holdout"] is not None else last["score"],
+              "headline": "holdout" if last["holdout"] is not None else "cross-validated",
+              "holdout": last["holdout"], "holdout_se": last["holdout_se"], "holdout_images": last["holdout_images"],
+              "cv_score": last["score"], "iou": last["iou"], "salt_cutoff": final.salt_cutoff,
+              "selection_images": last["selection_images"], "validation_images": last["selection_images"],
+              "folds": checked.folds, "rows": last["rows"], "chosen": last["chosen"], "rounds": public,
+              "test_images": len(checked.data.test_ids), "seconds_validation": sum(r["seconds_validation"] for r in rounds),
+              "seconds_test": sum(r["seconds_test"] for r in rounds)}
     write_json(out_dir / "report.json", report, "ensemble report")
-    atomic_write_text(out_dir / "report.md",
-        f"# Ensemble of the top {top} trials of {search_dir.name}\n\n"
-        f"{len(members)} snapshots; scores are out-of-fold over {len(val.ids)} validation images "
-        f"({folds}-fold CV: every combiner, threshold, area and salt cut-off fitted on the other folds).\n\n"
-        f"{_table_md(rows)}\n\nChosen: **{chosen}** (TTA {best_t}), threshold {final.threshold}, "
-        f"min area {final.min_area}, salt cut-off {_cutoff_text(final.salt_cutoff)}. Weights: weights.json.\n",
-        "ensemble report")
+    atomic_write_text(out_dir / "report.md", _report_md(report, search_dir, final), "ensemble report")
     return report
+
+
+def _fmt(v: float | None, se: float | None = None) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4f}" + (f" ± {se:.4f}" if se is not None and not math.isnan(se) else "")
+
+
+def _headline(r: dict) -> str:
+    if r["holdout"] is None:
+        return (f"**No holdout** (the search's data.holdout_fraction is 0): the best figure is the cross-validated "
+                f"{r['score']:.4f} over {r['images']}, which chose the trials, so it is optimistic. Set "
+                "data.holdout_fraction (e.g. 0.2) in the space for a score nothing was tuned on.")
+    return (f"**Holdout score {_fmt(r['holdout'], r['holdout_se'])}** (± one standard error over its "
+            f"{r['holdout_images']} images, set aside before the search: no trial trained or validated on them and "
+            f"nothing here was chosen on them). Cross-validated: {r['score']:.4f} over {r['images']}; "
+            f"gap {r['score'] - r['holdout']:+.4f} (how optimistic the cross-validated figure is).")
+
+
+def _report_md(report: dict, search_dir: Path, final) -> str:
+    refit = f", refit on {report['refit_folds']} folds" if report["refit_folds"] else ""
+    parts = [f"# Ensemble of the top {report['top']} trials of {search_dir.name}{refit}\n"]
+    for r in report["rounds"]:
+        title = "Round 0" if r["pseudo"] is None and r["round"] == 0 else f"Round {r['round']}"
+        if report["rounds"][0]["pseudo"] is not None or r["round"]:
+            parts.append(f"## {title}" + (" (with pseudo-labels)" if r["round"] else "") + "\n")
+        parts.append(_headline(r) + "\n")
+        lines = [f"| model | TTA | cross-validated ({r['selection_images']} images) | holdout ({r['holdout_images']} images) | IoU (CV) |",
+                 "|---|---|---|---|---|"]
+        lines += [f"| {x['name']} | {x['tta']} | {x['score']:.4f} | {_fmt(x['holdout'], x['holdout_se'])} | {x['iou']:.4f} |"
+                  for x in r["rows"]]
+        parts.append("\n".join(lines) + "\n")
+        parts.append(f"Chosen: **{r['chosen_row']}** (TTA {r['tta']}); every combiner, threshold, area and salt cut-off "
+                     f"fitted on the other folds ({report['folds']}-fold CV). The holdout column is for reading only: "
+                     "nothing was chosen on it.\n")
+        if r["pseudo"] is not None:
+            p = r["pseudo"]
+            parts.append(f"Pseudo-labels: {p['kept']} of {p['test_images']} test images kept ({p['kept_empty']} empty), "
+                         f"those with at least {p['share']:.1%} of pixels at probability >= {p['confidence']:g} or "
+                         f"<= {1 - p['confidence']:.2g}; added to every refit fold's training images only.\n")
+    if len(report["rounds"]) > 1:
+        a, b = report["rounds"]
+        parts.append(f"Holdout before pseudo-labelling {_fmt(a['holdout'], a['holdout_se'])}, after "
+                     f"{_fmt(b['holdout'], b['holdout_se'])}. submission.csv is the second round's; "
+                     "submission_round0.csv the first's.\n")
+    parts.append(f"Threshold {final.threshold}, min area {final.min_area}, salt cut-off {_cutoff_text(final.salt_cutoff)}. "
+                 "Weights: weights.json.\n")
+    return "\n".join(parts)
 
 
 def _cutoff_text(cutoff: float | None) -> str:

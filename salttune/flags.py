@@ -44,8 +44,8 @@ def check_flags(args: argparse.Namespace) -> None:
         if not args.budget_s > 0:  # also false for NaN
             raise SalttuneError(f"--budget-s {args.budget_s:g}: must be a positive number of seconds, e.g. 60")
     _at_least(args, ("workers", "batch_size", "top", "size"), 1)
-    if cmd == "ensemble":
-        _at_least(args, ("folds",), 2)
+    if cmd in ("ensemble", "train"):
+        _at_least(args, ("folds", "refit_folds"), 2)
     threshold = getattr(args, "threshold", None)
     if threshold is not None and not 0 < threshold < 1:  # also false for NaN
         raise SalttuneError(f"--threshold {threshold:g}: must be between 0 and 1 (exclusive), e.g. 0.5")

@@ -244,10 +244,28 @@ def _ensemble(run_dir: Path) -> str:
     if not rep.is_file():
         return "<p>No ensemble yet: run <code>salttune ensemble --top N</code>.</p>"
     r = json.loads(rep.read_text())
-    rows = "".join(f"<tr><td>{html.escape(x['name'])}</td><td>{x['tta']}</td><td>{x['score']:.4f}</td><td>{x['iou']:.4f}</td></tr>" for x in r["rows"])
-    out = (f"<p>{r['snapshots']} snapshots of the top {r['top']} trials; out-of-fold scores over {r['validation_images']} "
-           f"validation images ({r['folds']}-fold). Chosen: <b>{html.escape(r['chosen'])}</b>.</p>"
-           f"<table><tr><th>model</th><th>TTA</th><th>score</th><th>IoU</th></tr>{rows}</table>")
+    def fmt(v, se=None):
+        return "-" if v is None else f"{v:.4f}" + (f" ± {se:.4f}" if se is not None else "")
+
+    rows = "".join(f"<tr><td>{html.escape(x['name'])}</td><td>{x['tta']}</td><td>{x['score']:.4f}</td>"
+                   f"<td>{fmt(x.get('holdout'), x.get('holdout_se'))}</td><td>{x['iou']:.4f}</td></tr>" for x in r["rows"])
+    last = (r.get("rounds") or [{}])[-1]
+    cv_images = last.get("images", f"{r['validation_images']} validation images")
+    if r.get("holdout") is not None:
+        head = (f"<p><b>Holdout score {fmt(r['holdout'], r['holdout_se'])}</b> over {r['holdout_images']} images set aside "
+                f"before the search (no trial trained or validated on them, nothing was chosen on them); cross-validated "
+                f"{r['cv_score']:.4f} over {html.escape(cv_images)}.</p>")
+    else:
+        head = (f"<p>No holdout: the figures are cross-validated over {html.escape(cv_images)}, which chose the trials "
+                "(optimistic); set data.holdout_fraction in the space.</p>")
+    before = ""
+    if len(r.get("rounds") or []) > 1:
+        a, b = r["rounds"][0], r["rounds"][-1]
+        before = (f"<p>Pseudo-labelling: {a['pseudo']['kept']} test images; holdout "
+                  f"{fmt(a['holdout'], a['holdout_se'])} before, {fmt(b['holdout'], b['holdout_se'])} after.</p>")
+    out = (head + before + f"<p>{r['snapshots']} snapshots of the top {r['top']} trials; chosen: <b>{html.escape(r['chosen'])}</b> "
+           f"({r['folds']}-fold CV).</p>"
+           f"<table><tr><th>model</th><th>TTA</th><th>cross-validated</th><th>holdout</th><th>IoU</th></tr>{rows}</table>")
     if w.is_file():
         import matplotlib.pyplot as plt
 

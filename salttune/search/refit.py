@@ -1,0 +1,103 @@
+"""Refitting configurations on K folds as Ray tasks (``salttune ensemble --refit-folds K``).
+
+Each (configuration, fold) is one Ray task running :func:`salttune.folds.train_fold` with the search's per-trial
+resources (``resources.cpu``, ``resources.gpu``: a quarter of a GPU runs four folds per GPU), on the local machine
+or on the cluster at ``--address``. A fold already finished is not started again, and one with a checkpoint
+continues from it, so an interrupted refit (Ctrl-C, a lost node) loses at most the epochs in progress. The
+dataset folder must be readable at the same path on every node (as for the search).
+
+Results are plain run folders (:mod:`salttune.folds`), so ``salttune report`` and ``predict`` read them as they
+read any run.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from salttune.config import TrainConfig
+from salttune.errors import SalttuneError
+from salttune.folds import finished
+from salttune.search.space import Resources
+from salttune.split import Arrays
+
+__all__ = ["FoldJob", "run_folds"]
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """One fold of one configuration: its resolved config (``folds``, ``fold`` set) and run folder."""
+
+    name: str  # for messages, e.g. "trial 3a2b fold 1/5"
+    cfg: TrainConfig
+    out: Path
+
+
+def _train(cfg: TrainConfig, data_folder: str, out: str, extra: Arrays | None) -> dict:
+    """The Ray task: one fold (a plain function; Ray imports salttune on the worker)."""
+    import warnings
+
+    from salttune.folds import train_fold
+
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")  # arrays from the object store
+    return train_fold(cfg, data_folder, out, extra=extra)
+
+
+def run_folds(jobs: list[FoldJob], data_folder: str, resources: Resources, *, extra: Arrays | None = None,
+              address: str | None = None) -> dict[str, dict | str]:
+    """Train every job that is not finished yet, as Ray tasks; return ``{job name: summary or failure reason}``.
+
+    Args:
+        jobs: the folds to train (:class:`FoldJob`).
+        data_folder: the dataset folder, read by each task.
+        resources: per-task CPUs and GPU share (the search space's ``resources``).
+        extra: images added to every fold's training part (pseudo-labels), put in Ray's object store once.
+        address: a Ray cluster to join; None starts a local instance.
+
+    A task that fails (a NaN loss, an exception) is reported by its reason; the others go on. Ctrl-C stops the
+    tasks (their finished epochs are kept) and propagates.
+    """
+    results: dict[str, dict | str] = {j.name: s for j in jobs if (s := finished(j.out)) is not None}
+    todo = [j for j in jobs if j.name not in results]
+    if not todo:
+        return results
+    from salttune.search.session import prepare_auth, start_ray, usable_resources
+
+    prepare_auth(address)
+    import ray
+
+    start_ray(address)
+    try:
+        res, notes = usable_resources(resources, local=address is None)
+        for line in notes:
+            print(line, file=sys.stderr)
+        task = ray.remote(_train).options(num_cpus=res.cpu, num_gpus=res.gpu, max_retries=0)
+        extra_ref = ray.put(extra) if extra is not None else None
+        print(f"refit: training {len(todo)} fold run(s) as Ray tasks ({res.cpu:g} CPU, {res.gpu:g} GPU each)", flush=True)
+        pending = {task.remote(j.cfg, data_folder, str(j.out), extra_ref): j for j in todo}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            job = pending.pop(done[0])
+            try:
+                summary = ray.get(done[0])
+            except ray.exceptions.RayTaskError as e:
+                reason = str(e.cause if getattr(e, "cause", None) is not None else e).strip().splitlines()[-1][:200]
+                results[job.name] = reason
+                print(f"refit: {job.name} failed: {reason}", file=sys.stderr, flush=True)
+                continue
+            results[job.name] = summary
+            print(f"refit: {job.name}: best score {summary['best_score']:.4f} at epoch {summary['best_epoch']} "
+                  f"({len(pending)} to go)", flush=True)
+        return results
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        ray.shutdown()
+
+
+def check_resources(resources: Resources) -> None:
+    if resources.cpu <= 0:
+        raise SalttuneError("resources.cpu must be above 0")
