@@ -44,7 +44,7 @@ def test_ensemble_cli_end_to_end(search):
     out = root / "results" / "s1" / "ensemble"
     report = json.loads((out / "report.json").read_text())
     names = [r["name"] for r in report["rows"]]
-    assert "best single snapshot" in names and "ridge stacker" in names and "greedy selection" in names
+    assert "best single snapshot" in names and "non-negative stacker" in names and "greedy selection" in names
     assert {r["tta"] for r in report["rows"]} == {"none", "flip"}
     assert report["snapshots"] == 4  # 2 trials x 2 cosine snapshots
     weights = json.loads((out / "weights.json").read_text())
