@@ -6,9 +6,11 @@ tests) and the writer (:mod:`salttune.search.leaderboard`, which turns Tune's re
 Columns: ``rank, trial`` (the Optuna trial number, as optuna-dashboard shows it), ``trial_id`` (Ray's),
 ``state`` (one of :data:`STATES`), ``best_score`` (the best epoch's value of the space's metric),
 ``best_epoch``, ``epochs_run``, ``max_epochs``, ``reason`` (why it failed, or was stopped), ``node`` (the Ray
-node that ran its last epoch), ``checkpoint_path`` (the folder Tune kept: ``state.pt`` to resume,
-``snapshots/``), ``snapshots`` (every snapshot file the trial kept, ``;``-separated: the ensemble reads
-these), then one column per sampled parameter, sorted. Paths are local paths, or URIs (``s3://...``) when the
+node that ran its last epoch), ``seed`` (the trial's training seed, derived from the search's seed and the
+trial number unless the space fixes it; empty for a trial that failed before its first epoch),
+``checkpoint_path`` (the folder Tune kept: ``state.pt`` to resume, ``snapshots/``), ``snapshots`` (every
+snapshot file the trial kept, ``;``-separated: the ensemble reads these), then one column per sampled
+parameter, sorted. Paths are local paths, or URIs (``s3://...``) when the
 search stores its results in the cloud. An empty cell is a missing value; a list parameter is ``+``-joined.
 """
 
@@ -28,7 +30,7 @@ __all__ = ["FILE", "COLUMNS", "FINISHED", "PRUNED", "FAILED", "INTERRUPTED", "UN
 FILE = "leaderboard.csv"
 
 COLUMNS = ("rank", "trial", "trial_id", "state", "best_score", "best_epoch", "epochs_run", "max_epochs", "reason", "node",
-           "checkpoint_path", "snapshots")
+           "seed", "checkpoint_path", "snapshots")
 
 FINISHED = "finished"  # ran all max_epochs
 PRUNED = "pruned"  # ASHA stopped it early

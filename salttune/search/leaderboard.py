@@ -61,7 +61,7 @@ def leaderboard_rows(results, space: SearchSpace, reasons: dict[str, str] | None
         rows.append({
             "trial": config.get("optuna_trial", ""), "trial_id": trial_id, "state": state,
             "best_score": score, "best_epoch": best_epoch, "epochs_run": epochs_run, "max_epochs": space.asha.max_t,
-            "reason": reason, "node": metrics.get("node_id", ""),
+            "reason": reason, "node": metrics.get("node_id", ""), "seed": metrics.get("seed", ""),
             "checkpoint_path": _uri(ckpt.filesystem, ckpt.path) if ckpt is not None else "",
             "snapshots": ";".join(_snapshots(ckpt)) if ckpt is not None else "",
             **{k: v for k, v in config.items() if k != "optuna_trial"},

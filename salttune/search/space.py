@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
 
+import numpy as np
+
 from salttune.config import TrainConfig, config_from_dict
 from salttune.errors import SalttuneError
 from salttune.split import SPLIT_KEYS
@@ -227,10 +229,29 @@ def _trial_config(space: SearchSpace, fixed: dict, sampled: dict) -> TrainConfig
     return config_from_dict(apply_overrides(nest({**base, **fixed}), nest(sampled)))
 
 
-def trial_config(space: SearchSpace, params: dict) -> TrainConfig:
-    """The full, validated training config of one trial (``params`` as :func:`suggest` returns them)."""
+def trial_config(space: SearchSpace, params: dict, trial_number: int | None = None) -> TrainConfig:
+    """The full, validated training config of one trial (``params`` as :func:`suggest` returns them).
+
+    Each trial trains with its own seed (initial weights, data order, augmentation), so that the members of an
+    ensemble are not all drawn from the same start: ``seed`` is derived from the search's seed
+    (``space.seed``) and the trial's number. The same pair always gives the same seed, and a retried or resumed
+    trial keeps its number, so it keeps its seed. A space that fixes the training seed (``fixed: {seed: 3}``,
+    or ``--set fixed.seed=3``; a bare ``--set seed=3`` sets the search's own seed) or searches it keeps that
+    value: the user asked for it.
+
+    Args:
+        trial_number: the Optuna trial number (``optuna_trial`` in the sampled point); ``None`` leaves ``seed``
+            at the fixed value or the training config's default.
+    """
+    sampled = trial_overrides(space, params)
+    if trial_number is not None and "seed" not in space.fixed and "seed" not in sampled:
+        # numpy's SeedSequence hashes the pair into well-mixed entropy (its documented way to seed from several
+        # numbers), so neighbouring trials and searches get unrelated seeds rather than seed+1; NumPy keeps
+        # its output stable across versions (NEP 19), so a seed stays reproducible. One 32-bit word: torch,
+        # numpy and random all take it.
+        sampled = {**sampled, "seed": int(np.random.SeedSequence([space.seed, trial_number]).generate_state(1)[0])}
     try:
-        return _trial_config(space, space.fixed, trial_overrides(space, params))
+        return _trial_config(space, space.fixed, sampled)
     except SalttuneError as e:
         raise SalttuneError(f"{space.source}: sampled config is invalid: {e}") from None
 

@@ -31,11 +31,13 @@ def train_trial(config: dict, *, space: SearchSpace, train: Arrays, val: Arrays)
 
     Args:
         config: the sampled point (dotted training-config keys, see :func:`salttune.search.space.suggest`)
-            plus ``optuna_trial``, the number of the Optuna trial it came from.
+            plus ``optuna_trial``, the number of the Optuna trial it came from, which with ``space.seed``
+            gives the trial its training seed (:func:`salttune.search.space.trial_config`; reported with the
+            metrics, so the leaderboard shows it).
         space: the validated search space (fixed settings, epoch budget, data split).
         train, val: the data parts, shared by all trials through Ray's object store.
     """
-    cfg = trial_config(space, {k: v for k, v in config.items() if k != "optuna_trial"})
+    cfg = trial_config(space, {k: v for k, v in config.items() if k != "optuna_trial"}, config["optuna_trial"])
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "Checkpoint created" line per epoch otherwise
     # The arrays come read-only from Ray's shared-memory object store (no copy per trial); torch warns that
     # it cannot write to them, which it never does here.
@@ -48,7 +50,7 @@ def train_trial(config: dict, *, space: SearchSpace, train: Arrays, val: Arrays)
             resume_from = checkpoint.to_directory(os.path.join(tmp, "restored"))
 
         def report(metrics: dict, checkpoint_dir: Path) -> None:
-            tune.report({**metrics, "node_id": node_id}, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
+            tune.report({**metrics, "node_id": node_id, "seed": cfg.seed}, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
 
         fit(cfg, train, val, Path(tmp) / "run", report, resume_from=resume_from)
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import optuna
 import pytest
 
@@ -125,6 +126,23 @@ def test_each_trial_keeps_one_checkpoint_with_its_top_snapshots(e2e):
             assert p["config"]["val_fraction"] == 0.25
     total = sum(f.stat().st_size for f in e2e.dir.rglob("*") if f.is_file())
     assert total < 5e6, total  # bounded: a few hundred kB per tiny trial
+
+
+def derived_seed(search_seed: int, trial_number: int) -> int:
+    """The training seed a search gives a trial (salttune.search.space.trial_config), written out here."""
+    return int(np.random.SeedSequence([search_seed, trial_number]).generate_state(1)[0])
+
+
+def test_each_trial_trains_with_its_own_recorded_seed(e2e):
+    seeds = {}
+    for r in e2e.rows:
+        seeds[r["trial"]] = expected = derived_seed(0, int(r["trial"]))  # the space's seed is 0
+        assert int(r["seed"]) == expected  # the leaderboard shows it
+        ckpt = Path(r["checkpoint_path"])
+        assert load_checkpoint(ckpt / "state.pt")["config"]["seed"] == expected  # resumes with it
+        snaps = r["snapshots"].split(";")
+        assert snaps and {load_checkpoint(p)["config"]["seed"] for p in snaps} == {expected}  # and so do its weights
+    assert len(set(seeds.values())) == len(e2e.rows) == 4  # ensemble members start from different weights
 
 
 def test_study_is_stored_with_pruned_and_complete_trials(e2e):
@@ -301,6 +319,8 @@ def test_killed_worker_resumes_its_trial_at_the_right_epoch(cluster, data, tmp_p
     assert epochs == [1, 2, 3]  # killed after epoch 2's checkpoint, resumed at epoch 3: nothing trained twice
     errors = (Path(row["checkpoint_path"]).parent / "error.txt").read_text()
     assert errors.count("Failure #") == 1  # one retry used of max_failures=1
+    assert int(row["seed"]) == derived_seed(0, 0)  # the retry kept the trial's seed
+    assert load_checkpoint(Path(row["checkpoint_path"]) / "state.pt")["config"]["seed"] == derived_seed(0, 0)
 
 
 def test_nan_loss_fails_the_trial_with_its_reason_and_the_search_goes_on(cluster, data, tmp_path):

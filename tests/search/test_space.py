@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import assert_user_error, run_search_cli
@@ -50,6 +51,32 @@ def test_trial_config_takes_budget_and_split_from_the_space(tmp_path):
     assert cfg.augment.names == ("hflip", "translate")  # a list choice travels through Optuna as 'a+b'
     assert (cfg.epochs, cfg.val_fraction, cfg.max_train_images, cfg.split_seed) == (4, 0.25, 40, 3)
     assert (cfg.model.base_width, cfg.model.depth, cfg.batch_size) == (4, 2, 8)
+
+
+def test_each_trial_gets_its_own_seed_from_the_search_seed_and_its_number(tmp_path):
+    space = load_space(write_space(tmp_path / "s.yaml", BASE + "space:\n  optim.lr: {loguniform: [1.0e-4, 1.0e-2]}\n"))
+    params = {"optim.lr": 1e-3}
+    seeds = [trial_config(space, params, n).seed for n in range(10)]
+    assert len(set(seeds)) == 10 and all(0 <= s < 2**32 for s in seeds)  # distinct, and torch/numpy take them
+    assert seeds == [int(np.random.SeedSequence([0, n]).generate_state(1)[0]) for n in range(10)]  # the documented formula
+    assert seeds[:2] == [2968811710, 3964924996]  # computed once: a numpy or code change must not move old searches' seeds
+    assert [trial_config(space, {"optim.lr": 5e-3}, n).seed for n in range(10)] == seeds  # the point drawn does not matter
+    other = load_space(write_space(tmp_path / "s1.yaml", BASE.replace("trials: 3", "trials: 3\nseed: 1")
+                                   + "space:\n  optim.lr: {loguniform: [1.0e-4, 1.0e-2]}\n"))
+    assert not set(trial_config(other, params, n).seed for n in range(10)) & set(seeds)  # another search, other seeds
+    assert trial_config(space, params).seed == 0  # no trial number: the training config's default
+
+
+@pytest.mark.parametrize("how", ["fixed", "set", "searched"])
+def test_a_seed_the_space_fixes_or_searches_wins(tmp_path, how):
+    text = BASE + "space:\n  optim.lr: {loguniform: [1.0e-4, 1.0e-2]}\n"
+    if how == "fixed":
+        text = text.replace("batch_size: 8}", "batch_size: 8, seed: 3}")
+    elif how == "searched":
+        text += "  seed: {choice: [3]}\n"
+    space = load_space(write_space(tmp_path / "s.yaml", text), ["fixed.seed=3"] if how == "set" else [])
+    params = {"optim.lr": 1e-3, **({"seed": 3} if how == "searched" else {})}
+    assert [trial_config(space, params, n).seed for n in range(4)] == [3, 3, 3, 3]
 
 
 def test_set_overrides_the_space_and_the_fixed_settings(tmp_path):
