@@ -380,6 +380,11 @@ def fit_auto(probs: np.ndarray, truth: np.ndarray, names: Sequence[str] | None =
         and ``inner_scores`` ({name: {"score", "iou"}}, out of fold on these images).
     """
     names = combiners_for(AUTO) if names is None else list(names)
+    inner_folds = min(inner_folds, len(truth))  # a small fold of a small validation set
+    if inner_folds < 2:  # one image cannot cross-validate a choice: the first named, untried
+        comb = _with_cutoffs(COMBINERS[names[0]].fit(probs, truth), probs, truth, salt)
+        return Linear(comb.weights, comb.bias, comb.threshold, comb.min_area,
+                      {**comb.info, "chosen": names[0], "inner_scores": {}}, comb.salt_cutoff)
     chosen, results = _choose(names, probs, truth, inner_folds, seed, salt)
     comb = results[chosen]["final"]
     scores = {n: {"score": r["score"], "iou": r["iou"]} for n, r in results.items()}

@@ -216,6 +216,7 @@ class _Book:
     history: list[dict] = field(default_factory=list)  # every epoch's metrics
     cycle_best: dict = field(default_factory=_no_best)  # the open cycle's best epoch
     next_epoch: int = 0
+    val_images: int = 0
 
 
 def fit(
@@ -248,6 +249,7 @@ def fit(
     ckpt_dir = out / "checkpoint"
     parts = _setup(cfg, train, out)
     book = _restore(parts, Path(resume_from), out) if resume_from is not None else _start(out)
+    book.val_images = len(val.ids)
     for epoch in range(book.next_epoch, cfg.epochs):
         if _out_of_time(cfg.time_budget_s, book.history, 0.0, 0):
             break  # a resumed run whose budget is already spent
@@ -266,7 +268,7 @@ def fit(
             os.kill(os.getpid(), signal.SIGKILL)  # chaos testing: the worker dies after a completed checkpoint
         if last:
             break
-    return _summary(book.history, book.snapshots, cfg)
+    return _summary(book.history, book.snapshots, cfg, len(train.ids), len(val.ids))
 
 
 def _setup(cfg: TrainConfig, train: Arrays, out: Path) -> _Parts:
@@ -405,7 +407,7 @@ def _save_state(cfg: TrainConfig, parts: _Parts, book: _Book, out: Path, epoch: 
         "schedule": parts.schedule.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
         "metrics": metrics, "history": book.history, "snapshots": book.snapshots, "cycle_best": book.cycle_best,
     })
-    write_json(out / "summary.json", _summary(book.history, book.snapshots, cfg), "summary")
+    write_json(out / "summary.json", _summary(book.history, book.snapshots, cfg, len(parts.dataset), book.val_images), "summary")
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(metrics) + "\n")
 
@@ -435,7 +437,7 @@ def _keep_best(snapshots: list[dict], k: int, open_cycle: int | None) -> list[di
     return _drop(snapshots, lambda s: id(s) not in keep)
 
 
-def _summary(history: list[dict], snapshots: list[dict], cfg: TrainConfig) -> dict:
+def _summary(history: list[dict], snapshots: list[dict], cfg: TrainConfig, train_images: int, val_images: int) -> dict:
     best = max(history, key=lambda m: m["val_score"]) if history else None
     return {
         "best_score": best["val_score"] if best else None,
@@ -446,4 +448,6 @@ def _summary(history: list[dict], snapshots: list[dict], cfg: TrainConfig) -> di
         "stopped_by_time_budget": bool(cfg.time_budget_s) and len(history) < cfg.epochs and _out_of_time(cfg.time_budget_s, history, 0.0, 0),
         "snapshots": snapshots,
         "seconds": sum(m["epoch_seconds"] for m in history),
+        "train_images": train_images,  # pseudo-labelled images included (salttune.folds.with_extra)
+        "val_images": val_images,
     }

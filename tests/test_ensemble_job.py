@@ -11,7 +11,7 @@ from salttune.config import config_from_dict
 from salttune.data import load_dataset
 from salttune.leaderboard import FAILED, FINISHED, read_leaderboard, write_leaderboard
 from salttune.submission import score_files
-from salttune.split import split_data
+from salttune.split import Split, split_data
 from salttune.train import fit
 
 
@@ -26,7 +26,7 @@ def search(tmp_path_factory):
     for k, block in enumerate(["plain", "se", "residual"]):
         cfg = config_from_dict({"epochs": 2, "batch_size": 8, "seed": k, "model": {"base_width": 4, "depth": 2, "block": block},
                                 "schedule": {"name": "cosine_snapshots", "cycle_epochs": 1}})
-        tr, va = split_data(data, cfg.val_fraction, cfg.split_seed, cfg.max_train_images)
+        tr, va, _ = split_data(data, Split.of(cfg))
         run = root / "results" / "s1" / f"trial_{k}"
         summary = fit(cfg, tr, va, run)
         rows.append({"trial_id": f"t{k}", "state": FINISHED, "best_score": summary["best_score"],
@@ -50,7 +50,12 @@ def test_ensemble_cli_end_to_end(search):
     weights = json.loads((out / "weights.json").read_text())
     assert len(weights["members"]) == 4 and weights["combiner"] == report["chosen"]
     assert weights["salt_cutoff"] is None and report["salt_cutoff"] is None  # no member has a salt head: off
-    assert "salt cut-off off" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "salt cut-off off" in md
+    # no holdout in this search: the headline is the cross-validated figure, and the report says it is optimistic
+    assert report["headline"] == "cross-validated" and report["holdout"] is None and report["score"] == report["cv_score"]
+    assert "No holdout" in md and "optimistic" in md
+    assert report["rows"][-1]["name"].startswith("auto: ") and "chosen inside each fold" in report["rows"][-1]["name"]
     rows = (out / "submission.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == made["test_ids"]
     # the submission is valid for `salttune score` (against itself: a perfect score)
@@ -129,7 +134,7 @@ def test_ensemble_with_a_salt_head_member_chooses_and_records_a_cutoff(tmp_path)
     rows = []
     for k, heads in enumerate([{"salt_head": True, "deep_supervision": True}, {}]):
         cfg = config_from_dict({"epochs": 1, "batch_size": 8, "seed": k, "model": {"base_width": 4, "depth": 2, **heads}})
-        tr, va = split_data(data, cfg.val_fraction, cfg.split_seed, cfg.max_train_images)
+        tr, va, _ = split_data(data, Split.of(cfg))
         run = tmp_path / "results" / "s2" / f"trial_{k}"
         summary = fit(cfg, tr, va, run)
         rows.append({"trial_id": f"t{k}", "state": FINISHED, "best_score": summary["best_score"],
@@ -146,3 +151,65 @@ def test_ensemble_with_a_salt_head_member_chooses_and_records_a_cutoff(tmp_path)
     assert weights["salt_cutoff"] is None or 0.0 < weights["salt_cutoff"] < 1.0
     assert "salt cut-off" in (out / "report.md").read_text()
     assert len((out / "submission.csv").read_text().splitlines()) == 1 + 6
+
+
+@pytest.fixture(scope="module")
+def held(tmp_path_factory):
+    """A search of two trials that held out a quarter of the images."""
+    from conftest import write_tgs_folder
+
+    root = tmp_path_factory.mktemp("held")
+    write_tgs_folder(root / "data", n_train=32, n_test=4)
+    data = load_dataset(root / "data", with_test=False)
+    rows = []
+    for k, block in enumerate(["plain", "se"]):
+        cfg = config_from_dict({"epochs": 2, "batch_size": 8, "seed": k, "holdout_fraction": 0.25, "holdout_seed": 5,
+                                "model": {"base_width": 4, "depth": 2, "block": block}})
+        tr, va, hold = split_data(data, Split.of(cfg))
+        run = root / "results" / "s3" / f"trial_{k}"
+        summary = fit(cfg, tr, va, run)
+        rows.append({"trial_id": f"t{k}", "state": FINISHED, "best_score": summary["best_score"],
+                     "checkpoint_path": str(run / "checkpoint")})
+    write_leaderboard(rows, root / "results" / "s3" / "leaderboard.csv")
+    (root / "results" / "s3" / "search.json").write_text(json.dumps({"data": str(root / "data")}))
+    return root, hold
+
+
+def test_the_headline_is_the_chosen_ensembles_score_on_the_holdout(held):
+    import numpy as np
+    import torch
+
+    from salttune.checkpoint import build_from_checkpoint
+    from salttune.ensemble import _binarize
+    from salttune.metric import score_per_image
+    from salttune.predict import predict_proba
+
+    root, hold = held
+    proc = run_cli("ensemble", "--search", "s3", "--top", "2", "--folds", "2", "--combiner", "single", "--quiet", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    out = root / "results" / "s3" / "ensemble"
+    report, weights = (json.loads((out / f).read_text()) for f in ("report.json", "weights.json"))
+    assert report["headline"] == "holdout" and report["holdout_images"] == len(hold.ids) == 8
+    assert report["selection_images"] == 5  # round(0.2 x the 24 non-holdout images)
+    # recompute: the chosen snapshot, flip TTA, its threshold and min area, on the held-out images
+    chosen = next(m for m in weights["members"] if m["weight"] == 1.0)
+    model, _ = build_from_checkpoint(chosen["snapshot"])
+    p = 0.5 * (predict_proba(model, hold.images, None, torch.device("cpu"))
+               + predict_proba(model, hold.images[:, :, ::-1].copy(), None, torch.device("cpu"))[:, :, ::-1])
+    per = score_per_image(_binarize(p, weights["threshold"], weights["min_area"]), hold.masks)
+    assert report["score"] == report["holdout"] == pytest.approx(per.mean(), abs=1e-6)
+    assert report["holdout_se"] == pytest.approx(per.std(ddof=1) / np.sqrt(len(per)), abs=1e-6)
+    md = (out / "report.md").read_text()
+    assert f"Holdout score {report['holdout']:.4f}" in md and "8 images, set aside before the search" in md
+    assert "the search's 5 validation images" in md
+    rec = json.loads((out / "record.json").read_text())
+    assert rec["result"]["best_score"] == report["holdout"] and rec["result"]["headline"] == "holdout"
+
+
+def test_pseudo_labelling_needs_refits(held):
+    root, _ = held
+    assert_user_error(run_cli("ensemble", "--search", "s3", "--top", "1", "--pseudo-confidence", "0.9",
+                              "--out", str(root / "o3"), cwd=root), "--pseudo-confidence", "--refit-folds")
+    assert_user_error(run_cli("ensemble", "--search", "s3", "--top", "1", "--refit-folds", "1",
+                              "--out", str(root / "o3"), cwd=root), "--refit-folds must be at least 2")
+    assert not (root / "o3").exists()

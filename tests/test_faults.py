@@ -10,7 +10,7 @@ from conftest import assert_user_error, run_cli
 from salttune.checkpoint import load_checkpoint
 from salttune.config import config_from_dict
 from salttune.data import load_dataset
-from salttune.split import split_data
+from salttune.split import Split, split_data
 from salttune.train import GPUOutOfMemory, InjectedFault, NonFiniteLoss, fit
 
 TINY = ["--set", "batch_size=4", "--set", "model.base_width=4", "--set", "model.depth=2", "--quiet"]
@@ -19,7 +19,7 @@ TINY = ["--set", "batch_size=4", "--set", "model.base_width=4", "--set", "model.
 @pytest.fixture
 def parts(tgs_folder):
     root, _ = tgs_folder
-    return split_data(load_dataset(root, with_test=False), 0.25, split_seed=0)
+    return split_data(load_dataset(root, with_test=False), Split(0.25, split_seed=0))[:2]
 
 
 def tiny(**over):

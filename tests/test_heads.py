@@ -15,7 +15,7 @@ from salttune.heads import HeadLoss, build_training_loss, head_loss, outputs, sa
 from salttune.losses import CombinedLoss, Stage, bce, dice, parse_stages, stage_of
 from salttune.model import build_model
 from salttune.predict import predict_logits
-from salttune.split import split_data
+from salttune.split import Split, split_data
 from salttune.train import fit
 
 LN2 = math.log(2.0)
@@ -145,7 +145,7 @@ TINY = {"batch_size": 4, "model": {"base_width": 4, "depth": 2}, "val_fraction":
 @pytest.fixture
 def parts(tgs_folder):
     root, _ = tgs_folder
-    return split_data(load_dataset(root, with_test=False), 0.25, split_seed=0)
+    return split_data(load_dataset(root, with_test=False), Split(0.25, split_seed=0))[:2]
 
 
 def _val_loss_of(state_path, val, loss) -> float:
