@@ -17,7 +17,7 @@ FAST_STATE = {"TUNE_GLOBAL_CHECKPOINT_S": "0.5"}  # tiny epochs: save Tune's exp
 
 
 def space_yaml(folder: Path, name: str, space: str, *, trials: int = 4, max_t: int = 3, grace: int = 1,
-               seed: int = 0, max_failures: int = 1, fixed: str = "", algorithm: str = "tpe+asha") -> Path:
+               seed: int = 0, max_failures: int = 1, fixed: str = "", algorithm: str = "tpe+asha", data: str = "") -> Path:
     """A search space file for the tiny test data: 2 trials at a time, one CPU each, a 4-wide U-Net."""
     f = folder / f"{name}.yaml"
     f.write_text(f"""
@@ -30,7 +30,7 @@ max_failures: {max_failures}
 algorithm: {algorithm}
 asha: {{max_t: {max_t}, grace_period: {grace}, reduction_factor: 2}}
 resources: {{cpu: 1, gpu: 0}}
-data: {{val_fraction: 0.25}}
+data: {{val_fraction: 0.25{", " + data if data else ""}}}
 fixed: {{model.base_width: 4, model.depth: 2, batch_size: 8, augment.names: [hflip]{", " + fixed if fixed else ""}}}
 space:
 {space}

@@ -81,7 +81,8 @@ E2E_SPACE = """  optim.name: {choice: [adam, sgd]}
 @pytest.fixture(scope="module")
 def e2e(cluster, data, tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    f = space_yaml(root, "e2e", E2E_SPACE, fixed="schedule.name: cosine_snapshots, schedule.cycle_epochs: 1, schedule.max_snapshots: 2")
+    f = space_yaml(root, "e2e", E2E_SPACE, fixed="schedule.name: cosine_snapshots, schedule.cycle_epochs: 1, schedule.max_snapshots: 2",
+                   data="holdout_fraction: 0.2, folds: 4")  # 10 of the 48 images held out; trials validate on fold 0 of 4
     t0 = time.monotonic()
     proc = run_search_cli("--space", str(f), "--data", str(data), "--address", cluster.address, cwd=root, env=FAST_STATE)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -143,6 +144,48 @@ def test_each_trial_trains_with_its_own_recorded_seed(e2e):
         snaps = r["snapshots"].split(";")
         assert snaps and {load_checkpoint(p)["config"]["seed"] for p in snaps} == {expected}  # and so do its weights
     assert len(set(seeds.values())) == len(e2e.rows) == 4  # ensemble members start from different weights
+
+
+def test_refit_on_folds_then_pseudo_labels_scored_on_the_holdout(e2e, cluster):
+    from conftest import run_cli
+    from salttune.data import load_dataset
+    from salttune.split import Split, split_data
+
+    args = ("ensemble", "--search", "e2e", "--top", "2", "--folds", "2", "--refit-folds", "3", "--pseudo-confidence", "0.6",
+            "--pseudo-share", "0.5", "--address", cluster.address, "--quiet")
+    proc = run_cli(*args, cwd=e2e.root)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((e2e.dir / "ensemble" / "report.json").read_text())
+    assert report["refit_folds"] == 3 and len(report["rounds"]) == 2 and report["members"] == 2
+    assert report["headline"] == "holdout" and report["holdout_images"] == 10
+    assert report["selection_images"] == 38  # every non-holdout image, out of fold
+    data = load_dataset(json.loads((e2e.dir / "search.json").read_text())["data"], with_test=False)
+    top = [r for r in e2e.rows][:2]
+    kept = report["rounds"][0]["pseudo"]["kept"]
+    pseudo_dir = next((e2e.dir / "ensemble").glob("pseudo-*"))
+    for r in top:
+        trial_cfg = load_checkpoint(r["snapshots"].split(";")[0])["config"]
+        val_ids = []
+        for f in range(3):
+            run = e2e.dir / "refit" / "k3" / f"trial_{r['trial_id']}" / f"fold_{f}"
+            cfg = load_checkpoint(run / "checkpoint" / "state.pt")["config"]
+            assert {**cfg, "folds": None, "fold": 0} == {**trial_cfg, "folds": None, "fold": 0}  # the trial's own config
+            assert (cfg["folds"], cfg["fold"]) == (3, f)
+            _, val, hold = split_data(data, Split.of(cfg))
+            val_ids += val.ids
+            first = json.loads((run / "summary.json").read_text())
+            again = json.loads((pseudo_dir / f"trial_{r['trial_id']}" / f"fold_{f}" / "summary.json").read_text())
+            assert first["val_images"] == again["val_images"] == len(val.ids)  # pseudo-labels never validate
+            assert again["train_images"] == first["train_images"] + kept
+        assert sorted(val_ids) == sorted(set(data.train_ids) - set(hold.ids))  # the folds partition the non-holdout images
+    weights = json.loads((e2e.dir / "ensemble" / "weights.json").read_text())
+    assert all(len(m["models"]) >= 3 and all(str(pseudo_dir) in p for p in m["models"]) for m in weights["members"])
+    md = (e2e.dir / "ensemble" / "report.md").read_text()
+    assert "Holdout before pseudo-labelling" in md and (e2e.dir / "ensemble" / "submission_round0.csv").is_file()
+    # run again: every fold run, refit and pseudo-labelled, is finished and reused; nothing trains
+    proc = run_cli(*args, "--force", cwd=e2e.root)
+    assert proc.returncode == 0 and "refit: training" not in proc.stdout, proc.stdout + proc.stderr
+    assert json.loads((e2e.dir / "ensemble" / "report.json").read_text())["holdout"] == report["holdout"]
 
 
 def test_study_is_stored_with_pruned_and_complete_trials(e2e):
