@@ -283,6 +283,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.which == "search":  # --set overrides the search space there, not a training config
         result = bench.bench_search(args.data, out, args.target, space_file=args.space, trials=args.trials,
                                     seeds=args.seeds or 3, sets=args.set or [])
+    elif args.which == "protocol":  # --set overrides the search space there
+        from salttune.bench.protocol import bench_protocol
+
+        result = bench_protocol(args.data, out / "protocol-runs", space=args.space or "search_spaces/quick.yaml",
+                                sets=args.set or [], seeds=args.seeds or 1, top=args.top, refit_folds=args.refit_folds)
     elif args.which == "scale":
         result = bench.bench_scale(args.data, out, space_file=args.space, trials=args.trials, sets=args.set or [])
     else:
@@ -429,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("bench", help="measure speed and quality against a reference; write results/benchmarks/")
-    s.add_argument("which", choices=("train", "predict", "quality", "search", "scale"), help="which benchmark")
+    s.add_argument("which", choices=("train", "predict", "quality", "search", "scale", "protocol"), help="which benchmark")
     s.add_argument("--data", default="../shared/tgs_sample", help="dataset folder (default ../shared/tgs_sample)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="training-config overrides (model size, ...)")
     s.add_argument("--out", default="results/benchmarks", help="where figures go (default results/benchmarks)")
@@ -444,11 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quality: all images, or one of two fixed disjoint parts: 'choose' (40%%) to pick a recipe on, "
                         "'score' (60%%) to compare it on (default all)")
     s.add_argument("--seeds", type=int, help="search: seeds per strategy (default 3); quality: fold assignments and "
-                                             "training seeds (default 2)")
+                                             "training seeds (default 2); protocol: searches (default 1)")
     s.add_argument("--trials", type=int, help="search/scale: trial budget per search (default: the space's)")
     s.add_argument("--target", type=float, help="search: the validation score both searches race to (required)")
-    s.add_argument("--space", help="search/scale: the space to run (default: search_spaces/bench.yaml for search, "
-                                   "search_spaces/quick.yaml for scale)")
+    s.add_argument("--space", help="search/scale/protocol: the space to run (default: search_spaces/bench.yaml for search, "
+                                   "search_spaces/quick.yaml for scale and protocol)")
+    s.add_argument("--top", type=int, default=3, help="protocol: trials ensembled (default 3)")
+    s.add_argument("--refit-folds", type=int, default=5, help="protocol: folds of the refit (default 5)")
     s.set_defaults(func=_cmd_bench)
     return p
 

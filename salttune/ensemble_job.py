@@ -201,6 +201,7 @@ class Predicted:
     probs: dict[str, np.ndarray]  # tta -> (M, N, H, W)
     salts: dict[str, np.ndarray | None]  # tta -> (M, N), None without salt heads
     hold_truth: np.ndarray  # (Nh, H, W)
+    hold_ids: list[str]
     hold_probs: dict[str, np.ndarray] = field(default_factory=dict)
     hold_salts: dict[str, np.ndarray | None] = field(default_factory=dict)
 
@@ -214,7 +215,7 @@ def _predict(members: list[Member], sel: list[tuple[list[Member], Arrays]], hold
     """Predictions of ``members`` on the holdout, and on the selection images: each ``(members', part)`` of
     ``sel`` predicts ``part`` with ``members'`` (the members themselves, or their fold-f models on fold f)."""
     truth = np.concatenate([part.masks for _, part in sel])
-    pred = Predicted(members, images, truth, {}, {}, holdout.masks)
+    pred = Predicted(members, images, truth, {}, {}, holdout.masks, list(holdout.ids))
     for t in ttas:
         outs = [member_outputs(ms, part.images, part.depths, device, t, progress=bar) for ms, part in sel]
         pred.probs[t] = np.concatenate([p for p, _ in outs], axis=1)
@@ -276,13 +277,15 @@ def _refit_prediction(checked: Checked, configs, ttas, device, bar) -> Predicted
                     f"all {n} non-holdout images, out of fold ({k} folds; they also ranked the search's trials)")
 
 
-def _holdout(pred: Predicted, comb, tta: str, idx=slice(None)) -> tuple[float, float] | None:
-    """Mean and standard error of the per-image scores of ``comb`` on the holdout; None without a holdout."""
+def _holdout(pred: Predicted, comb, tta: str, idx=slice(None)) -> tuple[float, float, list[float]] | None:
+    """Mean and standard error of the per-image scores of ``comb`` on the holdout, and the scores (for paired
+    comparisons between rows, rounds or runs on the same images); None without a holdout."""
     if not len(pred.hold_truth):
         return None
     salt = pred.hold_salts[tta]
     per = score_per_image(predict_masks(pred.hold_probs[tta][idx], comb, None if salt is None else salt[idx]), pred.hold_truth)
-    return float(per.mean()), float(per.std(ddof=1) / math.sqrt(len(per))) if len(per) > 1 else math.nan
+    se = float(per.std(ddof=1) / math.sqrt(len(per))) if len(per) > 1 else math.nan
+    return float(per.mean()), se, [round(float(x), 4) for x in per]
 
 
 def _select(pred: Predicted, names: list[str], folds: int) -> dict:
@@ -294,8 +297,8 @@ def _select(pred: Predicted, names: list[str], folds: int) -> dict:
 
     def row(name, t, r, idx=slice(None)):
         h = _holdout(pred, r["final"], t, idx)
-        rows.append({"name": name, "tta": t, "score": r["score"], "iou": r["iou"],
-                     "holdout": None if h is None else h[0], "holdout_se": None if h is None else h[1]})
+        rows.append({"name": name, "tta": t, "score": r["score"], "iou": r["iou"], "holdout": None if h is None else h[0],
+                     "holdout_se": None if h is None else h[1], "holdout_scores": None if h is None else h[2]})
         return r
 
     def cv(fitter, t, idx=slice(None)):
@@ -322,10 +325,10 @@ def _select(pred: Predicted, names: list[str], folds: int) -> dict:
             row(COMBINERS[name].label, best_t, res["rows"][name])
         chosen, label = res["chosen"], f"{AUTO}: {COMBINERS[res['chosen']].label}, chosen inside each fold"
         row(label, best_t, res)
-    h = _holdout(pred, res["final"], best_t)
+    h = rows[-1]  # the chosen combiner's row
     return {"rows": rows, "chosen": chosen, "chosen_row": label, "final": res["final"], "tta": best_t,
-            "score": res["score"], "iou": res["iou"], "holdout": None if h is None else h[0],
-            "holdout_se": None if h is None else h[1], "images": pred.images,
+            "score": res["score"], "iou": res["iou"], "holdout": h["holdout"], "holdout_se": h["holdout_se"],
+            "holdout_ids": pred.hold_ids, "images": pred.images,
             "selection_images": int(len(pred.truth)), "holdout_images": int(len(pred.hold_truth))}
 
 
@@ -377,6 +380,11 @@ def run_ensemble(checked: Checked, search_dir: Path, data_dir: Path, tta: str, o
                        "final": sel["final"], "seconds_validation": val_seconds, "seconds_test": test_seconds,
                        "refit": None if not checked.refit_folds else str(where),
                        "pseudo": None if collector is None else collector.summary()})
+        if collector is not None and not collector.kept:  # nothing to add: a second round would train the same
+            print("pseudo-labels: no test image is confident enough; no second round (lower --pseudo-confidence or "
+                  "--pseudo-share)", flush=True)
+            (out_dir / "submission_round0.csv").replace(out_dir / "submission.csv")
+            break
         if collector is not None:
             extra = collector.arrays()
             where = out_dir.resolve() / f"pseudo-{collector.fingerprint()}"
@@ -447,6 +455,8 @@ def _report_md(report: dict, search_dir: Path, final) -> str:
             parts.append(f"Pseudo-labels: {p['kept']} of {p['test_images']} test images kept ({p['kept_empty']} empty), "
                          f"those with at least {p['share']:.1%} of pixels at probability >= {p['confidence']:g} or "
                          f"<= {1 - p['confidence']:.2g}; added to every refit fold's training images only.\n")
+    if report["rounds"][0]["pseudo"] is not None and len(report["rounds"]) == 1:
+        parts.append("No test image was confident enough, so there was no second round; submission.csv is round 0's.\n")
     if len(report["rounds"]) > 1:
         a, b = report["rounds"]
         parts.append(f"Holdout before pseudo-labelling {_fmt(a['holdout'], a['holdout_se'])}, after "

@@ -31,6 +31,10 @@ METHODS = {
              "the same network and batches, as a textbook loop (`plain`) and in salttune's channels-last memory format "
              "(`plain_channels_last`). Repeats alternate their order; ratios are medians of per-repeat ratios. The "
              "extras are also timed alone (`grad_norm_s_per_step`, `adam_step_s_*`).",
+    "protocol": "Holdout scores of (a) the best single trial, (b) the top-N ensemble of one split, (c) the top-N "
+                "configurations refit on K folds, (d) (c) + one round of pseudo-labels, each beside its cross-validated "
+                "figure and their gap (its optimism); paired differences over the same holdout images (mean, SE); "
+                "`test`: the submission's score against test_truth.csv. See salttune/bench/protocol.py.",
     "predict": "Images/s of prediction with the default model, without and with flip TTA; peak resident memory.",
     "quality": "Recipes compared out of fold at the same wall-clock training budget: for each seed and each of the "
                "coverage-stratified folds, every recipe trains on the other folds (an inner validation part of them "
