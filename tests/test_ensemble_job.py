@@ -15,25 +15,38 @@ from salttune.split import Split, split_data
 from salttune.train import fit
 
 
-@pytest.fixture(scope="module")
-def search(tmp_path_factory):
+def fake_search(root: Path, name: str, configs: list[dict], n_train: int = 24, n_test: int = 6) -> tuple[dict, list[dict]]:
+    """A search's folder as the ensemble reads it: a dataset, one real tiny run per config, the leaderboard.
+
+    Returns the dataset's ids and the leaderboard rows; rows list no snapshots (found in checkpoint_path).
+    """
     from conftest import write_tgs_folder
 
-    root = tmp_path_factory.mktemp("ens")
-    made = write_tgs_folder(root / "data", n_train=24, n_test=6)
+    made = write_tgs_folder(root / "data", n_train=n_train, n_test=n_test)
     data = load_dataset(root / "data", with_test=False)
     rows = []
-    for k, block in enumerate(["plain", "se", "residual"]):
-        cfg = config_from_dict({"epochs": 2, "batch_size": 8, "seed": k, "model": {"base_width": 4, "depth": 2, "block": block},
-                                "schedule": {"name": "cosine_snapshots", "cycle_epochs": 1}})
+    for k, overrides in enumerate(configs):
+        cfg = config_from_dict({"epochs": 2, "batch_size": 8, "seed": k, **overrides,
+                                "model": {"base_width": 4, "depth": 2, **overrides.get("model", {})}})
         tr, va, _ = split_data(data, Split.of(cfg))
-        run = root / "results" / "s1" / f"trial_{k}"
+        run = root / "results" / name / f"trial_{k}"
         summary = fit(cfg, tr, va, run)
         rows.append({"trial_id": f"t{k}", "state": FINISHED, "best_score": summary["best_score"],
-                     "checkpoint_path": str(run / "checkpoint")})  # no snapshots listed: found in checkpoint_path
-    rows.append({"trial_id": "t9", "state": FAILED, "best_score": None, "checkpoint_path": ""})
-    write_leaderboard(rows, root / "results" / "s1" / "leaderboard.csv")
-    (root / "results" / "s1" / "search.json").write_text(json.dumps({"data": str(root / "data")}))
+                     "checkpoint_path": str(run / "checkpoint")})
+    return made, rows
+
+
+def _write_board(root: Path, name: str, rows: list[dict]) -> None:
+    write_leaderboard(rows, root / "results" / name / "leaderboard.csv")
+    (root / "results" / name / "search.json").write_text(json.dumps({"data": str(root / "data")}))
+
+
+@pytest.fixture(scope="module")
+def search(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ens")
+    cosine = {"schedule": {"name": "cosine_snapshots", "cycle_epochs": 1}}
+    made, rows = fake_search(root, "s1", [{"model": {"block": b}, **cosine} for b in ("plain", "se", "residual")])
+    _write_board(root, "s1", rows + [{"trial_id": "t9", "state": FAILED, "best_score": None, "checkpoint_path": ""}])
     return root, made
 
 
@@ -127,20 +140,8 @@ def test_interrupted_ensemble_is_recorded_and_writes_no_output(search, tmp_path,
 
 
 def test_ensemble_with_a_salt_head_member_chooses_and_records_a_cutoff(tmp_path):
-    from conftest import write_tgs_folder
-
-    write_tgs_folder(tmp_path / "data", n_train=24, n_test=6)
-    data = load_dataset(tmp_path / "data", with_test=False)
-    rows = []
-    for k, heads in enumerate([{"salt_head": True, "deep_supervision": True}, {}]):
-        cfg = config_from_dict({"epochs": 1, "batch_size": 8, "seed": k, "model": {"base_width": 4, "depth": 2, **heads}})
-        tr, va, _ = split_data(data, Split.of(cfg))
-        run = tmp_path / "results" / "s2" / f"trial_{k}"
-        summary = fit(cfg, tr, va, run)
-        rows.append({"trial_id": f"t{k}", "state": FINISHED, "best_score": summary["best_score"],
-                     "checkpoint_path": str(run / "checkpoint")})
-    write_leaderboard(rows, tmp_path / "results" / "s2" / "leaderboard.csv")
-    (tmp_path / "results" / "s2" / "search.json").write_text(json.dumps({"data": str(tmp_path / "data")}))
+    _, rows = fake_search(tmp_path, "s2", [{"epochs": 1, "model": {"salt_head": True, "deep_supervision": True}}, {"epochs": 1}])
+    _write_board(tmp_path, "s2", rows)
     proc = run_cli("ensemble", "--search", "s2", "--top", "2", "--folds", "2", "--quiet", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "results" / "s2" / "ensemble"
@@ -156,23 +157,12 @@ def test_ensemble_with_a_salt_head_member_chooses_and_records_a_cutoff(tmp_path)
 @pytest.fixture(scope="module")
 def held(tmp_path_factory):
     """A search of two trials that held out a quarter of the images."""
-    from conftest import write_tgs_folder
-
     root = tmp_path_factory.mktemp("held")
-    write_tgs_folder(root / "data", n_train=32, n_test=4)
-    data = load_dataset(root / "data", with_test=False)
-    rows = []
-    for k, block in enumerate(["plain", "se"]):
-        cfg = config_from_dict({"epochs": 2, "batch_size": 8, "seed": k, "holdout_fraction": 0.25, "holdout_seed": 5,
-                                "model": {"base_width": 4, "depth": 2, "block": block}})
-        tr, va, hold = split_data(data, Split.of(cfg))
-        run = root / "results" / "s3" / f"trial_{k}"
-        summary = fit(cfg, tr, va, run)
-        rows.append({"trial_id": f"t{k}", "state": FINISHED, "best_score": summary["best_score"],
-                     "checkpoint_path": str(run / "checkpoint")})
-    write_leaderboard(rows, root / "results" / "s3" / "leaderboard.csv")
-    (root / "results" / "s3" / "search.json").write_text(json.dumps({"data": str(root / "data")}))
-    return root, hold
+    held_out = {"holdout_fraction": 0.25, "holdout_seed": 5}
+    _, rows = fake_search(root, "s3", [{**held_out, "model": {"block": b}} for b in ("plain", "se")], n_train=32, n_test=4)
+    _write_board(root, "s3", rows)
+    cfg = config_from_dict(held_out)
+    return root, split_data(load_dataset(root / "data", with_test=False), Split.of(cfg))[2]
 
 
 def test_the_headline_is_the_chosen_ensembles_score_on_the_holdout(held):

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from salttune.config import TrainConfig
-from salttune.errors import SalttuneError
 from salttune.folds import finished
 from salttune.search.space import Resources
 from salttune.split import Arrays
@@ -68,6 +67,7 @@ def run_folds(jobs: list[FoldJob], data_folder: str, resources: Resources, *, ex
     import ray
 
     start_ray(address)
+    pending: dict = {}
     try:
         res, notes = usable_resources(resources, local=address is None)
         for line in notes:
@@ -97,7 +97,3 @@ def run_folds(jobs: list[FoldJob], data_folder: str, resources: Resources, *, ex
     finally:
         ray.shutdown()
 
-
-def check_resources(resources: Resources) -> None:
-    if resources.cpu <= 0:
-        raise SalttuneError("resources.cpu must be above 0")
