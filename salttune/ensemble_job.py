@@ -257,7 +257,9 @@ def _refit(checked: Checked, where: Path, data_dir: Path, extra: Arrays | None) 
         if failed:
             warnings.warn(f"trial {trial} left out of the ensemble: {failed[0]}", stacklevel=2)
             continue
-        paths = [[str(Path(s["path"])) for s in json.loads((j.out / "summary.json").read_text())["snapshots"]] for j in mine]
+        # the snapshot files by name in the fold's folder (as a run's summary lists them), wherever the folder now is
+        paths = [[str(j.out / "checkpoint" / "snapshots" / Path(s["path"]).name)
+                  for s in json.loads((j.out / "summary.json").read_text())["snapshots"]] for j in mine]
         configs.append((trial, paths, float(np.mean([results[j.name]["best_score"] for j in mine]))))
     if not configs:
         raise SalttuneError(f"every refit configuration failed; see the reasons above and the runs in {where}")
