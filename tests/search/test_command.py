@@ -151,8 +151,8 @@ def test_refit_on_folds_then_pseudo_labels_scored_on_the_holdout(e2e, cluster):
     from salttune.data import load_dataset
     from salttune.split import Split, split_data
 
-    args = ("ensemble", "--search", "e2e", "--top", "2", "--folds", "2", "--refit-folds", "3", "--pseudo-confidence", "0.6",
-            "--pseudo-share", "0.5", "--address", cluster.address, "--quiet")
+    args = ("ensemble", "--search", "e2e", "--top", "2", "--folds", "2", "--refit-folds", "3", "--pseudo-confidence", "0.51",
+            "--pseudo-share", "0.01", "--address", cluster.address, "--quiet")  # keeps every test image
     proc = run_cli(*args, cwd=e2e.root)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((e2e.dir / "ensemble" / "report.json").read_text())
@@ -162,6 +162,7 @@ def test_refit_on_folds_then_pseudo_labels_scored_on_the_holdout(e2e, cluster):
     data = load_dataset(json.loads((e2e.dir / "search.json").read_text())["data"], with_test=False)
     top = [r for r in e2e.rows][:2]
     kept = report["rounds"][0]["pseudo"]["kept"]
+    assert kept == 2  # both test images (a second round needs at least one)
     pseudo_dir = next((e2e.dir / "ensemble").glob("pseudo-*"))
     for r in top:
         trial_cfg = load_checkpoint(r["snapshots"].split(";")[0])["config"]
