@@ -22,17 +22,17 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from salttune.search.space import SearchSpace
 
-__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "STUDY_FILE", "ASHA_FILE", "WITH_ASHA", "build_algorithm"]
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "STUDY_FILE", "ASHA_FILE", "WITH_ASHA", "build_algorithm", "tpe_with"]
 
 DEFAULT_ALGORITHM = "tpe+asha"
 STUDY_FILE = "optuna.db"  # the Optuna study, inside the search's folder
 ASHA_FILE = "asha_state.json"  # ASHA's rungs and stop decisions, inside the search's folder
 
 
-def _searcher(space: SearchSpace, local_dir: Path, sampler):
+def _searcher(space: SearchSpace, local_dir: Path, sampler, **options):
     from salttune.search.sampler import make_searcher
 
-    return make_searcher(space, local_dir / STUDY_FILE, sampler)
+    return make_searcher(space, local_dir / STUDY_FILE, sampler, **options)
 
 
 def _random_sampler(space: SearchSpace):
@@ -41,18 +41,37 @@ def _random_sampler(space: SearchSpace):
     return optuna.samplers.RandomSampler(seed=space.seed)
 
 
-def _asha(space: SearchSpace, local_dir: Path):
+def _asha(space: SearchSpace, local_dir: Path, **options):
     from salttune.search.asha import ResumableASHA
 
     return ResumableASHA(local_dir / ASHA_FILE, metric=space.metric, mode=space.mode, max_t=space.asha.max_t,
-                         grace_period=space.asha.grace_period, reduction_factor=space.asha.reduction_factor)
+                         grace_period=space.asha.grace_period, reduction_factor=space.asha.reduction_factor, **options)
+
+
+def tpe_with(space: SearchSpace, local_dir: Path, *, rung_score: str = "best", failed_as: str = "worst",
+             startup: int | None = None, brackets: int = 1) -> tuple[Any, Any]:
+    """TPE + ASHA with each of its choices explicit (the replay benchmark measures them one by one).
+
+    Args:
+        rung_score: what ASHA and TPE compare at a rung: ``best`` score so far, or the ``last`` epoch's.
+        failed_as: a failed trial is the ``worst`` at its epoch for TPE, or ``ignored`` (Optuna's FAIL).
+        startup: random trials before TPE models (None: ``space.startup_trials``).
+        brackets: ASHA's brackets (1: ASHA; more: asynchronous Hyperband).
+    """
+    import dataclasses
+
+    from salttune.search.sampler import tpe_sampler
+
+    if startup is not None:
+        space = dataclasses.replace(space, startup_trials=startup)
+    return (_searcher(space, local_dir, tpe_sampler(space), rung_score=rung_score, failed_as=failed_as),
+            _asha(space, local_dir, rung_score=rung_score, brackets=brackets))
 
 
 def tpe_asha(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
-    """Optuna's TPE (after ``startup_trials`` random trials) proposes, ASHA stops the weak at its rungs."""
-    from salttune.search.sampler import tpe_sampler
-
-    return _searcher(space, local_dir, tpe_sampler(space)), _asha(space, local_dir)
+    """Optuna's TPE (after ``startup_trials`` random trials) proposes, ASHA stops the weak at its rungs; both
+    compare trials by their best score so far, and TPE learns failed trials as the worst."""
+    return tpe_with(space, local_dir)
 
 
 def random_search(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
@@ -63,7 +82,7 @@ def random_search(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
 
 
 def random_asha(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
-    """Seeded random sampling, ASHA stops the weak (what early stopping alone is worth)."""
+    """Seeded random sampling, ASHA stops the weak (what early stopping alone is worth): the same ASHA as tpe+asha."""
     return _searcher(space, local_dir, _random_sampler(space)), _asha(space, local_dir)
 
 

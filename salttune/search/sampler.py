@@ -16,8 +16,14 @@ What we do instead (the fidelity is the epoch count):
   first by value, and pruned ones only after them, by how far they got (later step first) and then by their
   score at that step (``optuna.samplers._tpe.sampler._split_pruned_trials``). So a pruned trial counts as
   worse than any finished one, and two pruned trials are compared at their own fidelity;
-- a trial that failed for good (after ``max_failures`` retries) is told ``FAIL`` with the reason as the user
-  attribute ``fail_reason``, which optuna-dashboard shows; TPE ignores failed trials.
+- every epoch's intermediate value is the trial's *best score so far* (``rung_score="best"``, the default), so
+  a cosine or restart schedule caught at a high learning rate is not ranked by its dip (``"last"``: the raw
+  score, as before; measured on the replay benchmark, results/benchmarks/replay/README.md);
+- a trial that failed for good (after ``max_failures`` retries: a diverged loss, an out-of-memory) is told
+  ``PRUNED`` with a NaN at the step it failed (``failed_as="worst"``, the default): TPE ranks it below every
+  trial that got as far, so the region that fails is learnt as bad. (``failed_as="ignored"`` tells ``FAIL``,
+  which TPE ignores: the region that diverged is proposed again.) Either way the reason is the user attribute
+  ``fail_reason``, which optuna-dashboard shows.
 
 The study lives in ``results/NAME/optuna.db`` (SQLite), so ``optuna-dashboard sqlite:///results/NAME/optuna.db``
 shows it live, and a resumed search continues the same study.
@@ -55,9 +61,13 @@ class DefineByRun:
 class PruneAwareOptunaSearch(OptunaSearch):
     """``OptunaSearch`` that reports per epoch, tells PRUNED for stopped trials and records failure reasons."""
 
-    def __init__(self, *args, max_t: int, **kwargs):
+    def __init__(self, *args, max_t: int, rung_score: str = "best", failed_as: str = "worst", **kwargs):
         super().__init__(*args, **kwargs)
+        if rung_score not in ("best", "last") or failed_as not in ("worst", "ignored"):
+            raise ValueError(f"rung_score {rung_score!r} (best | last), failed_as {failed_as!r} (worst | ignored)")
         self._max_t = max_t
+        self._rung_score, self._failed_as = rung_score, failed_as
+        self._last_epoch: dict[str, int] = {}  # Tune trial id -> last epoch reported
         self._best: dict[str, float] = {}  # Tune trial id -> best score so far
         self._failed_pending: set[str] = set()
 
@@ -87,10 +97,12 @@ class PruneAwareOptunaSearch(OptunaSearch):
             return
         better = max if self.mode == "max" else min
         self._best[trial_id] = better(self._best.get(trial_id, score), score)
+        self._last_epoch[trial_id] = max(self._last_epoch.get(trial_id, 0), int(epoch))
+        value = self._best[trial_id] if self._rung_score == "best" else score
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a step reported twice (a resumed trial) is ignored, not an error
-                self.live_trials[trial_id].report(float(score), step=int(epoch))
+                self.live_trials[trial_id].report(float(value), step=int(epoch))
         except optuna.exceptions.UpdateFinishedTrialError:
             # Told before the driver was killed, but Tune's saved state (a second older) still had it running:
             # Tune resumes it from its checkpoint; the study already holds its outcome.
@@ -121,7 +133,17 @@ class PruneAwareOptunaSearch(OptunaSearch):
             self.live_trials[trial_id].set_user_attr("fail_reason", reason[:500])
         except Exception as e:  # noqa: BLE001 - finished already (a resumed search); the state below matters
             log.info("could not record the failure reason of %s: %s", trial_id, e)
-        self._tell(trial_id, None, TrialState.FAIL)
+        if self._failed_as == "ignored":
+            self._tell(trial_id, None, TrialState.FAIL)
+            return
+        step = self._last_epoch.get(trial_id, 0) + 1  # the epoch that failed
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.live_trials[trial_id].report(float("nan"), step=step)  # worst at its fidelity (see the module doc)
+        except Exception as e:  # noqa: BLE001 - finished already (a resumed search)
+            log.info("could not report the failure of %s: %s", trial_id, e)
+        self._tell(trial_id, None, TrialState.PRUNED)
 
     def _tell(self, trial_id: str, value: float | None, state: TrialState) -> None:
         try:
@@ -130,6 +152,7 @@ class PruneAwareOptunaSearch(OptunaSearch):
             log.info("Optuna did not take the result of %s: %s", trial_id, e)
         self.told.add(trial_id)
         self._best.pop(trial_id, None)
+        self._last_epoch.pop(trial_id, None)
 
     # Resume ----------------------------------------------------------------------------------------
     def restore(self, checkpoint_path: str) -> None:
@@ -211,10 +234,12 @@ def tpe_sampler(space: SearchSpace) -> optuna.samplers.TPESampler:
         )
 
 
-def make_searcher(space: SearchSpace, db_path: Path, sampler: optuna.samplers.BaseSampler) -> PruneAwareOptunaSearch:
+def make_searcher(space: SearchSpace, db_path: Path, sampler: optuna.samplers.BaseSampler, *, rung_score: str = "best",
+                  failed_as: str = "worst") -> PruneAwareOptunaSearch:
     """A define-by-run searcher drawing with ``sampler`` and storing its study at ``db_path``."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return PruneAwareOptunaSearch(
         space=DefineByRun(space), metric=space.metric, mode=space.mode, sampler=sampler,
         study_name=space.name, storage=open_study(db_path, space.name), max_t=space.asha.max_t,
+        rung_score=rung_score, failed_as=failed_as,
     )

@@ -44,3 +44,35 @@ def test_ray_still_has_the_private_attributes_asha_reaches_into(tmp_path):
     assert ours.rungs[2] == {"t0": 0.7}  # scores read back as reported, whatever the sign Ray stores
     ours._forget("t0")
     ours._forget("never-added")  # Ray's on_trial_remove would raise KeyError here
+
+
+def test_asha_compares_the_best_score_so_far_not_the_dip_at_the_rung(tmp_path):
+    # a cosine-restart trial at a high learning rate at epoch 2 dips from 0.6 to 0.1; by its best so far it stays
+    from ray.tune.schedulers import TrialScheduler
+
+    from salttune.search.asha import ResumableASHA
+
+    def run(rung_score):
+        asha = ResumableASHA(tmp_path / f"{rung_score}.json", metric="val_score", mode="max", max_t=8, grace_period=2,
+                             reduction_factor=2, rung_score=rung_score)
+        steady, restart = SimpleNamespace(trial_id="steady"), SimpleNamespace(trial_id="restart")
+        for t in (steady, restart):
+            asha.on_trial_add(None, t)
+        asha.on_trial_result(None, steady, {"epoch": 1, "val_score": 0.3})
+        asha.on_trial_result(None, steady, {"epoch": 2, "val_score": 0.4})
+        asha.on_trial_result(None, restart, {"epoch": 1, "val_score": 0.6})
+        return asha.on_trial_result(None, restart, {"epoch": 2, "val_score": 0.1}), asha.rungs[2]
+
+    assert run("best") == (TrialScheduler.CONTINUE, {"steady": 0.4, "restart": 0.6})
+    assert run("last") == (TrialScheduler.STOP, {"steady": 0.4, "restart": 0.1})
+
+
+def test_hyperband_brackets_keep_their_rungs_apart(tmp_path):
+    import numpy as np
+
+    from salttune.search.asha import ResumableASHA
+
+    np.random.seed(0)
+    hb = ResumableASHA(tmp_path / "hb.json", metric="val_score", mode="max", max_t=9, grace_period=1, reduction_factor=3, brackets=3)
+    assert sorted(hb.rungs) == [1, 3, 9]  # bracket 0: 1, 3, 9; bracket 1: 3, 9; bracket 2: 9
+    assert len(hb._rung_records()) == 6

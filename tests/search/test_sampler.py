@@ -1,5 +1,7 @@
 """The searcher tells Optuna the truth about finished, pruned and failed trials (``salttune.search.sampler``)."""
 
+import math
+
 import optuna
 
 from search_fixtures import space_yaml
@@ -26,9 +28,12 @@ def test_searcher_tells_optuna_complete_pruned_and_failed(tmp_path):
 
     study = optuna.load_study(study_name="unit", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     a, b, c = study.trials[:3]
-    assert (a.state, a.value, a.intermediate_values) == (optuna.trial.TrialState.COMPLETE, 0.5, {1: 0.3, 2: 0.5, 3: 0.2})
+    # intermediate values are the best score so far (epoch 3's 0.2 is recorded as 0.5)
+    assert (a.state, a.value, a.intermediate_values) == (optuna.trial.TrialState.COMPLETE, 0.5, {1: 0.3, 2: 0.5, 3: 0.5})
     assert (b.state, b.intermediate_values) == (optuna.trial.TrialState.PRUNED, {1: 0.6, 2: 0.7})
-    assert c.state == optuna.trial.TrialState.FAIL and c.user_attrs["fail_reason"].startswith("NonFiniteLoss")
+    # a trial that failed before any epoch: PRUNED with NaN at epoch 1, the worst trial at that fidelity for TPE
+    assert c.state == optuna.trial.TrialState.PRUNED and c.user_attrs["fail_reason"].startswith("NonFiniteLoss")
+    assert list(c.intermediate_values) == [1] and math.isnan(c.intermediate_values[1])
 
     resumed = make_searcher(space, tmp_path / "optuna.db", tpe_sampler(space))
     resumed.restore(str(tmp_path / "searcher.pkl"))
@@ -37,7 +42,47 @@ def test_searcher_tells_optuna_complete_pruned_and_failed(tmp_path):
     resumed.on_trial_result("a", {"val_score": 0.9, "epoch": 3})  # re-run after a stale restore: ignored
     resumed.on_trial_complete("a", {"val_score": 0.9, "epoch": 3})
     again = optuna.load_study(study_name="unit", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials[0]
-    assert (again.value, again.intermediate_values[3]) == (0.5, 0.2)
+    assert (again.value, again.intermediate_values[3]) == (0.5, 0.5)
+
+
+def test_the_classic_searcher_reports_raw_scores_and_tells_fail(tmp_path):
+    from salttune.search.sampler import make_searcher, tpe_sampler
+
+    space = load_space(space_yaml(tmp_path, "classic", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=3))
+    searcher = make_searcher(space, tmp_path / "optuna.db", tpe_sampler(space), rung_score="last", failed_as="ignored")
+    for tid in ("a", "c"):
+        searcher.suggest(tid)
+    for epoch, score in [(1, 0.3), (2, 0.5)]:
+        searcher.on_trial_result("a", {"val_score": score, "epoch": epoch})
+    searcher.on_trial_complete("a", {"val_score": 0.2, "epoch": 3})
+    searcher.on_trial_result("c", {"val_score": 0.4, "epoch": 1})
+    searcher.on_trial_complete("c", error=True)
+    searcher.fail("c", "NonFiniteLoss: loss became nan")
+    a, c = optuna.load_study(study_name="classic", storage=f"sqlite:///{tmp_path / 'optuna.db'}").trials
+    assert (a.state, a.value, a.intermediate_values) == (optuna.trial.TrialState.COMPLETE, 0.5, {1: 0.3, 2: 0.5, 3: 0.2})
+    assert (c.state, c.intermediate_values) == (optuna.trial.TrialState.FAIL, {1: 0.4})
+
+
+def test_a_failed_trial_ranks_below_every_trial_that_got_as_far(tmp_path):
+    # Optuna's TPE orders pruned trials by (later step first, then score); a failure is a NaN at the epoch that failed
+    from optuna.samplers._tpe.sampler import _get_pruned_trial_score
+
+    from salttune.search.sampler import make_searcher, tpe_sampler
+
+    space = load_space(space_yaml(tmp_path, "rank", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=9))
+    searcher = make_searcher(space, tmp_path / "optuna.db", tpe_sampler(space))
+    for tid in ("weak", "failed", "young"):
+        searcher.suggest(tid)
+    for epoch in (1, 2):
+        searcher.on_trial_result("weak", {"val_score": 0.01, "epoch": epoch})
+        searcher.on_trial_result("failed", {"val_score": 0.6, "epoch": epoch})
+    searcher.on_trial_complete("weak", {"val_score": 0.01, "epoch": 3})  # stopped at epoch 3
+    searcher.on_trial_complete("failed", error=True)  # diverged in epoch 3
+    searcher.fail("failed", "NonFiniteLoss")
+    searcher.on_trial_complete("young", {"val_score": 0.9, "epoch": 1})  # stopped at epoch 1
+    trials = {t.number: t for t in searcher.study.get_trials()}
+    order = sorted(trials.values(), key=lambda t: _get_pruned_trial_score(t, searcher.study))
+    assert [t.number for t in order] == [0, 1, 2]  # weak (epoch 3), failed (epoch 3, NaN), young (epoch 1)
 
 
 def test_ray_and_optuna_still_have_the_private_attributes_the_searcher_reaches_into(tmp_path):
