@@ -63,7 +63,7 @@ from salttune.settings import (allowed_keys, apply_overrides, build, coerce, fla
 
 __all__ = [
     "METRICS", "DISTRIBUTIONS", "Param", "Asha", "Resources", "DataSpec", "SearchSpace",
-    "load_space", "space_from_dict", "space_to_dict", "suggest", "trial_overrides", "trial_config",
+    "load_space", "apply_sets", "space_from_dict", "space_to_dict", "suggest", "trial_overrides", "trial_config",
 ]
 
 # Metrics a trial reports after every epoch, and the direction that is better.
@@ -141,7 +141,7 @@ def load_space(path: str | Path, overrides: list[str] | tuple[str, ...] = (), da
     if not raw:
         raise SalttuneError(f"{path}: the file is empty; expected a mapping with keys {top}")
     _refuse_training_config(path, raw)
-    raw = _apply_sets(raw, overrides)
+    raw = apply_sets(raw, overrides)
     if data is not None:
         raw = apply_overrides(raw, {"data": {"folder": data}})
     return space_from_dict(raw, source=str(path), default_name=path.stem)
@@ -156,7 +156,7 @@ def _refuse_training_config(path: Path, raw: dict) -> None:
                             "space file such as search_spaces/quick.yaml, and put fixed training settings under its 'fixed:'")
 
 
-def _apply_sets(raw: dict, items: list[str] | tuple[str, ...]) -> dict:
+def apply_sets(raw: dict, items: list[str] | tuple[str, ...]) -> dict:
     """``--set`` on a space: a setting (``trials=4``, ``asha.max_t=3``), ``space.PARAM={...}``, ``fixed.KEY=V``
     or a bare training-config key (``model.base_width=4``), which goes to ``fixed``."""
     settings, train_keys = allowed_keys(SearchSpace), allowed_keys(TrainConfig)
