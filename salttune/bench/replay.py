@@ -47,6 +47,7 @@ from salttune.fileio import write_json
 __all__ = ["Curve", "record_curves", "load_curves", "Surrogate", "validate_surrogate", "simulate", "SearchTrace",
            "time_to", "best_by", "bench_replay", "variants", "TARGET_QUANTILES"]
 
+SIGNALS = ("val_score", "val_iou", "val_loss")  # the metrics a curve keeps per epoch (asha.rung_metric may use them)
 TARGET_QUANTILES = (0.90, 0.98)  # the targets: the scores of the best 10% and the best 2% of recorded configurations
 
 
@@ -60,6 +61,7 @@ class Curve:
     scores: tuple[float, ...]
     seconds: tuple[float, ...]
     failed: str | None = None
+    signals: dict = dataclasses.field(default_factory=dict)  # other metrics per epoch (val_iou, val_loss), for rungs
 
     @property
     def best(self) -> float:
@@ -90,8 +92,10 @@ def record_curves(search_dir: str | Path) -> dict:
             raise SalttuneError(f"{trial}: epochs {epochs} are not 1..n; the recording is damaged, record it again")
         params = {k: v for k, v in (rows[0]["config"] if rows else _params_file(trial)).items() if k != "optuna_trial"}
         reason = error.read_text().strip().splitlines()[-1][:300] if error else None
+        signals = {m: tuple(float(by_epoch[e][m]) for e in epochs) for m in SIGNALS
+                   if m != space.metric and all(by_epoch[e].get(m) is not None for e in epochs)}
         curves.append(dataclasses.asdict(Curve(params, tuple(float(by_epoch[e][space.metric]) for e in epochs),
-                                               tuple(float(by_epoch[e]["time_this_iter_s"]) for e in epochs), reason)))
+                                               tuple(float(by_epoch[e]["time_this_iter_s"]) for e in epochs), reason, signals)))
     if not curves:
         raise SalttuneError(f"{search_dir}: no trial reported a result; run the recording search first")
     return {"space": space_to_dict(space), "metric": space.metric, "max_t": space.asha.max_t, "curves": curves}
@@ -114,7 +118,8 @@ def load_curves(path: str | Path) -> tuple[object, list[Curve]]:
     except json.JSONDecodeError as e:
         raise SalttuneError(f"{path}: not a JSON curve table ({e.msg}, line {e.lineno}); record it again") from None
     space = space_from_dict(table["space"], source=str(path))
-    return space, [Curve(c["params"], tuple(c["scores"]), tuple(c["seconds"]), c.get("failed")) for c in table["curves"]]
+    return space, [Curve(c["params"], tuple(c["scores"]), tuple(c["seconds"]), c.get("failed"),
+                         {k: tuple(v) for k, v in (c.get("signals") or {}).items()}) for c in table["curves"]]
 
 
 # -- the surrogate ----------------------------------------------------------------------------------------
@@ -136,7 +141,7 @@ def _encode(params_of_space, params: dict) -> list[float]:
 class Surrogate:
     """Replays a configuration's curve: its own if recorded, else random forests' prediction from the table."""
 
-    def __init__(self, space, curves: list[Curve], *, seed: int = 0):
+    def __init__(self, space, curves: list[Curve], *, seed: int = 0, min_samples_leaf: int = 2):
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
         from salttune.search.params import WEIGHTS
@@ -148,8 +153,10 @@ class Surrogate:
         if len(full) < 5:
             raise SalttuneError(f"the curve table holds {len(full)} finished trials of {self.max_t} epochs; record at least 5")
         x = np.array([_encode(self._params, c.params) for c in full])
-        forest = dict(n_estimators=200, min_samples_leaf=2, random_state=seed, n_jobs=1)
-        self._scores = RandomForestRegressor(**forest).fit(x, np.array([c.scores for c in full]))
+        forest = dict(n_estimators=200, min_samples_leaf=min_samples_leaf, random_state=seed, n_jobs=1)
+        self._signals = sorted(set.intersection(*(set(c.signals) for c in full)))  # replayed beside the score
+        y = np.array([np.concatenate([c.scores, *(c.signals[m] for m in self._signals)]) for c in full])
+        self._scores = RandomForestRegressor(**forest).fit(x, y)
         xa = np.array([_encode(self._params, c.params) for c in curves])
         self._seconds = RandomForestRegressor(**forest).fit(xa, np.log([np.mean(c.seconds) for c in curves]))
         failed = np.array([c.failed is not None for c in curves])
@@ -166,13 +173,15 @@ class Surrogate:
             return recorded
         x = np.array([_encode(self._params, params)])
         per_epoch = float(np.exp(self._seconds.predict(x)[0]))
+        y = self._scores.predict(x)[0].reshape(1 + len(self._signals), self.max_t)
+        n, failed = self.max_t, None
         if self._fails is not None and self._fails.predict_proba(x)[0][1] > 0.5:
-            n = min(self._fail_epoch, self.max_t) - 1
-            return Curve(params, tuple(self._scores.predict(x)[0][:n]), (per_epoch,) * n, "replayed divergence")
-        return Curve(params, tuple(float(s) for s in self._scores.predict(x)[0]), (per_epoch,) * self.max_t)
+            n, failed = min(self._fail_epoch, self.max_t) - 1, "replayed divergence"
+        signals = {m: tuple(float(v) for v in y[1 + i][:n]) for i, m in enumerate(self._signals)}
+        return Curve(params, tuple(float(v) for v in y[0][:n]), (per_epoch,) * n, failed, signals)
 
 
-def validate_surrogate(space, curves: list[Curve], *, folds: int = 5, seed: int = 0) -> dict:
+def validate_surrogate(space, curves: list[Curve], *, folds: int = 5, seed: int = 0, min_samples_leaf: int = 2) -> dict:
     """How faithful the replay is on configurations left out of its fit (K-fold over the finished curves).
 
     Returns the Spearman rank correlation of replayed and recorded best scores, and of final scores, over all
@@ -185,7 +194,8 @@ def validate_surrogate(space, curves: list[Curve], *, folds: int = 5, seed: int 
     replayed_best, replayed_final = np.empty(len(full)), np.empty(len(full))
     for k in range(folds):
         out = set(order[k::folds].tolist())
-        fit = Surrogate(space, [c for i, c in enumerate(full) if i not in out] + [c for c in curves if c.failed], seed=seed)
+        fit = Surrogate(space, [c for i, c in enumerate(full) if i not in out] + [c for c in curves if c.failed], seed=seed,
+                        min_samples_leaf=min_samples_leaf)
         for i in out:
             c = fit.curve(full[i].params)
             replayed_best[i], replayed_final[i] = max(c.scores, default=np.nan), (c.scores[-1] if c.scores else np.nan)
@@ -277,7 +287,8 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
                 epochs += 1
                 score = curve.scores[epoch - 1]
                 points.append((clock, score))
-                result = {space.metric: score, "epoch": epoch, "training_iteration": epoch, "time_total_s": clock}
+                result = {**{m: v[epoch - 1] for m, v in curve.signals.items()}, space.metric: score, "epoch": epoch,
+                          "training_iteration": epoch, "time_total_s": clock}
                 decision = scheduler.on_trial_result(None, trial, result)
                 if decision != TrialScheduler.STOP:
                     searcher.on_trial_result(tid, result)
@@ -300,20 +311,32 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
 
 
 def variants() -> dict:
-    """Every algorithm the replay can run: salttune's ALGORITHMS, and the steps between the first TPE + ASHA
-    (``tpe+asha/v0``: raw score at rungs, failures ignored by TPE) and today's, one change at a time."""
+    """Every algorithm the replay can run: salttune's ALGORITHMS, and variants that change one thing each, so the
+    benchmark can say what each choice is worth. ``NAME/last``: rungs compare the last epoch's value, not the best
+    so far; ``NAME/iou``, ``NAME/loss``: rungs compare val_iou or val_loss; ``/ignored``: TPE ignores failed trials
+    (Optuna's FAIL); ``/startupN``: N random start-up trials; ``tpe+hyperband/3``: three asynchronous brackets."""
     from functools import partial
 
     from salttune.search.algorithms import ALGORITHMS, tpe_with
 
-    return {**ALGORITHMS,
-            "tpe+asha/v0": partial(tpe_with, rung_score="last", failed_as="ignored"),
-            "tpe+asha/v0+best": partial(tpe_with, rung_score="best", failed_as="ignored"),
-            "tpe+asha/v0+worst": partial(tpe_with, rung_score="last", failed_as="worst"),
-            "tpe+asha/startup2": partial(tpe_with, startup=2),
-            "tpe+asha/startup12": partial(tpe_with, startup=12),
-            "tpe+asha/startup24": partial(tpe_with, startup=24),
-            "tpe+hyperband/3": partial(tpe_with, brackets=3)}
+    def on(factory, **asha):
+        def build(space, local_dir):
+            return factory(dataclasses.replace(space, asha=dataclasses.replace(space.asha, **asha)), local_dir)
+        return build
+
+    out = dict(ALGORITHMS)
+    for name in ("tpe+asha", "random+asha"):
+        out[f"{name}/last"] = on(ALGORITHMS[name], rung_score="last")
+        out[f"{name}/iou"] = on(ALGORITHMS[name], rung_metric="val_iou")
+        out[f"{name}/loss"] = on(ALGORITHMS[name], rung_metric="val_loss")
+    out["tpe+asha/v0"] = on(partial(tpe_with, failed_as="ignored"), rung_score="last")  # before issue 16
+    out["tpe+asha/ignored"] = partial(tpe_with, failed_as="ignored")
+    for n in (2, 10, 20):
+        out[f"tpe+asha/startup{n}"] = partial(tpe_with, startup=n)
+        out[f"tpe+asha/iou/startup{n}"] = on(partial(tpe_with, startup=n), rung_metric="val_iou")
+    out["tpe+hyperband/3"] = partial(tpe_with, brackets=3)
+    out["tpe+hyperband/3/iou"] = on(partial(tpe_with, brackets=3), rung_metric="val_iou")
+    return out
 
 
 def _fast_tmp() -> str | None:

@@ -35,25 +35,35 @@ def _searcher(space: SearchSpace, local_dir: Path, sampler, **options):
     return make_searcher(space, local_dir / STUDY_FILE, sampler, **options)
 
 
+def rung_metric(space: SearchSpace) -> tuple[str, str]:
+    """(metric, mode) that ASHA's rungs compare: ``asha.rung_metric`` or the search's own metric."""
+    from salttune.search.space import METRICS
+
+    name = space.asha.rung_metric or space.metric
+    return name, (space.mode if name == space.metric else METRICS[name])
+
+
 def _random_sampler(space: SearchSpace):
     import optuna
 
     return optuna.samplers.RandomSampler(seed=space.seed)
 
 
-def _asha(space: SearchSpace, local_dir: Path, **options):
+def _asha(space: SearchSpace, local_dir: Path, brackets: int = 1):
     from salttune.search.asha import ResumableASHA
 
-    return ResumableASHA(local_dir / ASHA_FILE, metric=space.metric, mode=space.mode, max_t=space.asha.max_t,
-                         grace_period=space.asha.grace_period, reduction_factor=space.asha.reduction_factor, **options)
+    metric, mode = rung_metric(space)
+    return ResumableASHA(local_dir / ASHA_FILE, metric=metric, mode=mode, max_t=space.asha.max_t,
+                         grace_period=space.asha.grace_period, reduction_factor=space.asha.reduction_factor,
+                         rung_score=space.asha.rung_score, brackets=brackets)
 
 
-def tpe_with(space: SearchSpace, local_dir: Path, *, rung_score: str = "best", failed_as: str = "worst",
-             startup: int | None = None, brackets: int = 1) -> tuple[Any, Any]:
-    """TPE + ASHA with each of its choices explicit (the replay benchmark measures them one by one).
+def tpe_with(space: SearchSpace, local_dir: Path, *, failed_as: str = "worst", startup: int | None = None,
+             brackets: int = 1) -> tuple[Any, Any]:
+    """TPE + ASHA with each of its choices explicit (the replay benchmark measures them one by one). What rungs
+    compare (``asha.rung_metric``, ``asha.rung_score``) is the space's, shared with random+asha.
 
     Args:
-        rung_score: what ASHA and TPE compare at a rung: ``best`` score so far, or the ``last`` epoch's.
         failed_as: a failed trial is the ``worst`` at its epoch for TPE, or ``ignored`` (Optuna's FAIL).
         startup: random trials before TPE models (None: ``space.startup_trials``).
         brackets: ASHA's brackets (1: ASHA; more: asynchronous Hyperband).
@@ -64,8 +74,7 @@ def tpe_with(space: SearchSpace, local_dir: Path, *, rung_score: str = "best", f
 
     if startup is not None:
         space = dataclasses.replace(space, startup_trials=startup)
-    return (_searcher(space, local_dir, tpe_sampler(space), rung_score=rung_score, failed_as=failed_as),
-            _asha(space, local_dir, rung_score=rung_score, brackets=brackets))
+    return _searcher(space, local_dir, tpe_sampler(space), failed_as=failed_as), _asha(space, local_dir, brackets)
 
 
 def tpe_asha(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:

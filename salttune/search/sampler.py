@@ -61,12 +61,16 @@ class DefineByRun:
 class PruneAwareOptunaSearch(OptunaSearch):
     """``OptunaSearch`` that reports per epoch, tells PRUNED for stopped trials and records failure reasons."""
 
-    def __init__(self, *args, max_t: int, rung_score: str = "best", failed_as: str = "worst", **kwargs):
+    def __init__(self, *args, max_t: int, rung_metric: str | None = None, rung_sign: float = 1.0, rung_score: str = "best",
+                 failed_as: str = "worst", **kwargs):
         super().__init__(*args, **kwargs)
         if rung_score not in ("best", "last") or failed_as not in ("worst", "ignored"):
             raise ValueError(f"rung_score {rung_score!r} (best | last), failed_as {failed_as!r} (worst | ignored)")
         self._max_t = max_t
         self._rung_score, self._failed_as = rung_score, failed_as
+        # the intermediate values: this metric (None: the search's), times rung_sign so that the study's direction holds
+        self._rung_metric, self._rung_sign = rung_metric, rung_sign
+        self._rung_best: dict[str, float] = {}  # Tune trial id -> best rung value so far (signed)
         self._last_epoch: dict[str, int] = {}  # Tune trial id -> last epoch reported
         self._best: dict[str, float] = {}  # Tune trial id -> best score so far
         self._failed_pending: set[str] = set()
@@ -98,7 +102,12 @@ class PruneAwareOptunaSearch(OptunaSearch):
         better = max if self.mode == "max" else min
         self._best[trial_id] = better(self._best.get(trial_id, score), score)
         self._last_epoch[trial_id] = max(self._last_epoch.get(trial_id, 0), int(epoch))
-        value = self._best[trial_id] if self._rung_score == "best" else score
+        rung = result.get(self._rung_metric) if self._rung_metric else score
+        if rung is None:
+            return
+        rung = self._rung_sign * float(rung)
+        self._rung_best[trial_id] = better(self._rung_best.get(trial_id, rung), rung)
+        value = self._rung_best[trial_id] if self._rung_score == "best" else rung
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a step reported twice (a resumed trial) is ignored, not an error
@@ -152,6 +161,7 @@ class PruneAwareOptunaSearch(OptunaSearch):
             log.info("Optuna did not take the result of %s: %s", trial_id, e)
         self.told.add(trial_id)
         self._best.pop(trial_id, None)
+        self._rung_best.pop(trial_id, None)
         self._last_epoch.pop(trial_id, None)
 
     # Resume ----------------------------------------------------------------------------------------
@@ -234,12 +244,17 @@ def tpe_sampler(space: SearchSpace) -> optuna.samplers.TPESampler:
         )
 
 
-def make_searcher(space: SearchSpace, db_path: Path, sampler: optuna.samplers.BaseSampler, *, rung_score: str = "best",
+def make_searcher(space: SearchSpace, db_path: Path, sampler: optuna.samplers.BaseSampler, *,
                   failed_as: str = "worst") -> PruneAwareOptunaSearch:
-    """A define-by-run searcher drawing with ``sampler`` and storing its study at ``db_path``."""
+    """A define-by-run searcher drawing with ``sampler`` and storing its study at ``db_path``; its intermediate
+    values follow the space's ``asha.rung_metric`` and ``asha.rung_score`` (what ASHA's rungs compare)."""
+    from salttune.search.space import METRICS
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rung = space.asha.rung_metric if space.asha.rung_metric not in (None, space.metric) else None
+    sign = 1.0 if rung is None or METRICS[rung] == space.mode else -1.0
     return PruneAwareOptunaSearch(
         space=DefineByRun(space), metric=space.metric, mode=space.mode, sampler=sampler,
         study_name=space.name, storage=open_study(db_path, space.name), max_t=space.asha.max_t,
-        rung_score=rung_score, failed_as=failed_as,
+        rung_metric=rung, rung_sign=sign, rung_score=space.asha.rung_score, failed_as=failed_as,
     )

@@ -20,6 +20,7 @@ A space file::
     stop_at: null                   # end the whole search once a trial's metric reaches this (null: run all)
     algorithm: tpe+asha             # searcher + scheduler: tpe+asha, random, random+asha (search/algorithms.py)
     asha: {max_t: 6, grace_period: 2, reduction_factor: 2}   # max_t is the epoch budget of a trial
+    #   also rung_metric (what rungs compare; null: the metric) and rung_score (best so far | last)
     resources: {cpu: 1, gpu: 0.25}  # per trial; the GPU share is ignored on a machine without GPUs
     data: {folder: data/synth, val_fraction: 0.2, max_train_images: 400, split_seed: 0, holdout_fraction: 0.2}
     fixed: {model.base_width: 8, schedule.name: plateau}      # training-config keys, same for every trial
@@ -79,6 +80,9 @@ class Asha:
     max_t: int = opt(10, lo=1, hi=10000, doc="epochs of a trial that is never stopped")
     grace_period: int = opt(2, lo=1, hi=10000, doc="epochs before ASHA may stop a trial (at most max_t)")
     reduction_factor: float = opt(3.0, lo=1, lo_open=True, hi=100, doc="keep the best 1/rf at each rung")
+    rung_metric: str | None = opt(None, choices=tuple(METRICS), doc="what ASHA (and TPE, for stopped trials) compares at a "
+                                  "rung; null: the search's metric")
+    rung_score: str = opt("best", choices=("best", "last"), doc="a trial's best value so far at a rung, or its last epoch's")
 
 
 @dataclass(frozen=True)

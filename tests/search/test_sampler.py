@@ -48,8 +48,8 @@ def test_searcher_tells_optuna_complete_pruned_and_failed(tmp_path):
 def test_the_classic_searcher_reports_raw_scores_and_tells_fail(tmp_path):
     from salttune.search.sampler import make_searcher, tpe_sampler
 
-    space = load_space(space_yaml(tmp_path, "classic", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=3))
-    searcher = make_searcher(space, tmp_path / "optuna.db", tpe_sampler(space), rung_score="last", failed_as="ignored")
+    space = load_space(space_yaml(tmp_path, "classic", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=3), ["asha.rung_score=last"])
+    searcher = make_searcher(space, tmp_path / "optuna.db", tpe_sampler(space), failed_as="ignored")
     for tid in ("a", "c"):
         searcher.suggest(tid)
     for epoch, score in [(1, 0.3), (2, 0.5)]:
@@ -101,3 +101,17 @@ def test_ray_and_optuna_still_have_the_private_attributes_the_searcher_reaches_i
     (frozen,) = searcher.study.get_trials(deepcopy=False)
     assert hasattr(frozen, "_trial_id"), "Optuna moved FrozenTrial._trial_id: update salttune/search/sampler.py"
     assert storage_id(frozen) == searcher.live_trials["a"]._trial_id
+
+
+def test_intermediate_values_can_follow_another_metric_than_the_objective(tmp_path):
+    # asha.rung_metric val_loss (lower is better) in a val_score search: intermediate values are -best val_loss so far,
+    # so the study's direction (maximize) still ranks them; the completed value is still the best val_score
+    from salttune.search.sampler import make_searcher, tpe_sampler
+
+    space = load_space(space_yaml(tmp_path, "rung", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=2), ["asha.rung_metric=val_loss"])
+    searcher = make_searcher(space, tmp_path / "optuna.db", tpe_sampler(space))
+    searcher.suggest("a")
+    searcher.on_trial_result("a", {"val_score": 0.3, "val_loss": 0.5, "epoch": 1})
+    searcher.on_trial_complete("a", {"val_score": 0.2, "val_loss": 0.7, "epoch": 2})
+    (a,) = searcher.study.get_trials()
+    assert (a.value, a.intermediate_values) == (0.3, {1: -0.5, 2: -0.5})
