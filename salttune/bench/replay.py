@@ -153,7 +153,7 @@ class Surrogate:
         if len(full) < 5:
             raise SalttuneError(f"the curve table holds {len(full)} finished trials of {self.max_t} epochs; record at least 5")
         x = np.array([_encode(self._params, c.params) for c in full])
-        forest = dict(n_estimators=200, min_samples_leaf=min_samples_leaf, random_state=seed, n_jobs=1)
+        forest = dict(n_estimators=64, min_samples_leaf=min_samples_leaf, random_state=seed, n_jobs=1)
         self._signals = sorted(set.intersection(*(set(c.signals) for c in full)))  # replayed beside the score
         y = np.array([np.concatenate([c.scores, *(c.signals[m] for m in self._signals)]) for c in full])
         self._scores = RandomForestRegressor(**forest).fit(x, y)

@@ -8,6 +8,7 @@ Token authentication is on for the cluster and the drivers.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sqlite3
@@ -251,7 +252,9 @@ def test_failed_trial_is_retried_then_recorded_and_the_search_goes_on(cluster, d
     for r in failed:
         assert "cuda was asked for but no GPU is visible" in r["reason"] and r["reason"].startswith("SalttuneError: ")
         t = study[int(r["trial"])]
-        assert t.state == optuna.trial.TrialState.FAIL and t.user_attrs["fail_reason"] == r["reason"]
+        # told PRUNED with a NaN at the epoch that failed: TPE ranks it below every trial that got as far
+        assert t.state == optuna.trial.TrialState.PRUNED and t.user_attrs["fail_reason"] == r["reason"]
+        assert list(t.intermediate_values) == [1] and math.isnan(t.intermediate_values[1])
         errors = (tmp_path / "results" / "fails" / "trials" / f"trial_{r['trial_id']}" / "error.txt").read_text()
         assert errors.count("Failure #") == 2  # max_failures=1: tried, retried, then failed for good
     for r in done:
