@@ -125,33 +125,48 @@ def load_curves(path: str | Path) -> tuple[object, list[Curve]]:
 # -- the surrogate ----------------------------------------------------------------------------------------
 
 def _encode(params_of_space, params: dict) -> list[float]:
-    """One row of numbers for a configuration: a one-hot per choice, log of log-scaled values, an inactive mark."""
+    """One row of numbers for a configuration: a one-hot per choice; a number as its place in its range, 0..1 (on
+    a log scale for log-scaled ones); and for a conditional number, an "active" mark (0 and 0 when not drawn)."""
     row = []
     for p in params_of_space:
         value = params.get(p.key)
         if p.kind == "choice":
             row += [float(value == c) for c in p.choices]
         else:
-            active = value is not None
-            x = (math.log(value) if p.log or p.kind == "loguniform" else float(value)) if active else 0.0
-            row += [x, float(active)] if p.when else [x]
+            log = p.log or p.kind == "loguniform"
+            f = math.log if log else float
+            x = (f(value) - f(p.low)) / ((f(p.high) - f(p.low)) or 1.0) if value is not None else 0.0
+            row += [x, float(value is not None)] if p.when else [x]
     return row
 
 
-class Surrogate:
-    """Replays a configuration's curve: its own if recorded, else random forests' prediction from the table."""
+SURROGATES = ("forest", "nearest")
 
-    def __init__(self, space, curves: list[Curve], *, seed: int = 0, min_samples_leaf: int = 2):
+
+class Surrogate:
+    """Replays a configuration's curve: its own if recorded, else
+
+    - ``forest``: random forests' prediction from the table (the mean curve of similar configurations: smooth,
+      seed noise averaged away, extremes shrunk), or
+    - ``nearest``: the recorded curve of the nearest recorded configuration (in :func:`_encode`'s units): real
+      curves with their seed noise, and the replayed scores of random configurations distributed as recorded.
+    """
+
+    def __init__(self, space, curves: list[Curve], *, kind: str = "forest", seed: int = 0, min_samples_leaf: int = 2):
         from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
         from salttune.search.params import WEIGHTS
 
-        self.space, self.max_t = space, space.asha.max_t
+        if kind not in SURROGATES:
+            raise SalttuneError(f"--surrogate {kind!r}: allowed: {', '.join(SURROGATES)}")
+        self.space, self.max_t, self.kind = space, space.asha.max_t, kind
         self._params = [p for p in space.params if p.key != WEIGHTS]  # (per-term loss weights: not encoded)
         self._recorded = {self._key(c.params): c for c in curves}
         full = [c for c in curves if c.failed is None and len(c.scores) == self.max_t]
         if len(full) < 5:
             raise SalttuneError(f"the curve table holds {len(full)} finished trials of {self.max_t} epochs; record at least 5")
+        usable = [c for c in curves if c.failed is not None or len(c.scores) == self.max_t]
+        self._table, self._points = usable, np.array([_encode(self._params, c.params) for c in usable])
         x = np.array([_encode(self._params, c.params) for c in full])
         forest = dict(n_estimators=64, min_samples_leaf=min_samples_leaf, random_state=seed, n_jobs=1)
         self._signals = sorted(set.intersection(*(set(c.signals) for c in full)))  # replayed beside the score
@@ -172,6 +187,9 @@ class Surrogate:
         if recorded is not None:
             return recorded
         x = np.array([_encode(self._params, params)])
+        if self.kind == "nearest":
+            c = self._table[int(np.argmin(((self._points - x) ** 2).sum(axis=1)))]
+            return Curve(params, c.scores, c.seconds, c.failed, c.signals)
         per_epoch = float(np.exp(self._seconds.predict(x)[0]))
         y = self._scores.predict(x)[0].reshape(1 + len(self._signals), self.max_t)
         n, failed = self.max_t, None
@@ -181,7 +199,7 @@ class Surrogate:
         return Curve(params, tuple(float(v) for v in y[0][:n]), (per_epoch,) * n, failed, signals)
 
 
-def validate_surrogate(space, curves: list[Curve], *, folds: int = 5, seed: int = 0, min_samples_leaf: int = 2) -> dict:
+def validate_surrogate(space, curves: list[Curve], *, kind: str = "forest", folds: int = 5, seed: int = 0, min_samples_leaf: int = 2) -> dict:
     """How faithful the replay is on configurations left out of its fit (K-fold over the finished curves).
 
     Returns the Spearman rank correlation of replayed and recorded best scores, and of final scores, over all
@@ -194,8 +212,8 @@ def validate_surrogate(space, curves: list[Curve], *, folds: int = 5, seed: int 
     replayed_best, replayed_final = np.empty(len(full)), np.empty(len(full))
     for k in range(folds):
         out = set(order[k::folds].tolist())
-        fit = Surrogate(space, [c for i, c in enumerate(full) if i not in out] + [c for c in curves if c.failed], seed=seed,
-                        min_samples_leaf=min_samples_leaf)
+        fit = Surrogate(space, [c for i, c in enumerate(full) if i not in out] + [c for c in curves if c.failed], kind=kind,
+                        seed=seed, min_samples_leaf=min_samples_leaf)
         for i in out:
             c = fit.curve(full[i].params)
             replayed_best[i], replayed_final[i] = max(c.scores, default=np.nan), (c.scores[-1] if c.scores else np.nan)
