@@ -59,7 +59,7 @@ def test_readme_shows_each_seed_of_the_search_bench(tmp_path):
     save_result(tmp_path, "search", result, "salttune bench search --target 0.4")
     readme = render_readme(tmp_path)
     assert "| 0 | 60 s, 5 trials, 14 epochs, best 0.410 | 240 s (not reached), 5 trials, 14 epochs, best 0.380 | 4.00x |" in readme
-    assert "| median_speedup | 4 |" in readme and "TPE + ASHA against random search" in readme
+    assert "| median_speedup | 4 |" in readme and "TPE + ASHA and random search without early stopping" in readme
 
 
 def test_bench_quality_scores_every_image_out_of_fold_for_every_recipe_and_seed(tgs_folder, tmp_path):
