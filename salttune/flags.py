@@ -58,6 +58,10 @@ def check_flags(args: argparse.Namespace) -> None:
         _is_file("out", args.out, "folder")
     if cmd == "bench" and args.which == "record":  # its --out is the curve table
         _is_folder("out", args.out, "file name to write, e.g. results/benchmarks/replay/curves.json")
+    if cmd == "bench" and args.which in ("replay", "confirm"):
+        _is_folder("curves", args.curves, "curve table written by salttune bench record")
+    if cmd == "bench" and args.which == "confirm":
+        _is_folder("live", args.live, "result file of salttune bench search (search.json)")
     if cmd in ("predict", "report"):
         _is_folder("out", args.out, "file name to write")
     if cmd in ("predict",) and args.out is not None and not Path(args.out).parent.is_dir():

@@ -257,3 +257,74 @@ def test_bench_record_and_replay_from_the_command_line(tmp_path):
     readme = (out / "README.md").read_text()
     assert "## replay" in readme and "| tpe+asha |" in readme and "](replay_anytime.png)" in readme
     assert "| tpe+asha |" in proc.stdout and "replay_anytime.png" in proc.stdout
+
+
+# -- the live races replayed (bench confirm) ----------------------------------------------------------------
+
+def _live_result(tmp: Path, *, old: bool = False) -> dict:
+    """A ``salttune bench search`` result on CHOICE_SPACE: 2 seeds of tpe+asha (fast) and random (slow), the
+    trials' curves the recorded ones. ``old``: as written before --algorithms (RACE's labels, no sets/timelines)."""
+    space_file = space_yaml(tmp, "live", CHOICE_SPACE, trials=8, max_t=MAX_T, grace=1, algorithm="random")
+    curves = [dataclasses.asdict(c) for c in choice_curves()[:5]]
+
+    def run(seconds: float, reached: bool) -> dict:
+        r = {"seconds": seconds, "reached": reached, "trials": 4, "epochs": 12, "best": 0.71, "wall_s": seconds + 20}
+        return r if old else {**r, "timeline": [[10.0, 0.3], [seconds / 2, 0.6], [seconds, 0.71]], "curves": curves}
+
+    labels = ("tpe_asha", "random_no_es") if old else ("tpe+asha", "random")
+    rows = [{"seed": s, labels[0]: run(50.0 + s, True), labels[1]: run(150.0 + s, s == 0)} for s in range(2)]
+    result = {"space": str(space_file), "trials": 8, "seeds": 2, "target": 0.7, "per_seed": rows}
+    return result if old else {**result, "algorithms": list(labels), "sets": ["trials=8", "stop_at=0.7"]}
+
+
+@pytest.mark.parametrize("old", [False, True])
+def test_confirm_replays_each_live_run_with_its_algorithm_seed_and_budget(tmp_path, old):
+    from salttune.bench.confirm import replay_of_live
+
+    r = replay_of_live(_live_result(tmp_path, old=old), choice_table(tmp_path))
+    assert [(x["algorithm"], x["seed"]) for x in r["runs"]] == [("tpe+asha", 0), ("random", 0), ("tpe+asha", 1), ("random", 1)]
+    assert r["target"] == r["live_target"] == 0.7 and r["algorithms"] == ["tpe+asha", "random"]
+    assert r["median_seconds_live"] == {"tpe+asha": 50.5, "random": 150.5} and r["ranking_live"] == ["tpe+asha", "random"]
+    assert r["same_ranking"] == (r["ranking_replayed"] == ["tpe+asha", "random"])
+    for x in r["runs"]:
+        rep = x["replayed"]
+        assert rep["seconds"] / EPOCH_S == pytest.approx(round(rep["seconds"] / EPOCH_S)) and rep["trials"] <= 8
+        assert (rep["best"] >= 0.7) == rep["reached"]
+        if x["algorithm"] == "random" and rep["reached"]:  # pairs of 40 s trials: those started before the target
+            assert rep["trials"] == 2 * math.ceil(rep["seconds"] / (MAX_T * EPOCH_S))
+        if x["algorithm"] == "random" and not rep["reached"]:  # the whole budget: 8 full trials on 2 slots
+            assert rep["trials"] == 8 and rep["seconds"] == pytest.approx(4 * MAX_T * EPOCH_S)
+    if old:
+        assert r["live_trials"] is None and r["sets"] == ["trials=8", "stop_at=0.7"]
+    else:  # the live trials' configurations are recorded ones: the replay gives back their very curves
+        assert r["live_trials"]["trials"] == 20 and r["live_trials"]["mae_best"] == 0 and r["live_trials"]["spearman_best"] == pytest.approx(1)
+
+
+def test_confirm_times_a_lower_target_on_the_live_timelines_and_refuses_a_higher(tmp_path):
+    from salttune.bench.confirm import replay_of_live
+    from salttune.errors import SalttuneError
+
+    live, table = _live_result(tmp_path), choice_table(tmp_path)
+    r = replay_of_live(live, table, target=0.5)
+    assert [x["live"]["seconds"] for x in r["runs"]] == [25.0, 75.0, 25.5, 75.5]  # the timelines reach 0.6 half-way
+    assert all(x["live"]["reached"] for x in r["runs"])
+    with pytest.raises(SalttuneError, match="stopped at 0.7"):
+        replay_of_live(live, table, target=0.8)
+    with pytest.raises(SalttuneError, match="keeps no timelines"):
+        replay_of_live(_live_result(tmp_path, old=True), table, target=0.5)
+    other = space_yaml(tmp_path, "other", "  model.block: {choice: [plain, se]}\n", max_t=MAX_T, grace=1)
+    with pytest.raises(SalttuneError, match="search_spaces/replay.yaml"):
+        replay_of_live({**live, "space": str(other)}, table)
+
+
+def test_bench_confirm_from_the_command_line(tmp_path):
+    live = tmp_path / "search.json"
+    live.write_text(json.dumps(_live_result(tmp_path)))
+    out = tmp_path / "bench"
+    proc = run_cli("bench", "confirm", "--live", str(live), "--curves", str(choice_table(tmp_path)), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads((out / "confirm.json").read_text())
+    assert r["benchmark"] == "confirm" and len(r["runs"]) == 4
+    readme = (out / "README.md").read_text()
+    assert "## confirm" in readme and "| tpe+asha | 0 | 50 | " in readme and "Ranking by median time to 0.7: live tpe+asha < random" in readme
+    assert "runs." not in readme
