@@ -271,6 +271,32 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+REPLAY_CURVES = "results/benchmarks/replay/curves.json"  # salttune bench record writes it, replay and confirm read it
+REPLAY_ALGORITHMS = "random,random+asha,tpe+asha"
+
+
+def _algorithms(flag_value: str | None, default: str, known) -> list[str]:
+    """``--algorithms a,b,c`` as a checked list of names of ``known``."""
+    from salttune.bench.search import check_algorithms
+
+    return check_algorithms([a.strip() for a in (flag_value or default).split(",") if a.strip()], known)
+
+
+def _bench_record(args: argparse.Namespace) -> int:
+    from salttune.bench.replay import record_curves
+    from salttune.fileio import write_json
+
+    if not args.search:
+        raise SalttuneError("bench record: give --search DIR, the folder of the finished recording search, e.g. --search results/replay")
+    out = Path(args.out or REPLAY_CURVES)
+    table = record_curves(args.search)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, table, "curve table")  # atomic: an interrupted write leaves the earlier table whole
+    failed = sum(c["failed"] is not None for c in table["curves"])
+    print(f"recorded {len(table['curves'])} curves ({failed} failed) of {args.search} in {out}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     import shlex
 
@@ -278,11 +304,29 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from salttune.config import apply_overrides, config_from_dict, parse_overrides
     from salttune.data import load_dataset
 
-    out = Path(args.out)
+    if args.which == "record":  # writes a curve table, not a figure
+        return _bench_record(args)
+    out = Path(args.out or "results/benchmarks")
     command = "salttune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    table = None  # a benchmark's own table, printed after its figures
     if args.which == "search":  # --set overrides the search space there, not a training config
+        from salttune.search.algorithms import ALGORITHMS
+
         result = bench.bench_search(args.data, out, args.target, space_file=args.space, trials=args.trials,
-                                    seeds=args.seeds or 3, sets=args.set or [])
+                                    seeds=args.seeds or 3, sets=args.set or [],
+                                    algorithms=_algorithms(args.algorithms, "tpe+asha,random", ALGORITHMS))
+    elif args.which == "replay":  # --set overrides the recorded space (concurrent, asha.*, startup_trials...)
+        from salttune.bench.replay import bench_replay, variants
+
+        algorithms = _algorithms(args.algorithms, REPLAY_ALGORITHMS, variants())
+        result = bench_replay(args.curves or REPLAY_CURVES, algorithms=algorithms, seeds=args.seeds or 20,
+                              concurrent=args.concurrent, horizon_full_trials=args.horizon_trials, sets=args.set or [])
+        table = bench.replay_table(result)
+    elif args.which == "confirm":
+        from salttune.bench.confirm import load_live, replay_of_live
+
+        result = replay_of_live(load_live(args.live), args.curves or REPLAY_CURVES, target=args.target)
+        table = bench.confirm_table(result)
     elif args.which == "protocol":  # --set overrides the search space there
         from salttune.bench.protocol import bench_protocol
 
@@ -307,9 +351,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             result = bench.bench_quality(args.data, out / "quality-runs", budget_s=args.budget_s, folds=args.folds,
                                          seeds=args.seeds or 2, recipes=recipes, images=args.images_part)
     path = bench.save_result(out, args.which, result, command)
+    wrote = [path, out / "README.md"]
+    if args.which == "replay":  # before the README, which shows it
+        wrote.insert(1, bench.plot_anytime(result, out / "replay_anytime.png"))
     (out / "README.md").write_text(bench.render_readme(out))
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2))
-    print(f"wrote {path} and {out / 'README.md'}")
+    if table:
+        print(table)
+    print(f"wrote {', '.join(map(str, wrote[:-1]))} and {wrote[-1]}")
     return 0
 
 
@@ -434,10 +483,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("bench", help="measure speed and quality against a reference; write results/benchmarks/")
-    s.add_argument("which", choices=("train", "predict", "quality", "search", "scale", "protocol"), help="which benchmark")
+    s.add_argument("which", choices=("train", "predict", "quality", "search", "scale", "protocol", "record", "replay", "confirm"),
+                   help="which benchmark; record: turn a finished search into the curve table replay reads")
     s.add_argument("--data", default="../shared/tgs_sample", help="dataset folder (default ../shared/tgs_sample)")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="training-config overrides (model size, ...)")
-    s.add_argument("--out", default="results/benchmarks", help="where figures go (default results/benchmarks)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="train/predict/quality: training-config overrides "
+                   "(model size, ...); search/scale/protocol/replay: search-space overrides (replay: of the recorded space)")
+    s.add_argument("--out", help="where figures go (default results/benchmarks); record: the curve table to write "
+                                 f"(default {REPLAY_CURVES})")
     s.add_argument("--steps", type=int, default=8, help="train: batches per timed epoch")
     s.add_argument("--repeats", type=int, default=3, help="train: interleaved repeats (median reported)")
     s.add_argument("--images", type=int, default=512, help="predict: images to predict")
@@ -448,14 +500,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--images-part", default="all", choices=("all", "choose", "score"),
                    help="quality: all images, or one of two fixed disjoint parts: 'choose' (40%%) to pick a recipe on, "
                         "'score' (60%%) to compare it on (default all)")
-    s.add_argument("--seeds", type=int, help="search: seeds per strategy (default 3); quality: fold assignments and "
-                                             "training seeds (default 2); protocol: searches (default 1)")
+    s.add_argument("--seeds", type=int, help="search: seeds per algorithm (default 3); quality: fold assignments and "
+                                             "training seeds (default 2); protocol: searches (default 1); replay: "
+                                             "replayed searches per algorithm (default 20)")
     s.add_argument("--trials", type=int, help="search/scale: trial budget per search (default: the space's)")
-    s.add_argument("--target", type=float, help="search: the validation score both searches race to (required)")
+    s.add_argument("--target", type=float, help="search: the validation score the searches race to (required); confirm: "
+                                                "the score to time (default: the live races' own)")
+    s.add_argument("--algorithms", metavar="A,B,...", help="search: the algorithms raced (default tpe+asha,random); "
+                   f"replay: those replayed (default {REPLAY_ALGORITHMS}; also the variants of salttune.bench.replay)")
     s.add_argument("--space", help="search/scale/protocol: the space to run (default: search_spaces/bench.yaml for search, "
                                    "search_spaces/quick.yaml for scale and protocol)")
     s.add_argument("--top", type=int, default=3, help="protocol: trials ensembled (default 3)")
     s.add_argument("--refit-folds", type=int, default=5, help="protocol: folds of the refit (default 5)")
+    s.add_argument("--search", metavar="DIR", help="record: the folder of the finished recording search (results/NAME)")
+    s.add_argument("--curves", metavar="FILE", help=f"replay/confirm: the curve table (default {REPLAY_CURVES})")
+    s.add_argument("--concurrent", type=int, help="replay: trials at once (default: the recorded space's)")
+    s.add_argument("--horizon-trials", type=float, default=60.0, help="replay: the virtual-time budget, in full trials "
+                   "of median length on the concurrent slots (default 60)")
+    s.add_argument("--live", default="results/benchmarks/search.json", metavar="FILE",
+                   help="confirm: the live races to replay (default results/benchmarks/search.json)")
     s.set_defaults(func=_cmd_bench)
     return p
 

@@ -7,7 +7,8 @@ import pytest
 
 from conftest import assert_user_error, run_cli
 from salttune.bench import render_readme, save_result
-from salttune.bench.search import RACE, _time_to, search_timeline
+from salttune.bench.search import BASELINE, RACE, _time_to, check_algorithms, search_timeline
+from salttune.errors import SalttuneError
 from salttune.search.algorithms import ALGORITHMS
 
 TINY = ["--set", "model.base_width=4", "--set", "model.depth=2", "--set", "batch_size=4"]  # a model trained in seconds
@@ -48,8 +49,25 @@ def test_search_timeline_and_time_to_target(tmp_path):
 
 
 def test_search_bench_races_algorithms_by_name():
-    # the race is two entries of the algorithm table, under the labels the committed figures use
+    # the labels of the committed figures (before --algorithms) name two entries of the algorithm table
     assert RACE == {"tpe_asha": "tpe+asha", "random_no_es": "random"} and set(RACE.values()) <= set(ALGORITHMS)
+    assert BASELINE in ALGORITHMS and check_algorithms(["random", "tpe+asha"], ALGORITHMS) == ["random", "tpe+asha"]
+    for names, message in (([], "at least one"), (["tpe"], "unknown algorithm 'tpe'; allowed: tpe+asha"), (["random"] * 2, "twice")):
+        with pytest.raises(SalttuneError, match=message.replace("+", r"\+")):
+            check_algorithms(names, ALGORITHMS)
+
+
+def test_readme_shows_any_number_of_raced_algorithms(tmp_path):
+    run = {"seconds": 60.0, "reached": True, "trials": 5, "epochs": 14, "best": 0.41, "wall_s": 80.0, "timeline": [[60.0, 0.41]]}
+    mid, slow = {**run, "seconds": 120.0}, {**run, "seconds": 240.0, "reached": False, "best": 0.38}
+    result = {"target": 0.4, "algorithms": ["tpe+asha", "random+asha", "random"], "median_speedup": {"tpe+asha": 4.0, "random+asha": 2.0},
+              "per_seed": [{"seed": 0, "tpe+asha": run, "random+asha": mid, "random": slow, "speedup": {"tpe+asha": 4.0, "random+asha": 2.0}}]}
+    save_result(tmp_path, "search", result, "salttune bench search --target 0.4 --algorithms tpe+asha,random+asha,random")
+    readme = render_readme(tmp_path)
+    assert "| seed | TPE + ASHA | random + ASHA | random, no early stopping | speed-up of tpe+asha | speed-up of random+asha |" in readme
+    assert ("| 0 | 60 s, 5 trials, 14 epochs, best 0.410 | 120 s, 5 trials, 14 epochs, best 0.410 | "
+            "240 s (not reached), 5 trials, 14 epochs, best 0.380 | 4.00x | 2.00x |") in readme
+    assert "| median_speedup.tpe+asha | 4 |" in readme and "| median_speedup.random+asha | 2 |" in readme
 
 
 def test_readme_shows_each_seed_of_the_search_bench(tmp_path):
@@ -59,7 +77,7 @@ def test_readme_shows_each_seed_of_the_search_bench(tmp_path):
     save_result(tmp_path, "search", result, "salttune bench search --target 0.4")
     readme = render_readme(tmp_path)
     assert "| 0 | 60 s, 5 trials, 14 epochs, best 0.410 | 240 s (not reached), 5 trials, 14 epochs, best 0.380 | 4.00x |" in readme
-    assert "| median_speedup | 4 |" in readme and "TPE + ASHA against random search" in readme
+    assert "| median_speedup | 4 |" in readme and "TPE + ASHA and random search without early stopping" in readme
 
 
 def test_bench_quality_scores_every_image_out_of_fold_for_every_recipe_and_seed(tgs_folder, tmp_path):

@@ -1,12 +1,13 @@
 """Search benchmarks, run as a user runs them: real ``salttune search`` processes on one space.
 
-- ``search``: time for salttune's search (algorithm ``tpe+asha``) to first reach a target validation score,
-  against random search without early stopping (algorithm ``random``), with the same space, trial budget
-  and concurrency, over several seeds: the two differ only in ``--set algorithm=NAME``
-  (:mod:`salttune.search.algorithms`). Both run with ``stop_at`` = the target, so each search ends when it
+- ``search``: time for each of several search algorithms (default ``tpe+asha`` and ``random``, random search
+  without early stopping) to first reach a target validation score, with the same space, trial budget and
+  concurrency, over several seeds: the searches differ only in ``--set algorithm=NAME``
+  (:mod:`salttune.search.algorithms`). All run with ``stop_at`` = the target, so each search ends when it
   gets there. Times run from the start of a search's first trial (Ray's start-up is not counted). A search
   that spends its whole trial budget without reaching the target counts as its whole time, so its speed-up
-  is a lower bound (``reached`` says which).
+  is a lower bound (``reached`` says which). Each run keeps its timeline and its trials' curves, so that
+  ``salttune bench confirm`` (:mod:`salttune.bench.confirm`) can replay the same searches.
 - ``scale``: epochs per minute with 1 and 2 concurrent trials.
 """
 
@@ -21,10 +22,24 @@ from pathlib import Path
 
 from salttune.errors import SalttuneError
 
-__all__ = ["search_timeline", "bench_search", "bench_scale", "RACE"]
+__all__ = ["search_timeline", "bench_search", "bench_scale", "RACE", "BASELINE", "check_algorithms"]
 
-# The ``search`` race: its label in the figures (results/benchmarks/search.json) -> the algorithm it runs.
+# The labels of result files written before ``--algorithms`` (results/benchmarks/search.json) -> the algorithm
+# each ran. Newer files label a run by its algorithm's name and list them under ``algorithms``.
 RACE = {"tpe_asha": "tpe+asha", "random_no_es": "random"}
+BASELINE = "random"  # speed-ups are the baseline's time over each other algorithm's
+
+
+def check_algorithms(names: list[str], known, flag: str = "--algorithms") -> list[str]:
+    """``names`` when each is a key of ``known``, once; else a :class:`SalttuneError` listing the valid names."""
+    if not names:
+        raise SalttuneError(f"{flag}: give at least one algorithm, e.g. {flag} {','.join(list(known)[:2])}")
+    for a in names:
+        if a not in known:
+            raise SalttuneError(f"{flag}: unknown algorithm {a!r}; allowed: {', '.join(known)}")
+    if len(set(names)) < len(names):
+        raise SalttuneError(f"{flag}: {','.join(names)} names an algorithm twice; give each once")
+    return list(names)
 
 
 def search_timeline(search_dir: Path) -> list[tuple[float, float]]:
@@ -47,6 +62,8 @@ def _time_to(timeline: list[tuple[float, float]], target: float) -> float | None
 
 
 def _search(space: str, root: Path, name: str, data: str, sets: list[str]) -> dict:
+    from salttune.bench.replay import record_curves
+
     cmd = [sys.executable, "-m", "salttune.cli", "search", "--space", space, "--name", name, "--storage", str(root), "--data", data]
     for s in sets:
         cmd += ["--set", s]
@@ -57,7 +74,8 @@ def _search(space: str, root: Path, name: str, data: str, sets: list[str]) -> di
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-2000:]}")
     timeline = search_timeline(root / name)
     return {"name": name, "wall_s": wall, "epochs": len(timeline), "best": max(s for _, s in timeline), "timeline": timeline,
-            "trials": len(list((root / name / "trials").glob("trial_*/result.json")))}
+            "trials": len(list((root / name / "trials").glob("trial_*/result.json"))),
+            "curves": record_curves(root / name)["curves"]}  # each trial's parameters and curve, as the replay records them
 
 
 def _setup(which: str, space_file: str | None, data: str, out: str | Path, trials: int | None, sets: list[str]):
@@ -84,25 +102,33 @@ def bench_scale(data: str, out: str | Path, *, space_file: str | None = None, tr
 
 
 def bench_search(data: str, out: str | Path, target: float | None, *, space_file: str | None = None,
-                 trials: int | None = None, seeds: int = 3, sets: list[str] = ()) -> dict:
-    """Seconds for each algorithm of ``RACE`` to first reach ``target``, seed by seed (paired seeds)."""
+                 trials: int | None = None, seeds: int = 3, sets: list[str] = (),
+                 algorithms: tuple[str, ...] | list[str] = ("tpe+asha", BASELINE)) -> dict:
+    """Seconds for each of ``algorithms`` (keys of salttune.search.algorithms.ALGORITHMS) to first reach
+    ``target``, seed by seed (paired seeds); speed-ups against :data:`BASELINE` when it is among them."""
+    from salttune.search.algorithms import ALGORITHMS
+
+    algorithms = check_algorithms(list(algorithms), ALGORITHMS)
     if target is None:
-        raise SalttuneError("--target is required: give the validation score both searches race to, e.g. --target 0.5 "
+        raise SalttuneError("--target is required: give the validation score the searches race to, e.g. --target 0.5 "
                             "(results/benchmarks/README.md says how the committed figure chose it)")
     space_file, base, space, root = _setup("search", space_file, data, out, trials, list(sets))
     base.append(f"stop_at={target}")
     per_seed = []
     for seed in range(seeds):
         row = {"seed": seed}
-        for label, algorithm in RACE.items():  # interleaved, so drifts in machine load hit both alike
-            r = _search(space_file, root, f"{label}-{seed}", data, base + [f"seed={seed}", f"algorithm={algorithm}"])
+        for algorithm in algorithms:  # interleaved, so drifts in machine load hit all alike
+            name = f"{algorithm.replace('+', '_')}-{seed}"
+            r = _search(space_file, root, name, data, base + [f"seed={seed}", f"algorithm={algorithm}"])
             t = _time_to(r["timeline"], target)
-            row[label] = {"seconds": t if t is not None else r["timeline"][-1][0], "reached": t is not None,
-                          "trials": r["trials"], "epochs": r["epochs"], "best": r["best"], "wall_s": r["wall_s"]}
-        row["speedup"] = row["random_no_es"]["seconds"] / row["tpe_asha"]["seconds"]
+            row[algorithm] = {"seconds": t if t is not None else r["timeline"][-1][0], "reached": t is not None,
+                              "trials": r["trials"], "epochs": r["epochs"], "best": r["best"], "wall_s": r["wall_s"],
+                              "timeline": r["timeline"], "curves": r["curves"]}
+        if BASELINE in algorithms:
+            row["speedup"] = {a: row[BASELINE]["seconds"] / row[a]["seconds"] for a in algorithms if a != BASELINE}
         per_seed.append(row)
-    return {"space": space_file, "trials": space.trials, "seeds": seeds, "target": target,
-            "median_speedup": statistics.median(r["speedup"] for r in per_seed),
-            "tpe_asha_reached": sum(r["tpe_asha"]["reached"] for r in per_seed),
-            "random_no_es_reached": sum(r["random_no_es"]["reached"] for r in per_seed),
-            "per_seed": per_seed, "folder": str(root)}
+    result = {"space": space_file, "sets": base, "data": data, "trials": space.trials, "seeds": seeds, "target": target,
+              "algorithms": algorithms, "reached": {a: sum(r[a]["reached"] for r in per_seed) for a in algorithms}}
+    if BASELINE in algorithms and len(algorithms) > 1:
+        result["median_speedup"] = {a: statistics.median(r["speedup"][a] for r in per_seed) for a in algorithms if a != BASELINE}
+    return {**result, "per_seed": per_seed, "folder": str(root)}
