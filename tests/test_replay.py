@@ -244,7 +244,7 @@ def test_bench_record_and_replay_from_the_command_line(tmp_path):
         assert recorded[json.dumps(c.params, sort_keys=True)]["scores"] == pytest.approx(list(c.scores))
     dead = [c for c in t["curves"] if c["failed"]]
     assert dead == [{"params": DEAD, "scores": [0.05], "seconds": [12.0],
-                     "failed": "FloatingPointError: loss is nan at epoch 2"}]
+                     "failed": "FloatingPointError: loss is nan at epoch 2", "signals": {}}]
 
     out = tmp_path / "bench"
     proc = run_cli("bench", "replay", "--curves", str(table), "--seeds", "2", "--algorithms", "random,tpe+asha",

@@ -117,6 +117,8 @@ def load_curves(path: str | Path) -> tuple[object, list[Curve]]:
         raise SalttuneError(f"{path}: no such file; record one with  salttune bench record --search results/replay --out {path}") from None
     except json.JSONDecodeError as e:
         raise SalttuneError(f"{path}: not a JSON curve table ({e.msg}, line {e.lineno}); record it again") from None
+    if not isinstance(table, dict) or not isinstance(table.get("space"), dict) or not isinstance(table.get("curves"), list):
+        raise SalttuneError(f"{path}: not a curve table of salttune bench record (no 'space' and 'curves'); record it again")
     space = space_from_dict(table["space"], source=str(path))
     return space, [Curve(c["params"], tuple(c["scores"]), tuple(c["seconds"]), c.get("failed"),
                          {k: tuple(v) for k, v in (c.get("signals") or {}).items()}) for c in table["curves"]]
@@ -181,6 +183,25 @@ class Surrogate:
     def _key(self, params: dict) -> str:
         return json.dumps({p.key: params.get(p.key) for p in self._params}, sort_keys=True)
 
+    def curves(self, many: list[dict]) -> list[Curve]:
+        """:meth:`curve` of each configuration, the forests asked once for all (fast for thousands)."""
+        if self.kind == "nearest" or not many:
+            return [self.curve(p) for p in many]
+        x = np.array([_encode(self._params, p) for p in many])
+        y = self._scores.predict(x).reshape(len(many), 1 + len(self._signals), self.max_t)
+        sec = np.exp(self._seconds.predict(x))
+        fails = self._fails.predict_proba(x)[:, 1] > 0.5 if self._fails is not None else np.zeros(len(many), bool)
+        out = []
+        for i, params in enumerate(many):
+            recorded = self._recorded.get(self._key(params))
+            out.append(recorded or self._curve_of(params, y[i], float(sec[i]), bool(fails[i])))
+        return out
+
+    def _curve_of(self, params: dict, y: np.ndarray, per_epoch: float, fails: bool) -> Curve:
+        n, failed = (min(self._fail_epoch, self.max_t) - 1, "replayed divergence") if fails else (self.max_t, None)
+        signals = {m: tuple(float(v) for v in y[1 + i][:n]) for i, m in enumerate(self._signals)}
+        return Curve(params, tuple(float(v) for v in y[0][:n]), (per_epoch,) * n, failed, signals)
+
     def curve(self, params: dict) -> Curve:
         """The replayed curve of ``params`` (a sampled configuration: dotted keys as the searcher draws them)."""
         recorded = self._recorded.get(self._key(params))
@@ -192,11 +213,8 @@ class Surrogate:
             return Curve(params, c.scores, c.seconds, c.failed, c.signals)
         per_epoch = float(np.exp(self._seconds.predict(x)[0]))
         y = self._scores.predict(x)[0].reshape(1 + len(self._signals), self.max_t)
-        n, failed = self.max_t, None
-        if self._fails is not None and self._fails.predict_proba(x)[0][1] > 0.5:
-            n, failed = min(self._fail_epoch, self.max_t) - 1, "replayed divergence"
-        signals = {m: tuple(float(v) for v in y[1 + i][:n]) for i, m in enumerate(self._signals)}
-        return Curve(params, tuple(float(v) for v in y[0][:n]), (per_epoch,) * n, failed, signals)
+        fails = self._fails is not None and self._fails.predict_proba(x)[0][1] > 0.5
+        return self._curve_of(params, y, per_epoch, fails)
 
 
 def validate_surrogate(space, curves: list[Curve], *, kind: str = "forest", folds: int = 5, seed: int = 0, min_samples_leaf: int = 2) -> dict:
@@ -235,6 +253,7 @@ class SearchTrace:
     algorithm: str
     seed: int
     points: list[tuple[float, float]]
+    starts: list[float]  # each trial's start, virtual seconds
     trials: int
     epochs: int
     failed: int
@@ -262,6 +281,7 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
         events: list[tuple[float, int, str, int]] = []  # (virtual time, tie-break, trial id, epoch or -1 = failure)
         live: dict[str, tuple[SimpleNamespace, Curve, int]] = {}  # trial id -> (trial, curve, retries left)
         points: list[tuple[float, float]] = []
+        starts: list[float] = []
         max_t = space.asha.max_t
 
         def start(now: float) -> None:
@@ -271,6 +291,7 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
             if config is None:
                 return
             started += 1
+            starts.append(now)
             trial = SimpleNamespace(trial_id=tid, config=config)
             scheduler.on_trial_add(None, trial)
             curve = surrogate.curve({k: v for k, v in config.items() if k != "optuna_trial"})
@@ -323,7 +344,7 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
                     start(clock)
                     if started == before:
                         break
-        return SearchTrace(algorithm, space.seed, points, started, epochs, failed, horizon_s, time.perf_counter() - t_wall)
+        return SearchTrace(algorithm, space.seed, points, starts, started, epochs, failed, horizon_s, time.perf_counter() - t_wall)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -365,9 +386,11 @@ def _mean_epoch(surrogate: Surrogate) -> float:
     return float(np.mean([np.mean(c.seconds) for c in surrogate._recorded.values() if c.seconds]))
 
 
-def time_to(points: list[tuple[float, float]], target: float) -> float:
-    """Virtual seconds until a reported score first reaches ``target`` (inf if never)."""
-    return min((t for t, s in points if s >= target), default=math.inf)
+def time_to(points: list[tuple[float, float]], target: float, horizon_s: float = math.inf) -> float:
+    """Virtual seconds until a reported score first reaches ``target`` (inf if never, or only after ``horizon_s``:
+    trials started before the budget ran out finish after it, and do not count)."""
+    t = min((t for t, s in points if s >= target), default=math.inf)
+    return t if t <= horizon_s else math.inf
 
 
 def best_by(points: list[tuple[float, float]], budget_s: float) -> float | None:
@@ -392,13 +415,13 @@ def replay_targets(space, surrogate: Surrogate, *, draws: int = 2000, seed: int 
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    best = []
+    drawn = []
     for _ in range(draws):
         trial = study.ask()
         suggest(space, trial)
-        c = surrogate.curve(dict(trial.params))
-        best.append(max(c.scores, default=0.0))
+        drawn.append(dict(trial.params))
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    best = [max(c.scores, default=0.0) for c in surrogate.curves(drawn)]
     return {f"top{round(100 * (1 - q))}%": float(np.quantile(best, q)) for q in TARGET_QUANTILES}
 
 
@@ -438,6 +461,10 @@ def bench_replay(curves_path: str | Path, *, algorithms: list[str], seeds: int =
     horizon = horizon_full_trials * full_s / space.concurrent
     grid = [horizon * k / 20 for k in range(1, 21)]
     jobs = [(dataclasses.replace(space, seed=seed), surrogate, horizon, a) for a in algorithms for seed in range(seeds)]
+    import ray.tune.schedulers  # noqa: F401 - imported once here, not in every forked worker
+    import salttune.search.asha  # noqa: F401
+    import salttune.search.sampler  # noqa: F401
+
     t = time.perf_counter()
     with get_context("fork").Pool(processes) as pool:
         traces = pool.map(_one, jobs)
@@ -449,7 +476,7 @@ def bench_replay(curves_path: str | Path, *, algorithms: list[str], seeds: int =
                "epochs_median": statistics.median(tr["epochs"] for tr in mine),
                "failed_median": statistics.median(tr["failed"] for tr in mine)}
         for name, target in targets.items():
-            times = [time_to(tr["points"], target) for tr in mine]
+            times = [time_to(tr["points"], target, horizon) for tr in mine]
             row[name] = {**_quartiles(times), "reached": sum(math.isfinite(x) for x in times) / len(times),
                          "per_seed": [x if math.isfinite(x) else None for x in times]}
         row["anytime"] = [{"budget_s": b, **_quartiles([best_by(tr["points"], b) or 0.0 for tr in mine])} for b in grid]
