@@ -37,7 +37,7 @@ PRUNED = "pruned"  # ASHA stopped it early
 FAILED = "failed"  # raised; ``reason`` holds the error line
 INTERRUPTED = "interrupted"  # short of max_epochs without an error: the search was interrupted (--resume continues it)
 UNFINISHED = INTERRUPTED  # the earlier name of the state, still read by salttune.report
-STOPPED = "stopped"  # cut short because another trial reached the search's stop_at
+STOPPED = "stopped"  # cut short because another trial reached the search's stop_at, or by the search's time budget
 STATES = (FINISHED, PRUNED, FAILED, INTERRUPTED, STOPPED)
 
 _NEEDED = ("trial_id", "state", "best_score")  # what every reader relies on

@@ -9,7 +9,8 @@ Modules:
     algorithms  one name -> factory of (searcher, scheduler): ``tpe+asha``, ``random``, ``random+asha`` (no Ray at import)
     sampler     Optuna's samplers through Ray's ``OptunaSearch``, told about pruned and failed trials
     asha        ASHA whose rungs survive a killed driver
-    stopping    ``stop_at``: end the whole search once one trial is good enough
+    stopping    ``stop_at`` (end the search once one trial is good enough) and the time budget's deadline
+    budget      the time budget: durations, sizing the search to it, the timed first epoch (no Ray)
     trainable   one trial: ``fit`` with a ``report`` that calls ``tune.report`` and checkpoints every epoch
     retention   which checkpoints a search keeps
     monitor     the progress table and the failure reasons (Tune callbacks)

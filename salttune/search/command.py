@@ -7,6 +7,7 @@ the trials go to the bucket and the files marked * stay in ``results/NAME/`` on 
     search.json        * data fingerprint, storage, versions
     optuna.db          * the Optuna study (optuna-dashboard sqlite:///results/NAME/optuna.db)
     asha_state.json    * ASHA's rungs and stop decisions (restored by --resume; algorithms with ASHA only)
+    budget.json        * the trials' deadline under a time budget (re-written by --resume --time-budget)
     leaderboard.csv    * one row per trial, best first
     search.lock        * the running driver's pid and host (one driver per search; gone when it ends)
     trials/            Tune's experiment: tuner.pkl, experiment_state-*.json, searcher-state-*.pkl (for --resume)
@@ -30,6 +31,7 @@ import yaml
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
 from salttune.search.algorithms import ASHA_FILE, STUDY_FILE
+from salttune.search.budget import BUDGET_FILE, format_duration, parse_duration, read_budget, write_budget
 from salttune.search.lock import LOCK, refuse_if_running, search_lock
 from salttune.search.resume import INFO_FILE, SPACE_FILE, check_asha, check_experiment, check_study, saved_space, search_info
 from salttune.search.space import SearchSpace, load_space, space_to_dict
@@ -52,6 +54,11 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", metavar="PATH_OR_URI",
                    help="results root that every node can reach (a shared folder or s3://bucket/prefix); default ./results")
     p.add_argument("--data", metavar="DIR", help="dataset folder (overrides the space's data.folder)")
+    p.add_argument("--time-budget", metavar="DURATION",
+                   help="the time the whole search may take, e.g. 90s, 45m, 2h, 1h30m or seconds: trials, concurrency "
+                        "and ASHA's max_t are sized to it from a measured first epoch, and it ends on time (overrides "
+                        "the space's time_budget; with --resume: the time the rest may take, required for a search "
+                        "started with a budget)")
     p.add_argument("--dashboard-host", default="127.0.0.1", metavar="HOST",
                    help="address the local Ray dashboard binds to (default 127.0.0.1; anything else exposes it, "
                         "behind Ray's token, to the network: prefer an SSH tunnel)")
@@ -66,6 +73,7 @@ class Plan:
     local_dir: Path  # optuna.db, leaderboard, ASHA state, resolved space
     storage: str  # Tune's storage_path: an absolute folder or a URI
     resume: bool
+    budget_s: float | None = None  # the seconds this run of the driver may take (a time budget), or None
 
     @property
     def tune_storage(self) -> str:
@@ -79,7 +87,7 @@ class Plan:
 
 
 def plan(space_path: str | None, name: str | None, sets: list[str], storage: str | None, data: str | None,
-         resume: bool) -> Plan:
+         resume: bool, time_budget: str | None = None) -> Plan:
     """Everything that can be checked before Ray starts.
 
     Args:
@@ -89,7 +97,10 @@ def plan(space_path: str | None, name: str | None, sets: list[str], storage: str
         storage: the results root, a folder or a URI (``--storage``; default ``./results``).
         data: the dataset folder (``--data``; overrides the space's ``data.folder``).
         resume: continue the search ``name`` instead of starting one.
+        time_budget: the time the search may take (``--time-budget``, e.g. ``2h``; overrides the space's
+            ``time_budget``); with ``resume``, the time the rest may take, required when the search had a budget.
     """
+    budget = _parse_budget(time_budget)
     remote = storage is not None and "://" in storage
     if storage is not None and not remote:
         _check_storage(storage)
@@ -108,15 +119,16 @@ def plan(space_path: str | None, name: str | None, sets: list[str], storage: str
         local = root / name
         refuse_if_running(local)
         space = saved_space(local, data)
+        _check_resume_budget(local, space, budget)
         if space_path:
             given = space_to_dict(load_space(space_path, data=space.data.folder))
-            if {**given, "name": name} != space_to_dict(space):
+            if _unsized({**given, "name": name}, space) != _unsized(space_to_dict(space), space):
                 raise SalttuneError(f"{space_path}: differs from the space of the search being resumed ({local / SPACE_FILE}); "
                                     "resume without --space, or start a new --name")
         info = search_info(local)
         if storage is None and info.get("storage"):
             tune_storage = info["storage"]
-        resumed = Plan(space, local, tune_storage, True)
+        resumed = Plan(space, local, tune_storage, True, budget)
         check_asha(local, space, check_study(local, space.name))
         if "://" not in tune_storage:
             check_experiment(Path(resumed.experiment))
@@ -124,6 +136,8 @@ def plan(space_path: str | None, name: str | None, sets: list[str], storage: str
     if not space_path:
         raise SalttuneError("give --space FILE (e.g. search_spaces/quick.yaml), or --resume --name NAME")
     space = load_space(space_path, sets, data=data)
+    if budget is not None:
+        space = dataclasses.replace(space, time_budget=budget)
     name = space.name if name is None else name
     if space.data.folder is None:
         raise SalttuneError(f"{space_path}: key 'data.folder' is not set; give --data DIR (e.g. data/synth)")
@@ -135,7 +149,41 @@ def plan(space_path: str | None, name: str | None, sets: list[str], storage: str
     refuse_if_running(local)
     if local.exists() and any(p.name != LOCK for p in local.iterdir()):  # a stale lock alone is no search
         raise SalttuneError(f"{local}: a search named {name!r} is already there; add --resume to continue it, or choose another --name")
-    return Plan(space, local, tune_storage, False)
+    return Plan(space, local, tune_storage, False, space.time_budget)
+
+
+def _parse_budget(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise SalttuneError(f"--time-budget: {e}") from None
+
+
+# What a time budget sizes (budget.size_to_budget): a resumed search's space.yaml holds the sized values.
+_SIZED = ("trials", "concurrent", "startup_trials", "time_budget")
+
+
+def _unsized(space: dict, saved: SearchSpace) -> dict:
+    """A space as a dict, without what a time budget sized (when the saved search had one), for comparing."""
+    if saved.time_budget is None:
+        return space
+    return {**{k: v for k, v in space.items() if k not in _SIZED},
+            "asha": {k: v for k, v in space["asha"].items() if k not in ("max_t", "grace_period")}}
+
+
+def _check_resume_budget(local: Path, space: SearchSpace, budget: float | None) -> None:
+    """A search started with a time budget resumes with a new one (the time the rest may take); one without, without."""
+    if space.time_budget is not None and budget is None:
+        raise SalttuneError(f"{local}: the search had a time budget ({format_duration(space.time_budget)}); give the time "
+                            "the rest may take, e.g. --resume --time-budget 30m")
+    if space.time_budget is not None and read_budget(local) is None:
+        raise SalttuneError(f"{local / BUDGET_FILE}: the search's time budget is missing; restore it from a backup, or "
+                            "start the search again under a new --name")
+    if space.time_budget is None and budget is not None:
+        raise SalttuneError(f"--time-budget: the search in {local} started without one, and its trials and epochs are "
+                            "set; resume it without --time-budget, or start a new --name with it")
 
 
 def _check_name(name: str) -> None:
@@ -180,7 +228,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_address(args.address)
     check_dashboard_host(args.dashboard_host)
-    return search(plan(args.space, args.name, list(args.set or []), args.storage, args.data, args.resume),
+    return search(plan(args.space, args.name, list(args.set or []), args.storage, args.data, args.resume,
+                       args.time_budget),
                   address=args.address, dashboard_host=args.dashboard_host)
 
 
@@ -192,11 +241,12 @@ def search(plan: Plan, address: str | None = None, dashboard_host: str = "127.0.
         address: join this Ray cluster (host:port or 'auto'); None starts a local instance.
         dashboard_host: the address the local Ray dashboard binds to.
     """
+    started = time.time()  # a time budget counts from here: data, Ray, the measurement, the trials, the leaderboard
     with search_lock(plan.local_dir):  # one driver per search: the second refuses in one line
-        return _search(plan, address, dashboard_host)
+        return _search(plan, address, dashboard_host, started)
 
 
-def _search(plan: Plan, address: str | None, dashboard_host: str) -> int:
+def _search(plan: Plan, address: str | None, dashboard_host: str, started: float) -> int:
     train, val, holdout, fingerprint = _load_data(plan)
     if plan.resume:
         if search_info(plan.local_dir).get("fingerprint") not in (None, fingerprint):
@@ -226,8 +276,14 @@ def _search(plan: Plan, address: str | None, dashboard_host: str) -> int:
             if not tune.Tuner.can_restore(plan.experiment):
                 raise SalttuneError(f"{plan.experiment}: the search stopped before Ray saved any state; "
                                     f"delete {plan.local_dir} and start it again")
-        else:
+        budget = None
+        if plan.budget_s is not None:
+            plan, clock = _budget(plan, started, resources, train, val)
+        if not plan.resume:
             _write_plan(plan, fingerprint)
+        if plan.budget_s is not None:  # a resume keeps the record that sampling had ended (Tune's searcher stays finished)
+            ended = (read_budget(plan.local_dir) or {}).get("sampling_ended") if plan.resume else None
+            budget = write_budget(plan.local_dir, plan.budget_s, *clock, sampling_ended=ended)
         print(f"search {plan.space.name}: {plan.space.trials} trials, up to {plan.space.asha.max_t} epochs each, "
               f"{plan.space.concurrent} at a time, {len(train.ids)} training / {len(val.ids)} validation images"
               f"{f' ({len(holdout.ids)} held out: no trial sees them)' if len(holdout.ids) else ''}; "
@@ -238,8 +294,8 @@ def _search(plan: Plan, address: str | None, dashboard_host: str) -> int:
         with recorded_run(plan.local_dir, kind="search", name=plan.space.name, config=space_to_dict(plan.space),
                           seed=plan.space.seed, data=plan.space.data.folder, space=space_to_dict(plan.space),
                           argv=sys.argv) as record:
-            results = _fit(_tuner(plan, resources, train, val))
-            code, best = _finish(plan, results)
+            results = _fit(_tuner(plan, resources, train, val, budget["deadline"] if budget else None))
+            code, best = _finish(plan, results, budget)
             record.result(best_score=best, exit_code=code, resumed=plan.resume)
             record.outcome = {0: "completed", 130: "interrupted"}.get(code, "failed")
         return code
@@ -247,36 +303,63 @@ def _search(plan: Plan, address: str | None, dashboard_host: str) -> int:
         ray.shutdown()
 
 
+def _budget(plan: Plan, started: float, resources, train, val) -> tuple[Plan, tuple[float, float, float]]:
+    """A fresh search sized to its time budget from a measured first epoch; a resumed one keeps its sizing and
+    its measured epoch. Returns the plan and the trials' (deadline, seconds per epoch, sampling cut-off)."""
+    import ray
+
+    from salttune.search.budget import cutoff_s, end_reserve, fits_at_once, measure_epoch, size_to_budget, sizing_line
+
+    deadline = started + plan.budget_s - end_reserve(plan.budget_s)
+    ends = time.strftime("%H:%M:%S", time.localtime(deadline))
+    if plan.resume:
+        epoch_s = read_budget(plan.local_dir)["epoch_s"]
+        print(f"time budget {format_duration(plan.budget_s)} for the rest of the search: its trials end by {ends}")
+        return plan, (deadline, epoch_s, cutoff_s(plan.space, epoch_s))
+    print(f"time budget {format_duration(plan.budget_s)}: timing one epoch of a typical trial...", flush=True)
+    epoch_s = measure_epoch(plan.space, train, val, resources)
+    slots = fits_at_once(resources, ray.cluster_resources())
+    left = deadline - time.time()
+    sized = size_to_budget(plan.space, left, epoch_s, slots)
+    print(f"{sizing_line(plan.space, sized, plan.budget_s, left, epoch_s, slots)}; the trials end by {ends}")
+    return dataclasses.replace(plan, space=sized), (deadline, epoch_s, cutoff_s(sized, epoch_s))
+
+
 class _TuneAdvice(logging.Filter):
     """Drops Tune's lines for Python users after Ctrl-C ("Resume experiment with: Tuner.restore(...)", "Trials did
-    not complete: [...]"); :func:`_finish` prints the command that resumes the search instead."""
+    not complete: [...]"); :func:`_finish` prints the command that resumes the search instead. Also drops "Failed to
+    fetch metrics" for trials stopped before their first epoch: the leaderboard lists them, with why."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(("Experiment has been interrupted", "Trials did not complete"))
+        return not str(record.msg).startswith(("Experiment has been interrupted", "Trials did not complete",
+                                               "Failed to fetch metrics"))
 
 
 def _fit(tuner):
     """``tuner.fit()``. The first Ctrl-C (SIGINT) is Tune's: it stops the trials, saves the experiment and returns."""
-    tune_log = logging.getLogger("ray.tune.tune")
+    logs = [logging.getLogger(name) for name in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis")]
     advice = _TuneAdvice()
-    tune_log.addFilter(advice)
+    for log in logs:
+        log.addFilter(advice)
     try:
         return tuner.fit()
     finally:
-        tune_log.removeFilter(advice)
+        for log in logs:
+            log.removeFilter(advice)
 
 
-def _tuner(plan: Plan, resources, train, val):
+def _tuner(plan: Plan, resources, train, val, deadline: float | None):
     from ray import tune
+    from ray.tune.stopper import CombinedStopper
 
     from salttune.search.algorithms import build_algorithm
     from salttune.search.monitor import FailureReasons, ProgressTable
     from salttune.search.retention import CheckpointRetention
-    from salttune.search.stopping import StopAt
+    from salttune.search.stopping import Deadline, SampleUntil, StopAt
     from salttune.search.trainable import train_trial, trial_dirname
 
     space = plan.space
-    trainable = tune.with_resources(tune.with_parameters(train_trial, space=space, train=train, val=val),
+    trainable = tune.with_resources(tune.with_parameters(train_trial, space=space, train=train, val=val, deadline=deadline),
                                     {"cpu": resources.cpu, "gpu": resources.gpu})
     if plan.resume:
         # Tune restores the searcher (with the Optuna study) and the callbacks' state from the experiment;
@@ -286,11 +369,16 @@ def _tuner(plan: Plan, resources, train, val):
                                   resume_errored=False, restart_errored=False)
     searcher, scheduler = build_algorithm(space, plan.local_dir)
     reasons = FailureReasons(searcher)
+    stoppers = [StopAt(space.metric, space.mode, space.stop_at)] if space.stop_at is not None else []
+    search_alg, concurrent = searcher, space.concurrent
+    if deadline is not None:  # Tune limits the concurrency through this wrapper, which also stops sampling in time
+        search_alg, concurrent = SampleUntil(searcher, space.concurrent, plan.local_dir / BUDGET_FILE), None
+        stoppers.append(Deadline(plan.local_dir / BUDGET_FILE))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=searcher, scheduler=scheduler,  # the searcher (and ASHA) carry the metric and mode
-            num_samples=space.trials, max_concurrent_trials=space.concurrent, trial_dirname_creator=trial_dirname,
+            search_alg=search_alg, scheduler=scheduler,  # the searcher (and ASHA) carry the metric and mode
+            num_samples=space.trials, max_concurrent_trials=concurrent, trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
             name=EXPERIMENT, storage_path=plan.tune_storage,
@@ -298,13 +386,19 @@ def _tuner(plan: Plan, resources, train, val):
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             failure_config=tune.FailureConfig(max_failures=space.max_failures),
             callbacks=[reasons, ProgressTable(space, reasons), CheckpointRetention(grace=5 * float(os.environ["TUNE_GLOBAL_CHECKPOINT_S"]))],
-            stop=StopAt(space.metric, space.mode, space.stop_at) if space.stop_at is not None else None,
+            stop=(CombinedStopper(*stoppers) if len(stoppers) > 1 else stoppers[0]) if stoppers else None,
             verbose=0,
         ),
     )
 
 
-def _finish(plan: Plan, results) -> tuple[int, float | None]:
+def _finish(plan: Plan, results, budget: dict | None = None) -> tuple[int, float | None]:
+    """Write the leaderboard, settle the study, print the outcome; returns (exit code, best score).
+
+    Under a time budget (``budget``, as :func:`salttune.search.budget.write_budget` wrote it), trials that ended
+    short of ``max_t`` because of it (they stopped themselves, the driver stopped them, or the deadline cut them)
+    are ``stopped``, and trials never sampled because the deadline came are no interruption.
+    """
     from salttune.leaderboard import INTERRUPTED, STOPPED, write_leaderboard
     from salttune.search.asha import read_state
     from salttune.search.leaderboard import leaderboard_rows
@@ -325,10 +419,23 @@ def _finish(plan: Plan, results) -> tuple[int, float | None]:
             if r["state"] == INTERRUPTED:
                 r["state"], r["reason"] = STOPPED, reason
         settle_stopped(plan.local_dir / STUDY_FILE, sp.name, reason)
+    over = False  # the time budget ended the sampling
+    if budget is not None:
+        budget = read_budget(plan.local_dir)  # again: the sampler records there when it stopped for the deadline
+        cut = time.time() >= budget["deadline"]
+        over = cut or "sampling_ended" in budget
+        ended = {(r.metrics or {}).get("trial_id") for r in results if (r.metrics or {}).get("done")}
+        for r in rows:  # Tune marks a trial "done" when it ended itself or was stopped after an epoch
+            if r["state"] == INTERRUPTED and (r["trial_id"] in ended or cut):
+                when = f"after epoch {r['epochs_run']}" if r["epochs_run"] else "before its first epoch"
+                r["state"], r["reason"] = STOPPED, f"stopped by the time budget {when}"
+        if cut:  # the deadline's stop_all ends trials without telling the searcher
+            settle_stopped(plan.local_dir / STUDY_FILE, sp.name, "stopped by the time budget")
     interrupted = [r for r in rows if r["state"] == INTERRUPTED]
     resume = f"continue it with  salttune search --resume --name {sp.name}" + (
         f" --storage {plan.storage}" if plan.storage != str(Path('results').resolve()) else "")
-    if not done and (interrupted or len(rows) < sp.trials):  # Ctrl-C, or the driver stopped before the budget
+    short = len(rows) < sp.trials and not over  # fewer trials than sized, and not for the deadline
+    if not done and (interrupted or short):  # Ctrl-C, or the driver stopped before the budget
         for r in interrupted:
             r["reason"] = f"the search was interrupted after epoch {r['epochs_run']}; --resume continues it"
         mark_interrupted(plan.local_dir / STUDY_FILE, sp.name, "salttune search --resume continues it")
@@ -342,9 +449,13 @@ def _finish(plan: Plan, results) -> tuple[int, float | None]:
         print(f"the search reached stop_at: {sp.metric} {best:.4f} (stop_at {sp.stop_at}); it started "
               f"{len(rows)} of {sp.trials} trials")
         return 0, best
-    if interrupted or len(rows) < sp.trials:
-        print(f"search interrupted: {resume}")
+    if interrupted or short:
+        print(f"search interrupted: {resume}" + (" --time-budget DURATION" if budget is not None else ""))
         return 130, best
+    if over:
+        finished = sum(r["state"] == "finished" for r in rows)
+        print(f"the time budget {format_duration(budget['budget_s'])} ended the search: it started {len(rows)} of "
+              f"{sp.trials} trials, {finished} ran all {sp.asha.max_t} epochs")
     if all(r["state"] == "failed" for r in rows):
         print(f"salttune search: error: every trial failed; see the reasons in {path}", file=sys.stderr)
         return 1, best

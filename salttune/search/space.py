@@ -18,6 +18,7 @@ A space file::
     startup_trials: 4               # random trials before TPE models the results
     max_failures: 1                 # retries of a failed trial (from its last checkpoint)
     stop_at: null                   # end the whole search once a trial's metric reaches this (null: run all)
+    time_budget: null               # seconds (5400) or 90s, 45m, 2h, 1h30m: size the search to it and end on time
     algorithm: tpe+asha             # searcher + scheduler: tpe+asha, random, random+asha (search/algorithms.py)
     asha: {max_t: 6, grace_period: 2, reduction_factor: 2}   # max_t is the epoch budget of a trial
     #   also rung_metric (what rungs compare; null: the metric) and rung_score (best so far | last)
@@ -44,6 +45,10 @@ Every key but ``space`` is optional; the defaults and ranges are the fields of
 (replacing that distribution), ``fixed.KEY=VALUE`` or a bare training-config key (``model.base_width=4``, into
 ``fixed``). ``epochs`` comes from ``asha.max_t``; the split keys (``val_fraction``, ``split_seed``,
 ``max_train_images``, ``holdout_fraction``, ``holdout_seed``, ``folds``, ``fold``) from ``data``.
+
+``time_budget`` (or ``salttune search --time-budget``) replaces ``trials``, ``concurrent``, ``startup_trials``,
+``asha.max_t`` and ``asha.grace_period`` by values sized to the budget from a measured first epoch (never a
+larger ``max_t`` or ``grace_period``, nor more ``startup_trials``); see :mod:`salttune.search.budget`.
 """
 from __future__ import annotations
 
@@ -58,6 +63,7 @@ from salttune.config import TrainConfig, config_from_dict
 from salttune.errors import SalttuneError
 from salttune.split import SPLIT_KEYS
 from salttune.search.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
+from salttune.search.budget import parse_duration
 from salttune.search.params import DISTRIBUTIONS, Param, param_to_dict, parse_params, suggest, trial_overrides
 from salttune.settings import (allowed_keys, apply_overrides, build, coerce, flatten, key_error, like, nest, opt,
                                parse_set, read_yaml_mapping, to_dict)
@@ -118,6 +124,8 @@ class SearchSpace:
     startup_trials: int = opt(5, lo=0, hi=100000, doc="random trials before TPE models the results")
     max_failures: int = opt(1, lo=0, hi=100, doc="retries of a failed trial (from its last checkpoint)")
     stop_at: float | None = opt(None, doc="end the whole search once a trial's metric reaches this; None: run all trials")
+    time_budget: float | None = opt(None, lo=0, lo_open=True, doc="seconds the whole search may take (the file also takes "
+                                    "90s, 45m, 2h, 1h30m); sizes trials, concurrency and asha to it; None: no budget")
     algorithm: str = opt(DEFAULT_ALGORITHM, choices=ALGORITHMS, doc="searcher + scheduler, a key of search.algorithms.ALGORITHMS")
     asha: Asha = field(default_factory=Asha)
     resources: Resources = field(default_factory=Resources)
@@ -194,6 +202,11 @@ def space_from_dict(raw: dict, source: str = "<space>", default_name: str = "sea
 
 
 def _space(raw: dict, default_name: str, source: str) -> SearchSpace:
+    if raw.get("time_budget") is not None:  # "2h" in the file: seconds for the settings machinery
+        try:
+            raw = {**raw, "time_budget": parse_duration(raw["time_budget"])}
+        except ValueError as e:
+            raise key_error("time_budget", str(e), WHAT) from None
     space = build(SearchSpace, {"name": default_name, **raw}, what=WHAT, extra=SECTIONS)
     name = space.name
     if not name or any(c in name for c in "/\\ ") or name.startswith("."):

@@ -6,12 +6,18 @@ After every epoch ``fit`` writes ``checkpoint/state.pt`` and the snapshots; the 
 the metrics and that folder to ``tune.report``, which copies the folder to the search's storage. The local
 working copy lives in a temporary folder deleted when the trial ends, so a trial's disk use is the one
 checkpoint Tune keeps (``CheckpointConfig(num_to_keep=1)``): ``state.pt`` plus the top snapshots.
+
+In a search with a time budget, the trial trains with ``time_budget_s`` set to the time it has until the
+search's deadline (plus the epochs a retried trial trained before), so ``fit`` ends it after the last epoch
+that fits.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import time
 import tempfile
 import warnings
 from pathlib import Path
@@ -19,14 +25,16 @@ from pathlib import Path
 import ray
 from ray import tune
 
+from salttune.checkpoint import load_checkpoint
+from salttune.config import TrainConfig
 from salttune.search.space import SearchSpace, trial_config
 from salttune.split import Arrays
 from salttune.train import fit
 
-__all__ = ["train_trial", "trial_dirname"]
+__all__ = ["train_trial", "trial_dirname", "time_left"]
 
 
-def train_trial(config: dict, *, space: SearchSpace, train: Arrays, val: Arrays) -> None:
+def train_trial(config: dict, *, space: SearchSpace, train: Arrays, val: Arrays, deadline: float | None = None) -> None:
     """Train one sampled configuration, reporting and checkpointing after every epoch.
 
     Args:
@@ -36,6 +44,7 @@ def train_trial(config: dict, *, space: SearchSpace, train: Arrays, val: Arrays)
             metrics, so the leaderboard shows it).
         space: the validated search space (fixed settings, epoch budget, data split).
         train, val: the data parts, shared by all trials through Ray's object store.
+        deadline: the search's deadline (``time.time()`` seconds) under a time budget; None: no deadline.
     """
     cfg = trial_config(space, {k: v for k, v in config.items() if k != "optuna_trial"}, config["optuna_trial"])
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "Checkpoint created" line per epoch otherwise
@@ -48,11 +57,23 @@ def train_trial(config: dict, *, space: SearchSpace, train: Arrays, val: Arrays)
         checkpoint = tune.get_checkpoint()
         if checkpoint is not None:  # a retry or a resumed search: continue at the next epoch
             resume_from = checkpoint.to_directory(os.path.join(tmp, "restored"))
+        if deadline is not None:
+            cfg = dataclasses.replace(cfg, time_budget_s=time_left(cfg, deadline, resume_from))
 
         def report(metrics: dict, checkpoint_dir: Path) -> None:
             tune.report({**metrics, "node_id": node_id, "seed": cfg.seed}, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
 
         fit(cfg, train, val, Path(tmp) / "run", report, resume_from=resume_from)
+
+
+def time_left(cfg: TrainConfig, deadline: float, resume_from: str | Path | None) -> float:
+    """The trial's ``time_budget_s`` under a deadline: the seconds left, plus the training seconds of the epochs a
+    restored trial ran before (``fit`` counts those against its budget too); never above a budget the space fixed."""
+    spent = 0.0
+    if resume_from is not None:
+        spent = sum(h["epoch_seconds"] for h in load_checkpoint(Path(resume_from) / "state.pt")["history"])
+    budget = max(1.0, spent + deadline - time.time())  # 1 s: the config's least; fit still trains one epoch
+    return min(budget, cfg.time_budget_s) if cfg.time_budget_s else budget
 
 
 def trial_dirname(trial) -> str:

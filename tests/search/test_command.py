@@ -21,12 +21,13 @@ from types import SimpleNamespace
 import numpy as np
 import optuna
 import pytest
+import yaml
 
 from conftest import CLI, assert_user_error, run_search_cli, write_tgs_folder
 from search_fixtures import FAST_STATE, space_yaml  # before Ray is imported: it turns token authentication on
 from salttune.checkpoint import load_checkpoint
 from salttune.leaderboard import read_leaderboard
-from salttune.search.space import load_space
+from salttune.search.space import load_space, space_to_dict
 
 
 @pytest.fixture(scope="session")
@@ -398,6 +399,35 @@ def test_stop_at_ends_the_search_once_a_trial_is_good_enough(cluster, data, tmp_
                if t.state == optuna.trial.TrialState.PRUNED)
 
 
+def test_a_time_budget_sizes_the_search_and_ends_it_on_time(cluster, data, tmp_path):
+    f = space_yaml(tmp_path, "budget", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", trials=2, max_t=3, grace=1)
+    t0 = time.monotonic()
+    proc = run_search_cli("--space", str(f), "--data", str(data), "--address", cluster.address, "--time-budget", "40s",
+                          cwd=tmp_path, env=FAST_STATE)
+    seconds = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert seconds < 40 + 15, seconds  # the budget, plus the command's start-up and Ray's goodbye
+    assert "time budget 40s: first epoch" in proc.stdout and "2 trials at a time (all that fit), max_t 3" in proc.stdout
+    out = tmp_path / "results" / "budget"
+    space = load_space(out / "space.yaml")  # the sized space, which --resume keeps
+    assert space.time_budget == 40 and space.trials > 2 and space.concurrent == 2 and space.asha.max_t == 3
+    budget = json.loads((out / "budget.json").read_text())
+    assert budget["deadline"] <= time.time() and 0 < budget["epoch_s"] < 10
+    rows = read_leaderboard(out / "leaderboard.csv")
+    assert "finished" in {r["state"] for r in rows} and {r["state"] for r in rows} <= {"finished", "pruned", "stopped"}
+    if len(rows) < space.trials:  # the deadline ended the sampling (or cut the last trials), not an interruption
+        assert f"the time budget 40s ended the search: it started {len(rows)} of {space.trials} trials" in proc.stdout
+    for r in rows:
+        assert (r["state"] == "stopped") == ("stopped by the time budget" in r["reason"]), r
+    trials = study_of(tmp_path, "budget").trials
+    assert all(t.state.is_finished() for t in trials)  # every trial told to Optuna; those the budget cut are PRUNED
+    stopped = {r["trial"] for r in rows if r["state"] == "stopped"}
+    assert all(t.state == optuna.trial.TrialState.PRUNED for t in trials if str(t.number) in stopped)
+    # --resume of a budgeted search asks for the time the rest may take (before Ray starts)
+    proc = run_search_cli("--resume", "--name", "budget", cwd=tmp_path, timeout=60)
+    assert_user_error(proc, f"{out}: the search had a time budget (40s)", "--resume --time-budget 30m")
+
+
 def test_report_of_a_search_draws_every_trial(e2e, tmp_path):
     from salttune.report import trial_histories, write_report
     from test_report import CHROMIUM, open_in_browser
@@ -551,6 +581,12 @@ BAD_INPUTS = {  # id: (argv, fragments of the one line)
     "resume without name": (["--resume"], ("--resume: give --name NAME",)),
     "resume of nothing": (["--resume", "--name", "nothing"], ("no search to resume there (no space.yaml)",)),
     "resume with --set": (["--resume", "--name", "ok", "--set", "trials=2"], ("--set cannot change a search being resumed",)),
+    "time budget not a duration": ([*OK, "--time-budget", "soon"], ("--time-budget: 'soon' is not a duration; give seconds",
+                                                                    "90s, 45m, 2h, 1h30m")),
+    "time budget zero": ([*OK, "--time-budget", "0m"], ("--time-budget: '0m' is not a positive duration",)),
+    "time budget in the space not a duration": ([*OK, "--set", "time_budget=2 hours"], ("key 'time_budget': '2 hours'",)),
+    "time budget on resume of a search without one": (["--resume", "--name", "plain", "--time-budget", "1h"],
+                                                      ("--time-budget: the search in", "started without one")),
 }
 
 
@@ -563,6 +599,8 @@ def _bad_files(root: Path) -> None:
     (root / "a_file").write_text("x")
     (root / "results").mkdir()
     (root / "results" / "taken").write_text("x")
+    (root / "results" / "plain").mkdir()  # a search without a time budget, as --resume reads it first
+    (root / "results" / "plain" / "space.yaml").write_text(yaml.safe_dump(space_to_dict(load_space(root / "ok.yaml"))))
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))

@@ -1,0 +1,294 @@
+"""A search's time budget (``--time-budget 2h``, or ``time_budget:`` in the space): the duration syntax, sizing
+the search to the budget, the measured first epoch and the deadline the trials and the driver keep.
+
+Imports neither Ray nor Optuna; the Tune side of the deadline (the stopper, the sampling cut-off) lives in
+:mod:`salttune.search.stopping`.
+
+How a budgeted search runs (``salttune search``):
+
+1. The clock starts when the search does (after the command's own start-up): loading the data, starting Ray,
+   the measurement, the trials and the leaderboard must end within the budget. The trials' deadline is the
+   budget's end less :func:`end_reserve` (the time to write the leaderboard and stop Ray).
+2. One epoch of a typical trial (:func:`measure_epoch`: the middle of every range, the first of every
+   choice) is timed in the driver, with the threads one trial gets.
+3. :func:`size_to_budget` chooses the trials, the concurrency, ASHA's ``max_t`` and ``grace_period`` and the
+   random start of TPE from that epoch and the time left, and :func:`sizing_line` says so.
+4. Every trial trains with ``time_budget_s`` set to the time it has until the deadline, so it ends after the
+   last epoch that fits; the driver samples no new trial once less than :func:`cutoff_s` is left, stops a
+   trial whose next epoch would pass the deadline and, at the deadline, cuts what still runs. Trials ended
+   short of ``max_t`` by the budget are ``stopped`` in the leaderboard and PRUNED in the study; the search
+   exits 0.
+
+``--resume`` of a budgeted search needs ``--time-budget`` again: the time the rest may take. The sizing stays
+the one the search started with (its trials and epochs are in ``space.yaml``); the deadline is counted from
+the resumed command's start. A search whose sampling had stopped for the deadline samples no more trials
+when resumed (Tune records that its searcher finished): the trials that were running continue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from salttune.errors import SalttuneError
+from salttune.fileio import write_json
+
+if TYPE_CHECKING:
+    from salttune.search.space import Resources, SearchSpace
+    from salttune.split import Arrays
+
+__all__ = ["FORMS", "BUDGET_FILE", "FULL_TRIALS_PER_SLOT", "TRIAL_OVERHEAD_S", "parse_duration", "format_duration",
+           "end_reserve", "fits_at_once", "rungs", "expected_epochs", "size_to_budget", "sizing_line", "cutoff_s",
+           "measure_epoch", "typical_point", "write_budget", "read_budget", "mark_sampling_ended"]
+
+FORMS = "give seconds (5400) or a duration such as 90s, 45m, 2h, 1h30m"
+BUDGET_FILE = "budget.json"  # the deadline of the trials, inside the search's folder (re-written by --resume)
+FULL_TRIALS_PER_SLOT = 3  # max_t is cut so that one trial running all of it takes at most a third of a slot's time
+# Seconds a trial costs besides its epochs: its worker's start (torch imported, the data fetched), its checkpoints.
+# A rough figure that matters only when epochs are short: measured 12-14 s on 2 CPU cores shared with another
+# search and a training run (Ray 2.60), about 4 s of it inside the trial's function; an idle machine needs less.
+TRIAL_OVERHEAD_S = 5.0
+MAX_END_RESERVE_S = 10.0  # kept at the end of the budget to write the leaderboard and stop Ray (7 s measured, busy)
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d*)?)h)?(?:(\d+(?:\.\d*)?)m)?(?:(\d+(?:\.\d*)?)s)?")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number of seconds or a text such as ``90s``, ``45m``, ``2h``, ``1h30m`` (``h``, ``m``, ``s`` in
+    that order, each at most once; a bare number is seconds).
+
+    Raises:
+        ValueError: one phrase naming the value and the forms allowed (:data:`FORMS`); the caller names the key.
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip().lower().replace(" ", "")
+        try:
+            seconds = float(text)
+        except ValueError:
+            m = _DURATION.fullmatch(text)
+            if m is None or not any(m.groups()):
+                raise ValueError(f"{value!r} is not a duration; {FORMS}") from None
+            h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+            seconds = 3600 * h + 60 * mi + s
+    else:
+        raise ValueError(f"{value!r} is not a duration; {FORMS}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{value!r} is not a positive duration; {FORMS}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``7200`` -> ``2h``, ``5400`` -> ``1h30m``, ``40`` -> ``40s``, ``95.5`` -> ``1m35.5s`` (what :func:`parse_duration` reads back)."""
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    parts = [f"{int(h)}h" if h else "", f"{int(m)}m" if m else "", f"{s:g}s" if s else ""]
+    return "".join(parts) or "0s"
+
+
+def end_reserve(budget_s: float) -> float:
+    """Seconds kept at the end of a budget for the leaderboard and stopping Ray: 10 s, or a tenth of a short budget."""
+    return min(MAX_END_RESERVE_S, 0.1 * budget_s)
+
+
+def fits_at_once(resources: Resources, totals: dict) -> int:
+    """How many trials asking for ``resources`` fit at once in ``totals`` (``ray.cluster_resources()``); at least 1."""
+    n = math.floor(totals.get("CPU", 0) / resources.cpu + 1e-9)
+    if resources.gpu > 0:
+        n = min(n, math.floor(totals.get("GPU", 0) / resources.gpu + 1e-9))
+    return max(1, n)
+
+
+def rungs(max_t: int, grace: int, eta: float) -> list[float]:
+    """ASHA's milestones below ``max_t`` (one bracket): ``grace * eta**k`` epochs, as Ray places them (Ray may add
+    one at ``max_t`` itself, which stops nothing: a trial ends there anyway)."""
+    out, k = [], 0
+    while grace * eta ** k < max_t - 1e-9:
+        out.append(grace * eta ** k)
+        k += 1
+    return out
+
+
+def expected_epochs(max_t: int, grace: int, eta: float, asha: bool = True) -> float:
+    """The epochs one trial is expected to train: ``max_t`` without ASHA; with ASHA (one bracket, reduction factor
+    ``eta``, milestones ``r_0 < r_1 < ... < r_{K-1}`` below ``max_t`` and ``r_K = max_t``), a trial passes each
+    milestone with probability ``1/eta``, so it trains ``sum_k eta**-k * (r_k - r_{k-1})`` epochs (``r_{-1} = 0``).
+    (An estimate: ASHA lets more trials through while its rungs are still empty, at the start of a search.)
+
+    Example: ``max_t=9, grace=1, eta=3``: milestones 1, 3, then 9: ``1 + (3 - 1)/3 + (9 - 3)/9 = 2.33`` epochs.
+    """
+    if not asha:
+        return float(max_t)
+    marks = [*rungs(max_t, grace, eta), max_t]
+    return sum((m - prev) / eta ** k for k, (m, prev) in enumerate(zip(marks, [0, *marks[:-1]])))
+
+
+def size_to_budget(space: SearchSpace, budget_s: float, epoch_s: float, slots: int,
+                   overhead_s: float = TRIAL_OVERHEAD_S) -> SearchSpace:
+    """The space sized to a time budget: a new frozen space with ``trials``, ``concurrent``, ``startup_trials``,
+    ``asha.max_t`` and ``asha.grace_period`` chosen (everything else as it was).
+
+    With ``E = budget_s / epoch_s`` epochs in each slot:
+
+    - ``max_t = min(space max_t, max(1, floor(E / FULL_TRIALS_PER_SLOT)))``: a trial that runs to the end takes
+      at most a third of a slot's time, so several full-fidelity trials fit;
+    - ``grace_period = min(space grace_period, max_t)``;
+    - one trial is expected to take ``overhead_s + epoch_s * e`` seconds, ``e`` from :func:`expected_epochs`
+      (ASHA's survival shares; ``max_t`` for the algorithms without ASHA);
+    - ``trials = ceil(slots * budget_s / that)``: enough to fill every slot until the deadline (a trial too many
+      costs nothing: sampling stops at the deadline);
+    - ``concurrent = min(slots, trials)``;
+    - ``startup_trials = min(space startup_trials, max(concurrent, trials // 10))``: a tenth of the trials random,
+      at least one per slot, never more than the space asked for.
+
+    Args:
+        space: the validated space.
+        budget_s: the seconds the trials have (the deadline less now).
+        epoch_s: seconds of one epoch of one trial (:func:`measure_epoch`).
+        slots: trials that fit at once in the usable resources (:func:`fits_at_once`).
+        overhead_s: seconds a trial costs besides its epochs (its worker's start, checkpoints).
+
+    Raises:
+        SalttuneError: not one trial of one epoch fits in the budget.
+    """
+    from salttune.search.algorithms import WITH_ASHA
+
+    if budget_s < epoch_s + overhead_s:
+        raise SalttuneError(
+            f"time budget: {budget_s:.0f} s left for the trials and one epoch takes {epoch_s:.1f} s (plus about "
+            f"{overhead_s:g} s to start a trial), so no trial fits; give a larger --time-budget or a cheaper space "
+            "(data.max_train_images, a smaller model.base_width)")
+    epoch_s = max(epoch_s, 1e-3)
+    a = space.asha
+    max_t = min(a.max_t, max(1, math.floor(budget_s / epoch_s / FULL_TRIALS_PER_SLOT)))
+    grace = min(a.grace_period, max_t)
+    trial_s = overhead_s + epoch_s * expected_epochs(max_t, grace, a.reduction_factor, space.algorithm in WITH_ASHA)
+    trials = min(100000, math.ceil(slots * budget_s / trial_s))
+    concurrent = min(slots, trials, 10000)
+    startup = min(space.startup_trials, max(concurrent, trials // 10))
+    return dataclasses.replace(space, trials=trials, concurrent=concurrent, startup_trials=startup,
+                               asha=dataclasses.replace(a, max_t=max_t, grace_period=grace))
+
+
+def sizing_line(space: SearchSpace, sized: SearchSpace, total_s: float, budget_s: float, epoch_s: float, slots: int) -> str:
+    """One line: what :func:`size_to_budget` chose, and why."""
+    from salttune.search.algorithms import WITH_ASHA
+
+    a, b = space.asha, sized.asha
+    why_t = (f"the space's {a.max_t} would take over a third of a slot's time" if b.max_t < a.max_t else "the space's")
+    at_once = "all that fit" if sized.concurrent == slots else f"{slots} would fit"
+    asha = space.algorithm in WITH_ASHA
+    epochs = expected_epochs(b.max_t, b.grace_period, b.reduction_factor, asha)
+    return (f"time budget {format_duration(total_s)}: first epoch {epoch_s:.1f} s, {budget_s:.0f} s left for the trials; "
+            f"{sized.concurrent} trial{'s' if sized.concurrent > 1 else ''} at a time ({at_once}), max_t {b.max_t} "
+            f"({why_t}), grace_period {b.grace_period}, about {epochs:.1f} epochs a trial"
+            f"{' under ASHA' if asha else ''}, so {sized.trials} trials")
+
+
+def cutoff_s(space: SearchSpace, epoch_s: float, overhead_s: float = TRIAL_OVERHEAD_S) -> float:
+    """No trial is started with less than this left: the time to reach ASHA's first rung (``grace_period`` epochs)."""
+    return overhead_s + space.asha.grace_period * epoch_s
+
+
+# -- the measured first epoch --------------------------------------------------------------------------
+
+class _Typical:
+    """Answers Optuna's ``suggest_*`` with the middle of each range (geometric for log ranges, on the step) and
+    the first of each choice: a typical trial, drawn without a sampler."""
+
+    @staticmethod
+    def _middle(low: float, high: float, log: bool, step: float | None) -> float:
+        v = math.sqrt(low * high) if log else (low + high) / 2
+        return v if not step else low + min(round((v - low) / step), math.floor((high - low) / step + 1e-9)) * step
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False, step: float | None = None) -> float:
+        return float(self._middle(low, high, log, step))
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
+        return int(round(self._middle(low, high, log, step)))
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        return choices[0]
+
+
+def typical_point(space: SearchSpace) -> dict:
+    """The sampled point of a typical trial (see :class:`_Typical`), as :func:`salttune.search.params.suggest` returns it."""
+    from salttune.search.params import suggest
+
+    return suggest(space, _Typical())
+
+
+def measure_epoch(space: SearchSpace, train: Arrays, val: Arrays, resources: Resources) -> float:
+    """Wall seconds of one epoch (training, validation and its checkpoint, as ``fit`` times an epoch) of a typical
+    trial, trained here with the threads one trial gets (``resources.cpu``), on the CPU unless trials get a GPU.
+    Faults the space injects are left out. Building the model and the data is not counted: a trial pays it once,
+    in :data:`TRIAL_OVERHEAD_S`.
+
+    The driver's torch thread count is restored afterwards; the run goes to a temporary folder.
+    """
+    import torch
+
+    from salttune.config import FaultConfig
+    from salttune.search.space import trial_config
+    from salttune.train import fit
+
+    cfg = trial_config(space, typical_point(space))
+    device = "cpu" if resources.gpu == 0 and cfg.device == "auto" else cfg.device
+    cfg = dataclasses.replace(cfg, epochs=1, time_budget_s=None, device=device, faults=FaultConfig())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(resources.cpu)))
+    try:
+        with tempfile.TemporaryDirectory(prefix="salttune-epoch-") as tmp:
+            return fit(cfg, train, val, Path(tmp) / "run")["seconds"]
+    finally:
+        torch.set_num_threads(threads)
+
+
+# -- the deadline on disk ------------------------------------------------------------------------------
+
+def write_budget(local_dir: Path, budget_s: float, deadline: float, epoch_s: float, cutoff: float,
+                 sampling_ended: str | None = None) -> dict:
+    """Write ``budget.json``: the trials' deadline (``time.time()`` seconds) and what the driver's stopper and
+    sampler need. Read by them rather than kept in their pickles, so that ``--resume`` can move the deadline.
+
+    Args:
+        sampling_ended: when the sampler stopped for the deadline (:func:`mark_sampling_ended`), kept by a resume:
+            Tune's searcher stays finished.
+    """
+    budget = {"budget_s": budget_s, "deadline": deadline, "ends": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(deadline)),
+              "epoch_s": epoch_s, "stop_sampling_s": cutoff}
+    if sampling_ended is not None:
+        budget["sampling_ended"] = sampling_ended
+    write_json(Path(local_dir) / BUDGET_FILE, budget, "time budget")
+    return budget
+
+
+def mark_sampling_ended(local_dir: Path) -> dict:
+    """Record in ``budget.json`` that sampling stopped for the deadline (so fewer trials than sized is no interruption)."""
+    budget = read_budget(local_dir)
+    if budget is not None and "sampling_ended" not in budget:
+        budget["sampling_ended"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        write_json(Path(local_dir) / BUDGET_FILE, budget, "time budget")
+    return budget
+
+
+def read_budget(local_dir: Path) -> dict | None:
+    """``budget.json`` of a search, or None when it has none (no time budget)."""
+    path = Path(local_dir) / BUDGET_FILE
+    if not path.is_file():
+        return None
+    try:
+        budget = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise SalttuneError(f"{path}: damaged (not JSON); delete it and resume with --time-budget DURATION") from None
+    if not isinstance(budget, dict) or not {"deadline", "epoch_s", "stop_sampling_s"} <= set(budget):
+        raise SalttuneError(f"{path}: not a time budget (it needs 'deadline', 'epoch_s' and 'stop_sampling_s'); "
+                            "delete it and resume with --time-budget DURATION")
+    return budget
