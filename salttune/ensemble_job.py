@@ -138,6 +138,9 @@ class Checked:
     pseudo: Pseudo | None = None
     resources: object = None  # the search's per-trial Resources, for refits
     address: str | None = None
+    # a refit trains for the space's own fixed time_budget_s (None: all its epochs), not the time its trial had
+    # left before a search's --time-budget deadline (recorded in the snapshot's config)
+    time_budget_s: float | None = None
 
 
 def check_ensemble(members: list[Member], data_dir: Path, out_dir: Path, *, force: bool = False, combiner: str = "auto",
@@ -167,28 +170,30 @@ def check_ensemble(members: list[Member], data_dir: Path, out_dir: Path, *, forc
     if not data.test_ids:
         raise SalttuneError(f"{data_dir}: no test images in test/images; the ensemble predicts the test set")
     train, val, holdout = split_data(data, split)
-    resources = None
+    resources, budget = None, None
     if refit_folds is not None:
         rest = len(train.ids) + len(val.ids)
         if rest < 2 * refit_folds:
             raise SalttuneError(f"--refit-folds {refit_folds}: only {rest} images outside the holdout; give fewer folds")
-        resources = _search_resources(search_dir, data_dir)
+        resources, budget = _search_resources(search_dir, data_dir)
         selection = rest
     else:
         selection = len(val.ids)
     if selection < folds:
         raise SalttuneError(f"--folds {folds}: only {selection} validation images; give fewer folds")
-    return Checked(members, names, data, split, val, holdout, folds, refit_folds, pseudo, resources, address)
+    return Checked(members, names, data, split, val, holdout, folds, refit_folds, pseudo, resources, address, budget)
 
 
 def _search_resources(search_dir: Path | None, data_dir: Path):
-    """The search's per-trial resources (its ``space.yaml``); one CPU each for a search without one."""
+    """The search's per-trial resources and fixed ``time_budget_s`` (its ``space.yaml``); one CPU each and no
+    budget for a search without one."""
     from salttune.search.resume import SPACE_FILE, saved_space
     from salttune.search.space import Resources
 
     if search_dir is None or not (search_dir / SPACE_FILE).is_file():
-        return Resources(cpu=1.0, gpu=0.0)
-    return saved_space(search_dir, str(data_dir)).resources
+        return Resources(cpu=1.0, gpu=0.0), None
+    space = saved_space(search_dir, str(data_dir))
+    return space.resources, space.fixed.get("time_budget_s")
 
 
 @dataclass
@@ -246,7 +251,7 @@ def _refit(checked: Checked, where: Path, data_dir: Path, extra: Arrays | None) 
         trials.setdefault(m.trial, m.path)  # one snapshot per trial carries its configuration
     jobs = []
     for trial, path in trials.items():
-        cfg = config_from_dict(load_checkpoint(path)["config"])
+        cfg = dataclasses.replace(config_from_dict(load_checkpoint(path)["config"]), time_budget_s=checked.time_budget_s)
         for f in range(k):
             jobs.append(FoldJob(f"trial {trial} fold {f + 1}/{k}", fold_config(cfg, k, f), where / f"trial_{trial}" / f"fold_{f}"))
     results = run_folds(jobs, str(Path(data_dir).resolve()), checked.resources, extra=extra, address=checked.address)
