@@ -92,6 +92,8 @@ def record_curves(search_dir: str | Path) -> dict:
             raise SalttuneError(f"{trial}: epochs {epochs} are not 1..n; the recording is damaged, record it again")
         params = {k: v for k, v in (rows[0]["config"] if rows else _params_file(trial)).items() if k != "optuna_trial"}
         reason = error.read_text().strip().splitlines()[-1][:300] if error else None
+        if reason is None and len(epochs) < space.asha.max_t:
+            continue  # interrupted (the recording was stopped): neither a finished curve nor a failure
         signals = {m: tuple(float(by_epoch[e][m]) for e in epochs) for m in SIGNALS
                    if m != space.metric and all(by_epoch[e].get(m) is not None for e in epochs)}
         curves.append(dataclasses.asdict(Curve(params, tuple(float(by_epoch[e][space.metric]) for e in epochs),
@@ -373,6 +375,8 @@ def variants() -> dict:
     for n in (2, 10, 20):
         out[f"tpe+asha/startup{n}"] = partial(tpe_with, startup=n)
         out[f"tpe+asha/iou/startup{n}"] = on(partial(tpe_with, startup=n), rung_metric="val_iou")
+    out["tpe+asha/iou/independent"] = on(partial(tpe_with, multivariate=False, group=False), rung_metric="val_iou")
+    out["tpe+asha/iou/startup10/independent"] = on(partial(tpe_with, startup=10, multivariate=False, group=False), rung_metric="val_iou")
     out["tpe+hyperband/3"] = partial(tpe_with, brackets=3)
     out["tpe+hyperband/3/iou"] = on(partial(tpe_with, brackets=3), rung_metric="val_iou")
     return out
@@ -433,7 +437,7 @@ def _one(args) -> dict:
 
 def bench_replay(curves_path: str | Path, *, algorithms: list[str], seeds: int = 20, concurrent: int | None = None,
                  horizon_full_trials: float = 60.0, sets: list[str] = (), processes: int = 2,
-                 validate_folds: int = 5) -> dict:
+                 validate_folds: int = 5, surrogate: str = "forest") -> dict:
     """Every algorithm over ``seeds`` seeds against the replay of ``curves_path``, at one virtual-time budget.
 
     The budget (horizon) is the time ``horizon_full_trials`` full-length trials of average cost take on
@@ -453,7 +457,7 @@ def bench_replay(curves_path: str | Path, *, algorithms: list[str], seeds: int =
     if concurrent:
         raw["concurrent"] = concurrent
     space = space_from_dict(raw, source="--set")
-    surrogate = Surrogate(space, curves)
+    kind, surrogate = surrogate, Surrogate(space, curves, kind=surrogate)
     recorded_best = [c.best if c.failed is None else (c.best if c.scores else 0.0) for c in curves]
     recorded_targets = {f"top{round(100 * (1 - q))}%": float(np.quantile(recorded_best, q)) for q in TARGET_QUANTILES}
     targets = replay_targets(space, surrogate)
@@ -492,7 +496,7 @@ def bench_replay(curves_path: str | Path, *, algorithms: list[str], seeds: int =
             "space": {k: raw[k] for k in ("name", "concurrent", "startup_trials", "asha", "max_failures") if k in raw},
             "targets": targets, "recorded_quantiles": recorded_targets, "full_trial_s": full_s, "horizon_s": horizon, "horizon_full_trials": horizon_full_trials,
             "seeds": seeds, "algorithms": algorithms, "speedups": speedups, "per_algorithm": per_algorithm,
-            "surrogate": validate_surrogate(space, curves, folds=validate_folds), "wall_s": wall}
+            "surrogate_kind": kind, "surrogate": validate_surrogate(space, curves, kind=kind, folds=validate_folds), "wall_s": wall}
 
 
 def _ratio(a: float, b: float) -> float | None:

@@ -59,7 +59,7 @@ def _asha(space: SearchSpace, local_dir: Path, brackets: int = 1):
 
 
 def tpe_with(space: SearchSpace, local_dir: Path, *, failed_as: str = "worst", startup: int | None = None,
-             brackets: int = 1) -> tuple[Any, Any]:
+             brackets: int = 1, **tpe_options) -> tuple[Any, Any]:
     """TPE + ASHA with each of its choices explicit (the replay benchmark measures them one by one). What rungs
     compare (``asha.rung_metric``, ``asha.rung_score``) is the space's, shared with random+asha.
 
@@ -67,6 +67,7 @@ def tpe_with(space: SearchSpace, local_dir: Path, *, failed_as: str = "worst", s
         failed_as: a failed trial is the ``worst`` at its epoch for TPE, or ``ignored`` (Optuna's FAIL).
         startup: random trials before TPE models (None: ``space.startup_trials``).
         brackets: ASHA's brackets (1: ASHA; more: asynchronous Hyperband).
+        tpe_options: other arguments of Optuna's ``TPESampler`` (``multivariate``, ``n_ei_candidates``...).
     """
     import dataclasses
 
@@ -74,7 +75,7 @@ def tpe_with(space: SearchSpace, local_dir: Path, *, failed_as: str = "worst", s
 
     if startup is not None:
         space = dataclasses.replace(space, startup_trials=startup)
-    return _searcher(space, local_dir, tpe_sampler(space), failed_as=failed_as), _asha(space, local_dir, brackets)
+    return _searcher(space, local_dir, tpe_sampler(space, **tpe_options), failed_as=failed_as), _asha(space, local_dir, brackets)
 
 
 def tpe_asha(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:

@@ -230,7 +230,7 @@ def open_study(db_path: Path, name: str):
     return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
 
 
-def tpe_sampler(space: SearchSpace) -> optuna.samplers.TPESampler:
+def tpe_sampler(space: SearchSpace, **options) -> optuna.samplers.TPESampler:
     """Seeded TPE: ``space.startup_trials`` random trials, then the model.
 
     ``multivariate`` + ``group`` let TPE model the conditional parameters jointly within each group of
@@ -239,9 +239,9 @@ def tpe_sampler(space: SearchSpace) -> optuna.samplers.TPESampler:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
-            seed=space.seed, n_startup_trials=space.startup_trials, multivariate=True, group=True, constant_liar=True,
-        )
+        return optuna.samplers.TPESampler(**{
+            "seed": space.seed, "n_startup_trials": space.startup_trials, "multivariate": True, "group": True,
+            "constant_liar": True, **options})
 
 
 def make_searcher(space: SearchSpace, db_path: Path, sampler: optuna.samplers.BaseSampler, *,

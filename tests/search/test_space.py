@@ -39,7 +39,7 @@ def test_shipped_spaces_are_valid(name):
 
 def test_quick_space_is_sized_for_two_cores():
     q = load_space(SPACES / "quick.yaml")
-    assert q.concurrent == 2 and q.resources.cpu == 1 and q.asha.max_t <= 6 and q.data.max_train_images <= 1000
+    assert q.concurrent == 2 and q.resources.cpu == 1 and q.asha.max_t <= 8 and q.data.max_train_images <= 1000
     assert q.fixed["model.base_width"] <= 8 and q.fixed["model.depth"] <= 3
     assert {p.key for p in q.params} >= {"optim.name", "optim.momentum", "loss.name", "model.block"}
 
