@@ -309,6 +309,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out or "results/benchmarks")
     command = "salttune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     table = None  # a benchmark's own table, printed after its figures
+    name = args.which  # the result's file name (replay and confirm on the nearest surrogate: NAME-nearest)
     if args.which == "search":  # --set overrides the search space there, not a training config
         from salttune.search.algorithms import ALGORITHMS
 
@@ -320,12 +321,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         algorithms = _algorithms(args.algorithms, REPLAY_ALGORITHMS, variants())
         result = bench_replay(args.curves or REPLAY_CURVES, algorithms=algorithms, seeds=args.seeds or 20,
-                              concurrent=args.concurrent, horizon_full_trials=args.horizon_trials, sets=args.set or [])
+                              concurrent=args.concurrent, horizon_full_trials=args.horizon_trials, sets=args.set or [],
+                              surrogate=args.surrogate)
+        name = "replay" if args.surrogate == "forest" else f"replay-{args.surrogate}"
         table = bench.replay_table(result)
     elif args.which == "confirm":
         from salttune.bench.confirm import load_live, replay_of_live
 
-        result = replay_of_live(load_live(args.live), args.curves or REPLAY_CURVES, target=args.target)
+        result = replay_of_live(load_live(args.live), args.curves or REPLAY_CURVES, target=args.target, surrogate=args.surrogate)
+        name = "confirm" if args.surrogate == "forest" else f"confirm-{args.surrogate}"
         table = bench.confirm_table(result)
     elif args.which == "protocol":  # --set overrides the search space there
         from salttune.bench.protocol import bench_protocol
@@ -350,10 +354,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             recipes = {name: apply_overrides(r, overrides) for name, r in recipes.items()}  # --set: on every recipe
             result = bench.bench_quality(args.data, out / "quality-runs", budget_s=args.budget_s, folds=args.folds,
                                          seeds=args.seeds or 2, recipes=recipes, images=args.images_part)
-    path = bench.save_result(out, args.which, result, command)
+    path = bench.save_result(out, name, result, command)
     wrote = [path, out / "README.md"]
     if args.which == "replay":  # before the README, which shows it
-        wrote.insert(1, bench.plot_anytime(result, out / "replay_anytime.png"))
+        wrote.insert(1, bench.plot_anytime(result, out / f"{name}_anytime.png"))
     (out / "README.md").write_text(bench.render_readme(out))
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2))
     if table:
@@ -513,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top", type=int, default=3, help="protocol: trials ensembled (default 3)")
     s.add_argument("--refit-folds", type=int, default=5, help="protocol: folds of the refit (default 5)")
     s.add_argument("--search", metavar="DIR", help="record: the folder of the finished recording search (results/NAME)")
+    s.add_argument("--surrogate", default="forest", choices=("forest", "nearest"),
+                   help="replay/confirm: how a configuration between recorded ones is replayed: forest (random forests' "
+                        "mean curve) or nearest (the nearest recorded configuration's real curve); default forest")
     s.add_argument("--curves", metavar="FILE", help=f"replay/confirm: the curve table (default {REPLAY_CURVES})")
     s.add_argument("--concurrent", type=int, help="replay: trials at once (default: the recorded space's)")
     s.add_argument("--horizon-trials", type=float, default=60.0, help="replay: the virtual-time budget, in full trials "

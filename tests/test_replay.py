@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from salttune.errors import SalttuneError
+
 sys.path.insert(0, str(Path(__file__).parent / "search"))
 from conftest import run_cli  # noqa: E402
 from search_fixtures import space_yaml  # noqa: E402
@@ -100,6 +102,22 @@ def test_the_surrogate_replays_a_recorded_configuration_exactly_and_predicts_the
     assert good.failed is None and len(good.scores) == MAX_T and good.seconds == pytest.approx((EPOCH_S,) * MAX_T)
     assert good.scores[-1] > bad.scores[-1] + 0.2
     assert list(good.scores) == sorted(good.scores)  # rises with the epochs, as every recorded curve does
+
+
+def test_the_nearest_surrogate_replays_the_closest_recorded_curve_and_batches_agree(tmp_path):
+    path, curves = lr_table(tmp_path)
+    space, table = load_curves(path)
+    nearest = Surrogate(space, table, kind="nearest")
+    # lr 10**-2.4 is 0.2 decades from the recorded 10**-2.35 (i = 11, block "se"? i % 3 == 2) and far from others
+    closest = min((c for c in curves if c.failed is None and c.params["model.block"] == "se"),
+                  key=lambda c: abs(math.log10(c.params["optim.lr"]) + 2.4))
+    got = nearest.curve({"model.block": "se", "optim.lr": 10**-2.4})
+    assert (got.scores, got.seconds, got.params) == (closest.scores, closest.seconds, {"model.block": "se", "optim.lr": 10**-2.4})
+    forest = Surrogate(space, table)
+    many = [{"model.block": b, "optim.lr": 10**x} for b in BLOCK for x in (-3.7, -2.4, -1.3)]
+    assert forest.curves(many) == [forest.curve(p) for p in many]  # one batched forest call, the same curves
+    with pytest.raises(SalttuneError, match="surrogate 'knn'"):
+        Surrogate(space, table, kind="knn")
 
 
 # -- one search in virtual time ---------------------------------------------------------------------------

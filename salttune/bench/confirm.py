@@ -85,7 +85,7 @@ def _ranking(medians: dict) -> list[str]:
     return sorted(medians, key=lambda a: (medians[a], a))
 
 
-def replay_of_live(live_result: dict, curves_path: str | Path, *, target: float | None = None) -> dict:
+def replay_of_live(live_result: dict, curves_path: str | Path, *, target: float | None = None, surrogate: str = "forest") -> dict:
     """Each live run of ``live_result`` (a ``salttune bench search`` result) beside its replay on ``curves_path``.
 
     Args:
@@ -108,7 +108,7 @@ def replay_of_live(live_result: dict, curves_path: str | Path, *, target: float 
     # Files before bench_search kept its --set overrides held only the trial budget and the target (stop_at).
     sets = live_result.get("sets") or [f"trials={live_result['trials']}", f"stop_at={live_target}"]
     table_space, curves = load_curves(curves_path)
-    surrogate = Surrogate(table_space, curves)
+    kind, surrogate = surrogate, Surrogate(table_space, curves, kind=surrogate)
     runs, live_curves = [], []
     for row in live_result["per_seed"]:
         for label in _labels(live_result):
@@ -133,7 +133,7 @@ def replay_of_live(live_result: dict, curves_path: str | Path, *, target: float 
     medians = {side: {a: statistics.median(r[side]["seconds"] for r in runs if r["algorithm"] == a) for a in algorithms}
                for side in ("live", "replayed")}
     ranking = {side: _ranking(m) for side, m in medians.items()}
-    return {"live_space": live_result["space"], "curves": str(curves_path), "target": target, "live_target": live_target,
+    return {"live_space": live_result["space"], "curves": str(curves_path), "surrogate": kind, "target": target, "live_target": live_target,
             "sets": sets, "algorithms": algorithms, "seeds": len(live_result["per_seed"]),
             "median_seconds_live": medians["live"], "median_seconds_replayed": medians["replayed"],
             "ranking_live": ranking["live"], "ranking_replayed": ranking["replayed"],

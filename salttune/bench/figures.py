@@ -200,8 +200,9 @@ def render_readme(out_dir: Path) -> str:
         m = r.get("machine", {})
         parts.append(f"## {r['benchmark']}\n\n`{r['command']}`  \n{r['when']} on {m.get('cpu')} "
                      f"({m.get('cpu_count')} cores, {m.get('memory_gib')} GiB, GPUs: {', '.join(m.get('gpus') or []) or 'none'})\n")
+        kind = r["benchmark"].split("-")[0]  # replay-nearest: the replay benchmark on another surrogate
         skip = {"benchmark", "command", "when", "machine", "packages", "all_plain", "all_plain_channels_last", "all_salttune", "config",
-                "recipes", "configs", "table", *_OWN_TABLE.get(r["benchmark"], ())}
+                "recipes", "configs", "table", *_OWN_TABLE.get(kind, ())}
         rows = []
 
         def walk(d, prefix=""):
@@ -214,17 +215,17 @@ def render_readme(out_dir: Path) -> str:
                     rows.append(f"| {prefix}{k} | {v:.4g} |" if isinstance(v, float) else f"| {prefix}{k} | {v} |")
 
         walk(r)
-        if r["benchmark"] in METHODS:
-            parts.append(METHODS[r["benchmark"]] + "\n")
+        if kind in METHODS:
+            parts.append(METHODS[kind] + "\n")
         parts.append("| figure | value |\n|---|---|\n" + "\n".join(rows) + "\n")
         if r["benchmark"] == "search" and r.get("per_seed"):
             parts.append(_per_seed_table(r))
         if r["benchmark"] == "quality" and "table" in r:
             parts.append(quality_table(r))
-        if r["benchmark"] == "replay" and "per_algorithm" in r:
+        if kind == "replay" and "per_algorithm" in r:
             parts.append(replay_table(r))
-            if (out_dir / "replay_anytime.png").is_file():
-                parts.append("![anytime curves of the replayed searches](replay_anytime.png)\n")
+            if (out_dir / f"{r['benchmark']}_anytime.png").is_file():
+                parts.append(f"![anytime curves of the replayed searches]({r['benchmark']}_anytime.png)\n")
         if r["benchmark"] == "confirm" and "runs" in r:
             parts.append(confirm_table(r))
     return "\n".join(parts)
