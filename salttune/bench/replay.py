@@ -369,8 +369,9 @@ def variants() -> dict:
     for name in ("tpe+asha", "random+asha"):
         out[f"{name}/last"] = on(ALGORITHMS[name], rung_score="last")
         out[f"{name}/iou"] = on(ALGORITHMS[name], rung_metric="val_iou")
+        out[f"{name}/score"] = on(ALGORITHMS[name], rung_metric="val_score")
         out[f"{name}/loss"] = on(ALGORITHMS[name], rung_metric="val_loss")
-    out["tpe+asha/v0"] = on(partial(tpe_with, failed_as="ignored"), rung_score="last")  # before issue 16
+    out["tpe+asha/v0"] = on(partial(tpe_with, failed_as="ignored"), rung_score="last", rung_metric="val_score")  # before issue 16
     out["tpe+asha/ignored"] = partial(tpe_with, failed_as="ignored")
     for n in (2, 10, 20):
         out[f"tpe+asha/startup{n}"] = partial(tpe_with, startup=n)

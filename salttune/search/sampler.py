@@ -248,11 +248,12 @@ def make_searcher(space: SearchSpace, db_path: Path, sampler: optuna.samplers.Ba
                   failed_as: str = "worst") -> PruneAwareOptunaSearch:
     """A define-by-run searcher drawing with ``sampler`` and storing its study at ``db_path``; its intermediate
     values follow the space's ``asha.rung_metric`` and ``asha.rung_score`` (what ASHA's rungs compare)."""
-    from salttune.search.space import METRICS
+    from salttune.search.algorithms import rung_metric
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rung = space.asha.rung_metric if space.asha.rung_metric not in (None, space.metric) else None
-    sign = 1.0 if rung is None or METRICS[rung] == space.mode else -1.0
+    name, mode = rung_metric(space)
+    rung = name if name != space.metric else None
+    sign = 1.0 if mode == space.mode else -1.0
     return PruneAwareOptunaSearch(
         space=DefineByRun(space), metric=space.metric, mode=space.mode, sampler=sampler,
         study_name=space.name, storage=open_study(db_path, space.name), max_t=space.asha.max_t,

@@ -77,7 +77,8 @@ def start_ray(address: str | None, dashboard_host: str = "127.0.0.1") -> str | N
     import ray
 
     if address is None:
-        ctx = ray.init(include_dashboard=True, dashboard_host=dashboard_host, logging_level="WARNING")
+        # address="local": always a new instance, never a `ray start` cluster that happens to run on this machine
+        ctx = ray.init(address="local", include_dashboard=True, dashboard_host=dashboard_host, logging_level="WARNING")
         url = ctx.dashboard_url
         return f"http://{url}" if url and not url.startswith("http") else url
     try:

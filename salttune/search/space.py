@@ -21,7 +21,7 @@ A space file::
     time_budget: null               # seconds (5400) or 90s, 45m, 2h, 1h30m: size the search to it and end on time
     algorithm: tpe+asha             # searcher + scheduler: tpe+asha, random, random+asha (search/algorithms.py)
     asha: {max_t: 6, grace_period: 2, reduction_factor: 2}   # max_t is the epoch budget of a trial
-    #   also rung_metric (what rungs compare; null: the metric) and rung_score (best so far | last)
+    #   also rung_metric (what rungs compare; null: val_iou for val_score, else the metric) and rung_score (best so far | last)
     resources: {cpu: 1, gpu: 0.25}  # per trial; the GPU share is ignored on a machine without GPUs
     data: {folder: data/synth, val_fraction: 0.2, max_train_images: 400, split_seed: 0, holdout_fraction: 0.2}
     fixed: {model.base_width: 8, schedule.name: plateau}      # training-config keys, same for every trial
@@ -87,7 +87,7 @@ class Asha:
     grace_period: int = opt(2, lo=1, hi=10000, doc="epochs before ASHA may stop a trial (at most max_t)")
     reduction_factor: float = opt(3.0, lo=1, lo_open=True, hi=100, doc="keep the best 1/rf at each rung")
     rung_metric: str | None = opt(None, choices=tuple(METRICS), doc="what ASHA (and TPE, for stopped trials) compares at a "
-                                  "rung; null: the search's metric")
+                                  "rung; null: val_iou for a val_score search (it ranks young trials better), else the metric")
     rung_score: str = opt("best", choices=("best", "last"), doc="a trial's best value so far at a rung, or its last epoch's")
 
 

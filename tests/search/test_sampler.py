@@ -12,7 +12,7 @@ def test_searcher_tells_optuna_complete_pruned_and_failed(tmp_path):
     from salttune.search.sampler import make_searcher, tpe_sampler
 
     f = space_yaml(tmp_path, "unit", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=3)
-    space = load_space(f)
+    space = load_space(f, ["asha.rung_metric=val_score"])  # (the default, val_iou, is checked below)
     searcher = make_searcher(space, tmp_path / "optuna.db", tpe_sampler(space))
     configs = {tid: searcher.suggest(tid) for tid in ("a", "b", "c")}
     assert [c["optuna_trial"] for c in configs.values()] == [0, 1, 2] and all("optim.lr" in c for c in configs.values())
@@ -48,7 +48,7 @@ def test_searcher_tells_optuna_complete_pruned_and_failed(tmp_path):
 def test_the_classic_searcher_reports_raw_scores_and_tells_fail(tmp_path):
     from salttune.search.sampler import make_searcher, tpe_sampler
 
-    space = load_space(space_yaml(tmp_path, "classic", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=3), ["asha.rung_score=last"])
+    space = load_space(space_yaml(tmp_path, "classic", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=3), ["asha.rung_score=last", "asha.rung_metric=val_score"])
     searcher = make_searcher(space, tmp_path / "optuna.db", tpe_sampler(space), failed_as="ignored")
     for tid in ("a", "c"):
         searcher.suggest(tid)
@@ -69,7 +69,7 @@ def test_a_failed_trial_ranks_below_every_trial_that_got_as_far(tmp_path):
 
     from salttune.search.sampler import make_searcher, tpe_sampler
 
-    space = load_space(space_yaml(tmp_path, "rank", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=9))
+    space = load_space(space_yaml(tmp_path, "rank", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=9), ["asha.rung_metric=val_score"])
     searcher = make_searcher(space, tmp_path / "optuna.db", tpe_sampler(space))
     for tid in ("weak", "failed", "young"):
         searcher.suggest(tid)
@@ -115,3 +115,17 @@ def test_intermediate_values_can_follow_another_metric_than_the_objective(tmp_pa
     searcher.on_trial_complete("a", {"val_score": 0.2, "val_loss": 0.7, "epoch": 2})
     (a,) = searcher.study.get_trials()
     assert (a.value, a.intermediate_values) == (0.3, {1: -0.5, 2: -0.5})
+
+
+def test_a_val_score_search_compares_val_iou_at_its_rungs_by_default(tmp_path):
+    from salttune.search.algorithms import rung_metric
+    from salttune.search.sampler import make_searcher, tpe_sampler
+
+    space = load_space(space_yaml(tmp_path, "iou", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", max_t=2))
+    assert space.asha.rung_metric is None and rung_metric(space) == ("val_iou", "max")
+    searcher = make_searcher(space, tmp_path / "optuna.db", tpe_sampler(space))
+    searcher.suggest("a")
+    searcher.on_trial_result("a", {"val_score": 0.4, "val_iou": 0.2, "epoch": 1})
+    searcher.on_trial_complete("a", {"val_score": 0.3, "val_iou": 0.5, "epoch": 2})
+    (a,) = searcher.study.get_trials()
+    assert (a.value, a.intermediate_values) == (0.4, {1: 0.2, 2: 0.5})  # completed by val_score, rungs by val_iou
