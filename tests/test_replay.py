@@ -185,7 +185,7 @@ def test_bench_replay_returns_what_the_figures_need(tmp_path):
     from salttune.bench.replay import bench_replay
 
     path = choice_table(tmp_path)
-    r = bench_replay(path, algorithms=["random", "tpe+asha"], seeds=2, horizon_full_trials=5, validate_folds=2)
+    r = bench_replay(path, algorithms=["random", "tpe+asha"], seeds=2, horizon_full_trials=5, validate_folds=2, processes=1)
     assert r["full_trial_s"] == MAX_T * EPOCH_S and r["horizon_s"] == pytest.approx(5 * 40.0 / 2)
     assert r["recorded_trials"] == 15 and r["recorded_failed"] == 0 and set(r["targets"]) == {"top10%", "top2%"}
     # every draw is a recorded configuration: the targets are recorded best scores (the top 2%: the best one)

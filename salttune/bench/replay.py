@@ -466,13 +466,14 @@ def bench_replay(curves_path: str | Path, *, algorithms: list[str], seeds: int =
     horizon = horizon_full_trials * full_s / space.concurrent
     grid = [horizon * k / 20 for k in range(1, 21)]
     jobs = [(dataclasses.replace(space, seed=seed), surrogate, horizon, a) for a in algorithms for seed in range(seeds)]
-    import ray.tune.schedulers  # noqa: F401 - imported once here, not in every forked worker
-    import salttune.search.asha  # noqa: F401
-    import salttune.search.sampler  # noqa: F401
-
     t = time.perf_counter()
-    with get_context("fork").Pool(processes) as pool:
-        traces = pool.map(_one, jobs)
+    if processes <= 1:
+        traces = [_one(job) for job in jobs]
+    else:
+        # "spawn", not "fork": a process that has started Ray (a test session, a notebook) holds threads that a
+        # forked child would inherit mid-lock, and the pool would hang
+        with get_context("spawn").Pool(processes) as pool:
+            traces = pool.map(_one, jobs)
     wall = time.perf_counter() - t
     per_algorithm = {}
     for a in algorithms:
