@@ -271,7 +271,7 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
     ``algorithm``: a name of :data:`VARIANTS` (every entry of salttune.search.algorithms.ALGORITHMS is one);
     None: ``space.algorithm``.
     """
-    from ray.tune.schedulers import TrialScheduler
+    from salttune.search.asha import STOP  # (Ray stays inside salttune.search)
 
     algorithm = algorithm or space.algorithm
     t_wall = time.perf_counter()
@@ -331,9 +331,9 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
                 result = {**{m: v[epoch - 1] for m, v in curve.signals.items()}, space.metric: score, "epoch": epoch,
                           "training_iteration": epoch, "time_total_s": clock}
                 decision = scheduler.on_trial_result(None, trial, result)
-                if decision != TrialScheduler.STOP:
+                if decision != STOP:
                     searcher.on_trial_result(tid, result)
-                if decision == TrialScheduler.STOP or epoch >= max_t:
+                if decision == STOP or epoch >= max_t:
                     scheduler.on_trial_complete(None, trial, result)
                     searcher.on_trial_complete(tid, result)
                     ended = True

@@ -27,7 +27,9 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from salttune.fileio import write_json
 from salttune.search.resume import read_asha_state as read_state  # Ray-free: --resume checks it before Ray starts
 
-__all__ = ["ResumableASHA", "read_state"]
+__all__ = ["ResumableASHA", "read_state", "STOP"]
+
+STOP = TrialScheduler.STOP  # a scheduler's decision to end a trial (for code that drives schedulers, e.g. the replay)
 
 
 class ResumableASHA(ASHAScheduler):
