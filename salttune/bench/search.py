@@ -58,7 +58,13 @@ def search_timeline(search_dir: Path) -> list[tuple[float, float]]:
 
 
 def _time_to(timeline: list[tuple[float, float]], target: float) -> float | None:
-    return next((t for t, s in timeline if s >= target), None)
+    """Seconds until a score first reaches ``target`` (None if never): the replay's ``time_to``."""
+    import math
+
+    from salttune.bench.replay import time_to
+
+    t = time_to(timeline, target)
+    return t if math.isfinite(t) else None
 
 
 def _search(space: str, root: Path, name: str, data: str, sets: list[str]) -> dict:
