@@ -277,6 +277,24 @@ def test_bench_record_and_replay_from_the_command_line(tmp_path):
     assert "| tpe+asha |" in proc.stdout and "replay_anytime.png" in proc.stdout
 
 
+def test_a_live_search_cut_at_its_target_keeps_its_partial_curves_a_recording_does_not(tmp_path):
+    # a search stopped at stop_at (or by ASHA) leaves trials shorter than max_t and no error: the live benchmark
+    # keeps them (a search whose trials were all cut is not "no result"), a recording skips them
+    from salttune.bench.replay import record_curves
+
+    folder = tmp_path / "results" / "cut"
+    folder.mkdir(parents=True)
+    space_yaml(folder, "space", CHOICE_SPACE, trials=8, max_t=MAX_T, grace=1, algorithm="random")
+    for i, scores in enumerate([(0.2, 0.5), (0.3,)]):
+        rows = [{"epoch": e, "val_score": v, "time_this_iter_s": EPOCH_S, "config": {**DEAD, "optuna_trial": i}}
+                for e, v in enumerate(scores, 1)]
+        (folder / "trials" / f"trial_{i}").mkdir(parents=True)
+        (folder / "trials" / f"trial_{i}" / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert sorted(list(c["scores"]) for c in record_curves(folder, partial=True)["curves"]) == [[0.2, 0.5], [0.3]]
+    with pytest.raises(SalttuneError, match="no trial reported a result"):
+        record_curves(folder)
+
+
 # -- the live races replayed (bench confirm) ----------------------------------------------------------------
 
 def _live_result(tmp: Path, *, old: bool = False) -> dict:

@@ -68,8 +68,14 @@ class Curve:
         return max(self.scores, default=float("nan"))
 
 
-def record_curves(search_dir: str | Path) -> dict:
-    """The table of a finished recording search (``results/NAME``): its space and one :class:`Curve` per trial."""
+def record_curves(search_dir: str | Path, *, partial: bool = False) -> dict:
+    """The table of a finished recording search (``results/NAME``): its space and one :class:`Curve` per trial.
+
+    Args:
+        partial: keep the curves of trials that stopped before ``max_t`` without failing (ASHA stopped them, or the
+            search was cut at its ``stop_at`` target or by Ctrl-C): what a live benchmark's searches leave. A
+            recording (False) keeps only full curves and failures, the curves a surrogate learns from.
+    """
     from salttune.search.space import load_space, space_to_dict
 
     search_dir = Path(search_dir)
@@ -92,7 +98,7 @@ def record_curves(search_dir: str | Path) -> dict:
             raise SalttuneError(f"{trial}: epochs {epochs} are not 1..n; the recording is damaged, record it again")
         params = {k: v for k, v in (rows[0]["config"] if rows else _params_file(trial)).items() if k != "optuna_trial"}
         reason = error.read_text().strip().splitlines()[-1][:300] if error else None
-        if reason is None and len(epochs) < space.asha.max_t:
+        if reason is None and len(epochs) < space.asha.max_t and not partial:
             continue  # interrupted (the recording was stopped): neither a finished curve nor a failure
         signals = {m: tuple(float(by_epoch[e][m]) for e in epochs) for m in SIGNALS
                    if m != space.metric and all(by_epoch[e].get(m) is not None for e in epochs)}

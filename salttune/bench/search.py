@@ -81,7 +81,7 @@ def _search(space: str, root: Path, name: str, data: str, sets: list[str]) -> di
     timeline = search_timeline(root / name)
     return {"name": name, "wall_s": wall, "epochs": len(timeline), "best": max(s for _, s in timeline), "timeline": timeline,
             "trials": len(list((root / name / "trials").glob("trial_*/result.json"))),
-            "curves": record_curves(root / name)["curves"]}  # each trial's parameters and curve, as the replay records them
+            "curves": record_curves(root / name, partial=True)["curves"]}  # each trial's parameters and the epochs it ran
 
 
 def _setup(which: str, space_file: str | None, data: str, out: str | Path, trials: int | None, sets: list[str]):
