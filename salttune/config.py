@@ -146,6 +146,9 @@ class AugmentConfig:
     names: tuple[str, ...] = _opt(("hflip", "translate"), choices=_augment_names)
     translate: float = _opt(0.1, lo=0.0, hi=0.5, doc="largest shift as a share of the image side")
     p: float = _opt(0.5, lo=0.0, hi=1.0, doc="probability of each augmentation")
+    path: str = _opt("auto", choices=("auto", "device", "loader"),
+                     doc="device: the training set on the training device, batches augmented there as tensors; loader: "
+                         "a DataLoader, albumentations per sample on the CPU; auto: device when every name has a device version")
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,13 @@ def _check_consistency(cfg: TrainConfig) -> TrainConfig:
             parse_stages(cfg.loss.stages)
         except SalttuneError as e:
             raise key_error("loss.stages", str(e)) from None
+    if cfg.augment.path == "device":
+        from salttune.device_augment import DEVICE_AUGMENTATIONS
+
+        cpu_only = [n for n in cfg.augment.names if n not in DEVICE_AUGMENTATIONS]
+        if cpu_only:
+            raise key_error("augment.path", f"device, but {cpu_only[0]!r} has no device version (those that do: "
+                                            f"{', '.join(DEVICE_AUGMENTATIONS)}); use augment.path=auto or loader, or drop {cpu_only[0]}")
     if cfg.folds is not None and cfg.fold >= cfg.folds:
         raise key_error("fold", f"{cfg.fold} is not a fold of folds={cfg.folds}; give 0 to {cfg.folds - 1}")
     if cfg.loss.weights is not None and not any(cfg.loss.weights):

@@ -85,7 +85,7 @@ def member_outputs(members: Sequence[Member], images: np.ndarray, depths: np.nda
     """(M, N, H, W) float16 probabilities of every member on ``images``, and (M, N) float32 salt-present
     probabilities (NaN for a member without a salt head)."""
     from salttune.checkpoint import build_from_checkpoint
-    from salttune.predict import iter_predictions
+    from salttune.predict import inference_dtype, iter_predictions
 
     out = np.empty((len(members), *images.shape), np.float16)
     salt = np.full((len(members), len(images)), np.nan, np.float32)
@@ -95,7 +95,8 @@ def member_outputs(members: Sequence[Member], images: np.ndarray, depths: np.nda
             model, _ = build_from_checkpoint(path)
             model.to(device)
             z = depths if model.config.get("use_depth") else None
-            batches = list(iter_predictions(model, images, z, device, batch_size=batch_size, tta=tta))
+            batches = list(iter_predictions(model, images, z, device, batch_size=batch_size, tta=tta,
+                                            amp_dtype=inference_dtype(device)))
             if batches:
                 p_sum += np.concatenate([p for p, _ in batches])
             if batches and batches[0][1] is not None:
@@ -428,11 +429,15 @@ def iter_ensemble(members: Sequence[Member], comb: Linear, images: np.ndarray, d
                   device: torch.device, tta: str, batch_size: int = 256) -> Iterator[np.ndarray]:
     """Yield (B, H, W) ensemble probabilities batch by batch, with every member's model held once.
 
-    Members with zero weight are not run. Only one batch of every member's predictions is in memory. With a
+    Members with zero weight are not run. Each batch goes to the device once and every member predicts it there
+    (bf16 on a GPU, flip TTA as one pass); the weighted sum stays on the device, and only it comes back. With a
     salt cut-off, an image whose ensemble salt-present probability is below it comes out all 0.
     """
+    import torch
+
+    from salttune.batches import DEPTH_SCALE, to_input
     from salttune.checkpoint import build_from_checkpoint
-    from salttune.predict import apply_salt_cutoff, iter_predictions
+    from salttune.predict import apply_salt_cutoff, inference_dtype, predict_batch
 
     active = [(k, m) for k, m in enumerate(members) if comb.weights[k] != 0]
     models = []  # (weight, model): a member of several models gives each its share of the member's weight
@@ -440,16 +445,16 @@ def iter_ensemble(members: Sequence[Member], comb: Linear, images: np.ndarray, d
         for path in m.paths:
             model, _ = build_from_checkpoint(path)
             models.append((comb.weights[k] / len(m.paths), model.to(device).eval()))
+    amp_dtype = inference_dtype(device)
     for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size]
-        z = depths[start : start + batch_size]
-        p = np.full(x.shape, comb.bias, np.float32)
+        x = to_input(images[start : start + batch_size]).to(device).contiguous(memory_format=torch.channels_last)  # (B, 1, H, W)
+        z = torch.as_tensor(depths[start : start + batch_size] / DEPTH_SCALE, dtype=torch.float32, device=device)
+        p = torch.full((len(x), *x.shape[2:]), float(comb.bias), device=device)  # (B, H, W)
         salt = np.full((len(models), len(x)), np.nan, np.float32)  # (M', B)
         for k, (w, model) in enumerate(models):
-            zz = z if model.config.get("use_depth") else None
-            pk, sk = next(iter_predictions(model, x, zz, device, batch_size=len(x), tta=tta))
+            pk, sk = predict_batch(model, x, z if model.config.get("use_depth") else None, amp_dtype=amp_dtype, tta=tta)
             p += w * pk
             if sk is not None:
-                salt[k] = sk
+                salt[k] = sk.cpu().numpy()
         s = combine_salt(salt, Linear(np.array([w for w, _ in models], np.float64)))
-        yield apply_salt_cutoff(np.clip(p, 0.0, 1.0), s, comb.salt_cutoff)
+        yield apply_salt_cutoff(p.clamp_(0.0, 1.0).cpu().numpy(), s, comb.salt_cutoff)

@@ -15,8 +15,8 @@ from salttune.errors import SalttuneError
 from salttune.heads import outputs
 from salttune.submission import write_submission
 
-__all__ = ["TTA_MODES", "predict_logits", "predict_proba", "iter_predictions", "iter_proba", "apply_salt_cutoff",
-           "write_submission_stream"]
+__all__ = ["TTA_MODES", "predict_logits", "predict_proba", "predict_batch", "iter_predictions", "iter_proba",
+           "apply_salt_cutoff", "write_submission_stream", "inference_dtype"]
 
 TTA_MODES = ("none", "flip")
 
@@ -29,6 +29,35 @@ def _forward(model: nn.Module, x: torch.Tensor, z: torch.Tensor | None,
         out = outputs(model(x, z))
     salt = out.get("salt")
     return out["logits"].float(), None if salt is None else salt.float()
+
+
+def inference_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast dtype prediction uses on ``device``: bf16 on a GPU that has it, float32 (None) elsewhere."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+@torch.no_grad()
+def predict_batch(model: nn.Module, x: torch.Tensor, z: torch.Tensor | None, *, amp_dtype: torch.dtype | None = None,
+                  tta: str = "none") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Salt probabilities (B, H, W) and salt-present probabilities (B,) (None without a salt head) of one batch
+    already on the device, left there. With ``tta="flip"`` the batch and its mirror go through the network as one
+    batch of 2B; the mirrored half is mirrored back and the two probabilities averaged.
+
+    Shape: x (B, 1, H, W) float in [0, 1]; z (B,) scaled depths or None.
+    """
+    if tta not in TTA_MODES:
+        raise SalttuneError(f"--tta {tta!r} is unknown; allowed: {', '.join(TTA_MODES)}")
+    b = len(x)
+    if tta == "flip":
+        x, z = torch.cat([x, x.flip(-1)]), None if z is None else torch.cat([z, z])
+    out, salt = _forward(model, x, z, amp_dtype)
+    p, s = torch.sigmoid(out[:, 0]), None if salt is None else torch.sigmoid(salt)  # (B or 2B, H, W), (B or 2B,)
+    if tta == "flip":
+        p = 0.5 * (p[:b] + p[b:].flip(-1))
+        s = None if s is None else 0.5 * (s[:b] + s[b:])
+    return p, s
 
 
 def iter_predictions(
@@ -45,8 +74,8 @@ def iter_predictions(
     """Yield, batch by batch, (B, H, W) float32 salt probabilities and the (B,) float32 probabilities of the
     salt-present head (None for a network without one); with ``logits`` (no TTA), both as logits.
 
-    With ``tta="flip"`` each image is also predicted mirrored; the mirrored prediction is mirrored back and
-    the two probabilities are averaged (the salt head's two probabilities too).
+    With ``tta="flip"`` each image is also predicted mirrored, in the same pass (:func:`predict_batch`); the
+    mirrored prediction is mirrored back and the two probabilities are averaged (the salt head's two too).
     """
     if tta not in TTA_MODES:
         raise SalttuneError(f"--tta {tta!r} is unknown; allowed: {', '.join(TTA_MODES)}")
@@ -59,17 +88,12 @@ def iter_predictions(
     for start in range(0, len(images), batch_size):
         x = to_input(images[start : start + batch_size]).to(device).contiguous(memory_format=torch.channels_last)  # (B, 1, H, W)
         z = None if depths is None else torch.as_tensor(depths[start : start + batch_size] / DEPTH_SCALE, dtype=torch.float32, device=device)
-        out, salt = _forward(model, x, z, amp_dtype)
         if logits:
+            out, salt = _forward(model, x, z, amp_dtype)
             yield out[:, 0].cpu().numpy(), None if salt is None else salt.cpu().numpy()
             continue
-        p = torch.sigmoid(out)  # (B, 1, H, W)
-        s = None if salt is None else torch.sigmoid(salt)  # (B,)
-        if tta == "flip":
-            out_f, salt_f = _forward(model, x.flip(-1), z, amp_dtype)
-            p = 0.5 * (p + torch.sigmoid(out_f).flip(-1))
-            s = None if s is None else 0.5 * (s + torch.sigmoid(salt_f))
-        yield p[:, 0].cpu().numpy(), None if s is None else s.cpu().numpy()
+        p, s = predict_batch(model, x, z, amp_dtype=amp_dtype, tta=tta)
+        yield p.cpu().numpy(), None if s is None else s.cpu().numpy()
 
 
 def apply_salt_cutoff(p: np.ndarray, salt: np.ndarray | None, cutoff: float | None) -> np.ndarray:

@@ -31,8 +31,7 @@ import torch
 import yaml
 from torch import nn
 
-from salttune.augment import build_augment
-from salttune.batches import SaltDataset, make_loader
+from salttune.batches import DeviceBatches, LoaderBatches, make_batches, resolve_path
 from salttune.checkpoint import load_checkpoint, save_checkpoint
 from salttune.config import TrainConfig, config_to_dict
 from salttune.errors import SalttuneError
@@ -199,7 +198,7 @@ class _Parts:
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     loss_fn: Callable
-    dataset: SaltDataset
+    batches: LoaderBatches | DeviceBatches
     amp_dtype: torch.dtype | None
     scaler: torch.amp.GradScaler | None
 
@@ -285,10 +284,9 @@ def _setup(cfg: TrainConfig, train: Arrays, out: Path) -> _Parts:
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     loss_fn = build_training_loss(cfg.loss)  # a StagedLoss: loss_fn.at(epoch) is the epoch's stage
     optimizer = make_optimizer(model.parameters(), cfg.optim)
-    augment = build_augment(cfg.augment.names, cfg.augment.translate, cfg.augment.p)
-    dataset = SaltDataset(train.images, train.masks, train.depths, augment, seed=cfg.seed)
-    schedule = make_schedule(cfg.schedule, optimizer, cfg.optim.lr, math.ceil(len(dataset) / cfg.batch_size))
-    return _Parts(device, model, optimizer, schedule, loss_fn, dataset, amp_dtype, scaler)
+    batches = make_batches(cfg, train, device)  # augment.path: on the device, or a DataLoader on the CPU
+    schedule = make_schedule(cfg.schedule, optimizer, cfg.optim.lr, math.ceil(len(batches) / cfg.batch_size))
+    return _Parts(device, model, optimizer, schedule, loss_fn, batches, amp_dtype, scaler)
 
 
 def _start(out: Path) -> _Book:
@@ -319,8 +317,7 @@ def _restore(parts: _Parts, src: Path, out: Path) -> _Book:
 
 def _run_epoch(cfg: TrainConfig, parts: _Parts, val: Arrays, epoch: int, progress: bool) -> dict:
     """Train one epoch, then score the whole validation part: the epoch's metrics."""
-    parts.dataset.set_epoch(epoch)
-    loader = make_loader(parts.dataset, cfg.batch_size, True, cfg.seed, epoch, cfg.num_workers)
+    loader = parts.batches.epoch(epoch)
     if progress:
         from tqdm.auto import tqdm
 
@@ -407,7 +404,7 @@ def _save_state(cfg: TrainConfig, parts: _Parts, book: _Book, out: Path, epoch: 
         "schedule": parts.schedule.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
         "metrics": metrics, "history": book.history, "snapshots": book.snapshots, "cycle_best": book.cycle_best,
     })
-    write_json(out / "summary.json", _summary(book.history, book.snapshots, cfg, len(parts.dataset), book.val_images), "summary")
+    write_json(out / "summary.json", _summary(book.history, book.snapshots, cfg, len(parts.batches), book.val_images), "summary")
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(metrics) + "\n")
 
@@ -450,4 +447,5 @@ def _summary(history: list[dict], snapshots: list[dict], cfg: TrainConfig, train
         "seconds": sum(m["epoch_seconds"] for m in history),
         "train_images": train_images,  # pseudo-labelled images included (salttune.folds.with_extra)
         "val_images": val_images,
+        "data_path": resolve_path(cfg.augment.path, cfg.augment.names),  # where batches were made: device or loader
     }

@@ -23,6 +23,10 @@ def test_bench_train_and_predict_write_figures(tgs_folder, tmp_path):
     assert r["ratio"] == r["all_salttune"][0] / r["all_plain"][0]
     assert r["ratio_vs_plain_channels_last"] == r["all_salttune"][0] / r["all_plain_channels_last"][0]
     assert r["images_per_epoch"] == 8 and r["machine"]["cpu_count"] >= 1
+    # the default augmentations have device versions: salttune trains on the device path, timed beside the loader's
+    assert r["data_path"] == "device"
+    assert r["ratio_vs_loader_path"] == r["all_salttune"][0] / r["all_salttune_loader_path"][0]
+    assert r["data_path_s_per_batch"] > 0 and r["loading_and_augmentation_s_per_batch"] > 0
     assert r["command"].startswith("salttune bench train --data")
     proc = run_cli("bench", "predict", "--data", str(root), "--out", str(out), "--images", "8", *TINY)
     assert proc.returncode == 0, proc.stderr

@@ -1,10 +1,11 @@
 """Training and prediction benchmarks, each against a reference run in the same process so the ratio holds
 on a noisy machine.
 
-- ``train``: images/s of salttune's training step (real loader, augmentation, gradient-norm logging)
+- ``train``: images/s of salttune's training step (its batches and augmentation, gradient-norm logging)
   against a plain hand-written PyTorch loop on the same network and the same pre-made batches, both as a
-  textbook loop and with salttune's channels-last memory format; plus the time of each part the network
-  does not need (loading + augmentation, whole-set evaluation).
+  textbook loop and with salttune's channels-last memory format; salttune's step on each data path (the
+  device path ``augment.path`` picks, and the DataLoader + albumentations path); plus the time of each part
+  the network does not need (making a batch on each path, whole-set evaluation).
 - ``predict``: images/s of prediction with and without flip TTA, and peak memory.
 
 Recipe quality is in :mod:`salttune.bench.quality`, search efficiency and scaling in :mod:`salttune.bench.search`; :mod:`salttune.bench.figures` writes them all.
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from salttune.augment import build_augment
-from salttune.batches import SaltDataset, make_loader
+from salttune.batches import LoaderBatches, SaltDataset, make_batches, make_loader
 from salttune.config import TrainConfig, config_from_dict, config_to_dict
 from salttune.losses import build_loss
 from salttune.model import build_model, count_parameters
@@ -118,28 +119,38 @@ def bench_train(images: np.ndarray, masks: np.ndarray, cfg: TrainConfig, steps: 
         _plain_loop(m, opt, batches_cl[:1])
         return timed(lambda: _plain_loop(m, opt, batches_cl))
 
-    def salttune():
-        m = fresh(cfg.channels_last)
-        opt = make_optimizer(m.parameters(), OptimConfig(name="adam", lr=1e-3))
-        _plain_loop(m, opt, (batches_cl if cfg.channels_last else batches)[:1])
-        loader = make_loader(ds, cfg.batch_size, True, 0, 1, cfg.num_workers)
-        return timed(lambda: train_epoch(m, loader, loss_fn, opt, torch.device("cpu"), channels_last=cfg.channels_last))
+    cpu = torch.device("cpu")
+    part = Arrays([str(i) for i in range(len(images))], images, masks, depths)
+    configured = make_batches(cfg, part, cpu)  # the path augment.path picks (auto: on the device when it can)
+    loader_path = LoaderBatches(images, masks, depths, build_augment(cfg.augment.names, cfg.augment.translate, cfg.augment.p),
+                                batch_size=cfg.batch_size, seed=0, num_workers=cfg.num_workers)
 
-    runs = {"plain": plain, "plain_channels_last": plain_channels_last, "salttune": salttune}
+    def salttune_on(data):
+        def run():
+            m = fresh(cfg.channels_last)
+            opt = make_optimizer(m.parameters(), OptimConfig(name="adam", lr=1e-3))
+            _plain_loop(m, opt, (batches_cl if cfg.channels_last else batches)[:1])
+            loader = data.epoch(1)
+            return timed(lambda: train_epoch(m, loader, loss_fn, opt, cpu, channels_last=cfg.channels_last))
+        return run
+
+    runs = {"plain": plain, "plain_channels_last": plain_channels_last, "salttune": salttune_on(configured)}
+    if configured.path != "loader":
+        runs["salttune_loader_path"] = salttune_on(loader_path)
     speeds: dict[str, list[float]] = {k: [] for k in runs}
-    load = []
-    for rep in range(repeats):  # interleaved, in alternating order, so drifts in machine load hit all three alike
+    load, load_configured = [], []
+    for rep in range(repeats):  # interleaved, in alternating order, so drifts in machine load hit all alike
         for k in (list(runs) if rep % 2 == 0 else list(runs)[::-1]):
             speeds[k].append(runs[k]())
-        t = time.perf_counter()
-        for _ in make_loader(ds, cfg.batch_size, True, 0, 2, cfg.num_workers):
-            pass
-        load.append(time.perf_counter() - t)
+        for data, times in ((loader_path, load), (configured, load_configured)):
+            t = time.perf_counter()
+            for _ in data.epoch(2):
+                pass
+            times.append(time.perf_counter() - t)
     m = fresh(cfg.channels_last)
     extras = _step_extras(m, batches_cl[0] if cfg.channels_last else batches[0])
-    val = Arrays([str(i) for i in range(len(images))], images, masks, depths)
     t = time.perf_counter()
-    evaluate(m, val, loss_fn, torch.device("cpu"), batch_size=64)
+    evaluate(m, part, loss_fn, cpu, batch_size=64)
     eval_s = time.perf_counter() - t
     step_s = cfg.batch_size / statistics.median(speeds["salttune"])
 
@@ -152,9 +163,12 @@ def bench_train(images: np.ndarray, masks: np.ndarray, cfg: TrainConfig, steps: 
         "channels_last": cfg.channels_last,
         **{f"{k}_images_per_s": statistics.median(v) for k, v in speeds.items()},
         "ratio": ratio("plain"), "ratio_vs_plain_channels_last": ratio("plain_channels_last"),
+        "data_path": configured.path,
+        **({"ratio_vs_loader_path": ratio("salttune_loader_path")} if "salttune_loader_path" in runs else {}),
         **{f"all_{k}": v for k, v in speeds.items()},
-        "loading_and_augmentation_s_per_batch": statistics.median(load) / steps,
-        "loading_share_of_step": (statistics.median(load) / steps) / step_s,
+        "loading_and_augmentation_s_per_batch": statistics.median(load) / steps,  # the DataLoader + albumentations path
+        "data_path_s_per_batch": statistics.median(load_configured) / steps,  # the path salttune trains with
+        "loading_share_of_step": (statistics.median(load_configured) / steps) / step_s,
         **extras,
         "evaluation_s_per_image": eval_s / n,
     }
