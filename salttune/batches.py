@@ -147,7 +147,7 @@ class _DeviceEpoch:
             x = d.images[i].unsqueeze(1).float().div_(255.0)
             y = d.masks[i].unsqueeze(1).float()
             if draws is not None:
-                x, y = d.augment(x, y, i, draws, sample_seed(d.seed, self.epoch, int(index[0])))
+                x, y = d.augment(x, y, index, draws, sample_seed(d.seed, self.epoch, int(index[0])))
             yield x, y, d.depths[i]
 
 

@@ -39,7 +39,7 @@ NOISE_STD = (0.01, 0.04)
 
 def flip(x: torch.Tensor, y: torch.Tensor, on: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mirror left-right the samples where ``on``. x, y: (B, C, H, W); on: (B,) bool."""
-    m = on.view(-1, 1, 1, 1)
+    m = on.to(x.device).view(-1, 1, 1, 1)
     return torch.where(m, x.flip(-1), x), torch.where(m, y.flip(-1), y)
 
 
@@ -47,12 +47,14 @@ def translate(x: torch.Tensor, y: torch.Tensor, dx: torch.Tensor, dy: torch.Tens
     """Shift each sample by whole pixels (content moves right by ``dx``, down by ``dy``), the border filled by
     reflection without repeating the edge (OpenCV's BORDER_REFLECT_101, torch's "reflect").
 
-    Shape: x, y (B, C, H, W) float; dx, dy (B,) int64, |shift| < the side.
+    Shape: x, y (B, C, H, W) float; dx, dy (B,) int64, |shift| < the side (on the CPU, so that finding the
+    largest shift does not wait for the device).
     """
     b, _, h, w = x.shape
     m = int(max(dx.abs().max().item(), dy.abs().max().item())) if b else 0
     if m == 0:
         return x, y
+    dx, dy = dx.to(x.device), dy.to(x.device)
     rows = torch.arange(h, device=x.device)[None, :] + m - dy[:, None]  # (B, H): source row of each output row
     cols = torch.arange(w, device=x.device)[None, :] + m - dx[:, None]  # (B, W)
     bi = torch.arange(b, device=x.device)[:, None, None]
@@ -68,14 +70,15 @@ def brightness_contrast(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor
     """``x * alpha + beta`` per sample, clipped to [0, 1] (albumentations' brightness by the maximum value).
 
     Shape: x (B, C, H, W) in [0, 1]; alpha, beta (B,)."""
-    return (x * alpha.view(-1, 1, 1, 1) + beta.view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
+    alpha, beta = alpha.to(x.device).view(-1, 1, 1, 1), beta.to(x.device).view(-1, 1, 1, 1)
+    return (x * alpha + beta).clamp_(0.0, 1.0)
 
 
 def noise(x: torch.Tensor, std: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Add zero-mean Gaussian noise of standard deviation ``std`` (per sample, a share of the range), clipped
     to [0, 1]. A sample with std 0 is unchanged. Shape: x (B, C, H, W); std (B,)."""
     z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return (x + z * std.view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
+    return (x + z * std.to(x.device).view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
 
 
 # -- draws for an epoch (NumPy, CPU) and their application to a batch ---------------------------------------
@@ -135,8 +138,9 @@ DEVICE_AUGMENTATIONS: dict[str, tuple[Draw, Callable]] = {
 class DeviceAugment:
     """The named augmentations of one run, applied to batches on ``device``.
 
-    ``epoch_draws(epoch, n)`` draws every sample's parameters of an epoch at once; ``__call__`` applies the
-    draws of a batch's sample indices to its images and masks.
+    ``epoch_draws(epoch, n)`` draws every sample's parameters of an epoch at once (kept on the CPU: a batch's
+    share, a few numbers per sample, travels with it); ``__call__`` applies the draws of a batch's sample indices
+    to its images and masks.
     """
 
     names: tuple[str, ...]
@@ -153,17 +157,18 @@ class DeviceAugment:
         self._generator = torch.Generator(device=self.device)
 
     def epoch_draws(self, epoch: int, n: int) -> list[dict[str, torch.Tensor]]:
-        """Per augmentation, its parameters for samples 0..n-1 of ``epoch``, as tensors on the device."""
+        """Per augmentation, its parameters for samples 0..n-1 of ``epoch``, as CPU tensors."""
         out = []
         for k, name in enumerate(self.names):
             rng = np.random.default_rng([self.seed, epoch, k])
             d = DEVICE_AUGMENTATIONS[name][0](rng, n, self.side, self.translate, self.p)
-            out.append({key: torch.as_tensor(v, device=self.device) for key, v in d.items()})
+            out.append({key: torch.as_tensor(v) for key, v in d.items()})
         return out
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, draws: list[dict[str, torch.Tensor]],
                  noise_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augment a batch: x, y (B, 1, H, W) float; ``index`` (B,) the samples' indices into the epoch's draws."""
+        """Augment a batch: x, y (B, 1, H, W) float on the device; ``index`` (B,) the samples' indices into the
+        epoch's draws (a CPU tensor)."""
         self._generator.manual_seed(noise_seed)
         for name, d in zip(self.names, draws):
             x, y = DEVICE_AUGMENTATIONS[name][1](x, y, {key: v[index] for key, v in d.items()}, self._generator)
