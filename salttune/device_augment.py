@@ -54,16 +54,27 @@ def translate(x: torch.Tensor, y: torch.Tensor, dx: torch.Tensor, dy: torch.Tens
     m = int(max(dx.abs().max().item(), dy.abs().max().item())) if b else 0
     if m == 0:
         return x, y
-    dx, dy = dx.to(x.device), dy.to(x.device)
-    rows = torch.arange(h, device=x.device)[None, :] + m - dy[:, None]  # (B, H): source row of each output row
-    cols = torch.arange(w, device=x.device)[None, :] + m - dx[:, None]  # (B, W)
-    bi = torch.arange(b, device=x.device)[:, None, None]
+    shift = _shift_slices if x.device.type == "cpu" else _shift_gather
+    return shift(x, dx, dy, m), shift(y, dx, dy, m)
 
-    def shift(t: torch.Tensor) -> torch.Tensor:
-        p = F.pad(t, (m, m, m, m), mode="reflect")  # (B, C, H + 2m, W + 2m)
-        return p.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
-    return shift(x), shift(y)
+def _shift_gather(t: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, m: int) -> torch.Tensor:
+    """Whole-pixel shifts as two gathers over the padded batch: a few kernels, whatever the batch (the GPU's way)."""
+    b, c, h, w = t.shape
+    dx, dy = dx.to(t.device), dy.to(t.device)
+    rows = torch.arange(h, device=t.device)[None, :] + m - dy[:, None]  # (B, H): the source row of each output row
+    cols = torch.arange(w, device=t.device)[None, :] + m - dx[:, None]  # (B, W)
+    p = F.pad(t, (m, m, m, m), mode="reflect")  # (B, C, H + 2m, W + 2m)
+    p = p.gather(2, rows[:, None, :, None].expand(b, c, h, w + 2 * m))
+    return p.gather(3, cols[:, None, None, :].expand(b, c, h, w))
+
+
+def _shift_slices(t: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, m: int) -> torch.Tensor:
+    """The same as one slice of the padded batch per sample: on the CPU 4x faster than the gathers (measured,
+    one thread, 16 images of 101x101: 0.54 against 2.4 ms)."""
+    _, _, h, w = t.shape
+    p = F.pad(t, (m, m, m, m), mode="reflect")
+    return torch.stack([p[i, :, m - int(sy): m - int(sy) + h, m - int(sx): m - int(sx) + w] for i, (sx, sy) in enumerate(zip(dx, dy))])
 
 
 def brightness_contrast(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:

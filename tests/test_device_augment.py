@@ -9,7 +9,8 @@ import torch
 
 from salttune.batches import DeviceBatches, LoaderBatches, epoch_order, make_batches, resolve_path
 from salttune.config import config_from_dict
-from salttune.device_augment import DEVICE_AUGMENTATIONS, DeviceAugment, brightness_contrast, flip, noise, translate
+from salttune.device_augment import (DEVICE_AUGMENTATIONS, DeviceAugment, _shift_gather, _shift_slices, brightness_contrast, flip,
+                                     noise, translate)
 from salttune.errors import SalttuneError
 from salttune.split import Arrays
 
@@ -48,6 +49,10 @@ def test_whole_pixel_translation_is_bit_identical_to_albumentations_reflect_101(
         ref = A.Affine(translate_px={"x": (dx, dx), "y": (dy, dy)}, border_mode=cv2.BORDER_REFLECT_101, p=1.0)(image=img, mask=mask)
         assert torch.equal(x[b, 0], torch.from_numpy(ref["image"]).float() / 255), (dx, dy)
         assert torch.equal(y[b, 0], torch.from_numpy(ref["mask"]).float()), (dx, dy)
+    # the GPU's implementation (gathers) gives the same as the CPU's (slices)
+    batch = as_batch(*(p[0] for p in pairs)) / 255
+    dxs, dys = torch.tensor([s[0] for s in shifts]), torch.tensor([s[1] for s in shifts])
+    assert torch.equal(_shift_gather(batch, dxs, dys, 10), _shift_slices(batch, dxs, dys, 10))
 
 
 def test_brightness_contrast_matches_albumentations_within_one_grey_level():
