@@ -73,7 +73,8 @@ METHODS = {
            "`gpu-cpu`: the same code on the CPU at small sizes). `training.*`: images/s (median of timed repeats "
            "after warm-up steps) of the config's network and of an smp U-Net on `encoder` (random weights); FLOPs "
            "per image of one step (forward + backward, `FlopCounterMode`); achieved TFLOP/s over `peak_tflops` "
-           "(a large matmul, bf16 on CUDA). `sharing.K.*`: K processes (spawn) training the config's network at "
+           "(a large matmul, bf16 on CUDA; on the CPU the BLAS's float32 matmul, which convolutions can beat, so "
+           "a CPU share may pass 1). `sharing.K.*`: K processes (spawn) training the config's network at "
            "once after their warm-up: total images/s and its ratio to one. `prediction.*`: N images x M members "
            "(random weights) with flip TTA through `iter_predictions`, every member on each batch; "
            "`projected_18000x10_s` scales it linearly to 18,000 test images x 10 members.",
