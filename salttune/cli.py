@@ -297,6 +297,33 @@ def _bench_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given(value, default):
+    """A flag whose default depends on the benchmark (argparse's default is None): its value, or ``default``."""
+    return default if value is None else value
+
+
+def _bench_gpu(args: argparse.Namespace) -> dict:
+    """``salttune bench gpu``: the GPU's sizes (``CUDA_SIZES``) when CUDA is there, else the function's small CPU
+    defaults; --steps, --repeats, --images, --top (members), --concurrent (largest K) and --set batch_size (and
+    any model.* / optim.* setting) override them."""
+    import torch
+
+    from salttune.bench.gpu import CUDA_SIZES, bench_gpu
+    from salttune.config import config_from_dict, parse_overrides
+
+    overrides = parse_overrides(args.set or [])
+    cfg = config_from_dict(overrides)
+    sizes = dict(CUDA_SIZES) if torch.cuda.is_available() else {"batch_size": cfg.batch_size}
+    if "batch_size" in overrides:
+        sizes["batch_size"] = cfg.batch_size
+    for flag, key in (("steps", "steps"), ("repeats", "repeats"), ("images", "images"), ("top", "members")):
+        if getattr(args, flag) is not None:
+            sizes[key] = getattr(args, flag)
+    if args.concurrent is not None:  # 1, 2, 4, 8 up to it, and itself
+        sizes["concurrent"] = sorted({k for k in (1, 2, 4, 8) if k < args.concurrent} | {args.concurrent})
+    return bench_gpu(cfg, **sizes)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     import shlex
 
@@ -335,18 +362,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from salttune.bench.protocol import bench_protocol
 
         result = bench_protocol(args.data, out / "protocol-runs", space=args.space or "search_spaces/quick.yaml",
-                                sets=args.set or [], seeds=args.seeds or 1, top=args.top, refit_folds=args.refit_folds)
+                                sets=args.set or [], seeds=args.seeds or 1, top=_given(args.top, 3), refit_folds=args.refit_folds)
     elif args.which == "scale":
         result = bench.bench_scale(args.data, out, space_file=args.space, trials=args.trials, sets=args.set or [])
+    elif args.which == "gpu":  # no data read: random tensors on the device
+        result = _bench_gpu(args)
+        name = "gpu" if result["device_type"] == "cuda" else "gpu-cpu"  # a CPU run never overwrites GPU figures
+        table = bench.gpu_table(result)
     else:
         overrides = parse_overrides(args.set or [])
         cfg = config_from_dict(overrides)
         if args.which == "train":
             d = load_dataset(args.data, with_test=False)
-            result = bench.bench_train(d.train_images, d.train_masks, cfg, steps=args.steps, repeats=args.repeats)
+            result = bench.bench_train(d.train_images, d.train_masks, cfg, steps=_given(args.steps, 8),
+                                       repeats=_given(args.repeats, 3))
         elif args.which == "predict":
             d = load_dataset(args.data, with_test=False)
-            result = bench.bench_predict(d.train_images[: args.images], cfg)
+            result = bench.bench_predict(d.train_images[: _given(args.images, 512)], cfg)
         else:
             from salttune.bench.quality import load_recipes
 
@@ -487,16 +519,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_report)
 
     s = sub.add_parser("bench", help="measure speed and quality against a reference; write results/benchmarks/")
-    s.add_argument("which", choices=("train", "predict", "quality", "search", "scale", "protocol", "record", "replay", "confirm"),
-                   help="which benchmark; record: turn a finished search into the curve table replay reads")
+    s.add_argument("which", choices=("train", "predict", "quality", "search", "scale", "protocol", "record", "replay", "confirm", "gpu"),
+                   help="which benchmark; record: turn a finished search into the curve table replay reads; gpu: "
+                        "training and prediction throughput on the device (CUDA, else the CPU at small sizes)")
     s.add_argument("--data", default="../shared/tgs_sample", help="dataset folder (default ../shared/tgs_sample)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="train/predict/quality: training-config overrides "
                    "(model size, ...); search/scale/protocol/replay: search-space overrides (replay: of the recorded space)")
     s.add_argument("--out", help="where figures go (default results/benchmarks); record: the curve table to write "
                                  f"(default {REPLAY_CURVES})")
-    s.add_argument("--steps", type=int, default=8, help="train: batches per timed epoch")
-    s.add_argument("--repeats", type=int, default=3, help="train: interleaved repeats (median reported)")
-    s.add_argument("--images", type=int, default=512, help="predict: images to predict")
+    s.add_argument("--steps", type=int, help="train: batches per timed epoch (default 8); gpu: timed training steps per "
+                                             "repeat and per sharing process (default 30 on a GPU, 4 on the CPU)")
+    s.add_argument("--repeats", type=int, help="train: interleaved repeats (median reported; default 3); gpu: timed "
+                                               "repeats (default 5 on a GPU, 3 on the CPU)")
+    s.add_argument("--images", type=int, help="predict: images to predict (default 512); gpu: images of the timed "
+                                              "ensemble prediction (default 18000 on a GPU, 256 on the CPU)")
     s.add_argument("--budget-s", type=float, default=60.0, help="quality: seconds of training per recipe and fold (default 60)")
     s.add_argument("--folds", type=int, default=5, help="quality: coverage-stratified folds (default 5)")
     s.add_argument("--recipes", help="quality: a YAML file of name: {config overrides} (default: the built-in recipes)")
@@ -514,14 +550,17 @@ def build_parser() -> argparse.ArgumentParser:
                    f"replay: those replayed (default {REPLAY_ALGORITHMS}; also the variants of salttune.bench.replay)")
     s.add_argument("--space", help="search/scale/protocol: the space to run (default: search_spaces/bench.yaml for search, "
                                    "search_spaces/quick.yaml for scale and protocol)")
-    s.add_argument("--top", type=int, default=3, help="protocol: trials ensembled (default 3)")
+    s.add_argument("--top", type=int, help="protocol: trials ensembled (default 3); gpu: ensemble members of the timed "
+                                           "prediction (default 10 on a GPU, 2 on the CPU)")
     s.add_argument("--refit-folds", type=int, default=5, help="protocol: folds of the refit (default 5)")
     s.add_argument("--search", metavar="DIR", help="record: the folder of the finished recording search (results/NAME)")
     s.add_argument("--surrogate", default="forest", choices=("forest", "nearest"),
                    help="replay/confirm: how a configuration between recorded ones is replayed: forest (random forests' "
                         "mean curve) or nearest (the nearest recorded configuration's real curve); default forest")
     s.add_argument("--curves", metavar="FILE", help=f"replay/confirm: the curve table (default {REPLAY_CURVES})")
-    s.add_argument("--concurrent", type=int, help="replay: trials at once (default: the recorded space's)")
+    s.add_argument("--concurrent", type=int, help="replay: trials at once (default: the recorded space's); gpu: the most "
+                                                  "training processes sharing the device (K = 1, 2, 4, 8 up to it; "
+                                                  "default 8 on a GPU, 2 on the CPU)")
     s.add_argument("--horizon-trials", type=float, default=60.0, help="replay: the virtual-time budget, in full trials "
                    "of median length on the concurrent slots (default 60)")
     s.add_argument("--live", default="results/benchmarks/search.json", metavar="FILE",

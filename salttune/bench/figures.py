@@ -68,6 +68,16 @@ METHODS = {
                "time, as in `search`) come out in the same order live and replayed. `live_trials.*`: the surrogate "
                "on the live runs' own trials (rank correlation and mean absolute error of best scores).",
     "scale": "Epochs per minute of the same search with 1 and with 2 trials at once.",
+    "gpu": "One device, data already on it (random tensors), salttune's own training step (`train_epoch`, the "
+           "config's optimiser and first loss stage, channels-last; bf16 autocast on CUDA, float32 on the CPU; "
+           "`gpu-cpu`: the same code on the CPU at small sizes). `training.*`: images/s (median of timed repeats "
+           "after warm-up steps) of the config's network and of an smp U-Net on `encoder` (random weights); FLOPs "
+           "per image of one step (forward + backward, `FlopCounterMode`); achieved TFLOP/s over `peak_tflops` "
+           "(a large matmul, bf16 on CUDA; on the CPU the BLAS's float32 matmul, which convolutions can beat, so "
+           "a CPU share may pass 1). `sharing.K.*`: K processes (spawn) training the config's network at "
+           "once after their warm-up: total images/s and its ratio to one. `prediction.*`: N images x M members "
+           "(random weights) with flip TTA through `iter_predictions`, every member on each batch; "
+           "`projected_18000x10_s` scales it linearly to 18,000 test images x 10 members.",
 }
 
 
