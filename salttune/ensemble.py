@@ -429,15 +429,12 @@ def iter_ensemble(members: Sequence[Member], comb: Linear, images: np.ndarray, d
                   device: torch.device, tta: str, batch_size: int = 256) -> Iterator[np.ndarray]:
     """Yield (B, H, W) ensemble probabilities batch by batch, with every member's model held once.
 
-    Members with zero weight are not run. Each batch goes to the device once and every member predicts it there
-    (bf16 on a GPU, flip TTA as one pass); the weighted sum stays on the device, and only it comes back. With a
-    salt cut-off, an image whose ensemble salt-present probability is below it comes out all 0.
+    Members with zero weight are not run; every other one predicts each batch on the device
+    (:func:`weighted_predictions`). With a salt cut-off, an image whose ensemble salt-present probability is below
+    it comes out all 0.
     """
-    import torch
-
-    from salttune.batches import DEPTH_SCALE, to_input
     from salttune.checkpoint import build_from_checkpoint
-    from salttune.predict import apply_salt_cutoff, inference_dtype, predict_batch
+    from salttune.predict import apply_salt_cutoff
 
     active = [(k, m) for k, m in enumerate(members) if comb.weights[k] != 0]
     models = []  # (weight, model): a member of several models gives each its share of the member's weight
@@ -445,16 +442,34 @@ def iter_ensemble(members: Sequence[Member], comb: Linear, images: np.ndarray, d
         for path in m.paths:
             model, _ = build_from_checkpoint(path)
             models.append((comb.weights[k] / len(m.paths), model.to(device).eval()))
+    weights = Linear(np.array([w for w, _ in models], np.float64))
+    for p, salt in weighted_predictions(models, images, depths, device, tta, batch_size, bias=comb.bias):
+        yield apply_salt_cutoff(p, combine_salt(salt, weights), comb.salt_cutoff)
+
+
+def weighted_predictions(models: Sequence[tuple[float, "torch.nn.Module"]], images: np.ndarray, depths: np.ndarray | None,
+                         device: torch.device, tta: str, batch_size: int = 256, bias: float = 0.0
+                         ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Per batch: (B, H, W) float32 ``bias + sum of weight x probability`` over ``models`` (clipped to [0, 1]) and
+    the (M, B) salt-present probabilities (NaN rows for models without a salt head).
+
+    Each batch goes to the device once and every model predicts it there (bf16 on a GPU, flip TTA as one pass of
+    2B images, :func:`salttune.predict.predict_batch`); the weighted sum stays on the device and only it comes back.
+    """
+    import torch
+
+    from salttune.batches import DEPTH_SCALE, to_input
+    from salttune.predict import inference_dtype, predict_batch
+
     amp_dtype = inference_dtype(device)
     for start in range(0, len(images), batch_size):
         x = to_input(images[start : start + batch_size]).to(device).contiguous(memory_format=torch.channels_last)  # (B, 1, H, W)
-        z = torch.as_tensor(depths[start : start + batch_size] / DEPTH_SCALE, dtype=torch.float32, device=device)
-        p = torch.full((len(x), *x.shape[2:]), float(comb.bias), device=device)  # (B, H, W)
-        salt = np.full((len(models), len(x)), np.nan, np.float32)  # (M', B)
+        z = None if depths is None else torch.as_tensor(depths[start : start + batch_size] / DEPTH_SCALE, dtype=torch.float32, device=device)
+        p = torch.full((len(x), *x.shape[2:]), float(bias), device=device)  # (B, H, W)
+        salt = np.full((len(models), len(x)), np.nan, np.float32)  # (M, B)
         for k, (w, model) in enumerate(models):
             pk, sk = predict_batch(model, x, z if model.config.get("use_depth") else None, amp_dtype=amp_dtype, tta=tta)
             p += w * pk
             if sk is not None:
                 salt[k] = sk.cpu().numpy()
-        s = combine_salt(salt, Linear(np.array([w for w, _ in models], np.float64)))
-        yield apply_salt_cutoff(p.clamp_(0.0, 1.0).cpu().numpy(), s, comb.salt_cutoff)
+        yield p.clamp_(0.0, 1.0).cpu().numpy(), salt

@@ -14,7 +14,7 @@ times it):
 3. **Trials sharing the device**: K = 1, 2, 4, 8 processes (``spawn``) each training the config's network on the
    same device, started together after their warm-up; total images/s per K and its ratio to K = 1.
 4. **Ensemble prediction**: N images x M members with flip TTA through
-   :func:`salttune.predict.iter_predictions`, every member on each batch (as ``salttune ensemble`` runs them),
+   :func:`salttune.ensemble.weighted_predictions`, every member on each batch (as ``salttune ensemble`` runs them),
    and the time that projects to the competition's 18,000 test images x 10 members.
 
 Reference: ``results/benchmarks/gpu/README.md`` (the first probe on an H100, which this replaces).
@@ -258,27 +258,22 @@ def sharing(model_args: dict, cfg: TrainConfig, device: torch.device, *, concurr
 def ensemble_prediction(model_args: dict, device: torch.device, *, images: int, members: int, batch_size: int,
                         size: int = 101, seed: int = 0) -> dict:
     """Seconds to predict ``images`` random uint8 images with ``members`` networks (random weights, channels-last)
-    and flip TTA: per batch of ``batch_size`` images every member runs :func:`salttune.predict.iter_predictions`
-    (bf16 autocast on CUDA) and the probabilities are averaged on the host, as ``salttune ensemble`` does. One
-    batch through every member first, untimed. ``projected_18000x10_s`` scales the time linearly to 18,000 images
-    x 10 members."""
+    and flip TTA, as ``salttune ensemble`` predicts the test set (:func:`salttune.ensemble.weighted_predictions`:
+    each batch of ``batch_size`` images goes to the device once, every member predicts it there in bf16 on CUDA,
+    flip TTA as one pass, the weighted mean stays on the device). One batch through every member first, untimed.
+    ``projected_18000x10_s`` scales the time linearly to 18,000 images x 10 members."""
+    from salttune.ensemble import weighted_predictions
     from salttune.model import build_model
-    from salttune.predict import iter_predictions
 
     models = []
     for m in range(members):
         torch.manual_seed(seed + m)
-        models.append(build_model(**model_args).to(device).to(memory_format=torch.channels_last).eval())
+        models.append((1.0 / members, build_model(**model_args).to(device).to(memory_format=torch.channels_last).eval()))
     data = np.random.default_rng(seed).integers(0, 256, (images, size, size), dtype=np.uint8)  # (N, H, W)
-    amp = _amp_dtype(device)
 
     def run(part: np.ndarray) -> None:
-        for start in range(0, len(part), batch_size):
-            x = part[start : start + batch_size]
-            p = np.zeros(x.shape, np.float32)  # (B, H, W)
-            for model in models:
-                pk, _ = next(iter_predictions(model, x, None, device, batch_size=len(x), amp_dtype=amp, tta="flip"))
-                p += pk / members
+        for _ in weighted_predictions(models, part, None, device, "flip", batch_size):
+            pass
 
     run(data[:batch_size])  # warm-up
     t = time.perf_counter()
