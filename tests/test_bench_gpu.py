@@ -52,6 +52,8 @@ def test_bench_gpu_measures_consistent_figures_on_the_cpu(one_thread):
         assert t["images_per_s"] > 0 and len(t["all_images_per_s"]) == 2 and t["images_per_s"] == pytest.approx(
             sorted(t["all_images_per_s"])[0] / 2 + sorted(t["all_images_per_s"])[1] / 2)  # the median of two
         assert t["flops_per_image"] > 0
+        # the default augmentations have device versions: fed by the device path, at a positive rate
+        assert t["data_path"] == "device" and t["images_per_s_with_data"] > 0 and len(t["all_images_per_s_with_data"]) == 2
         args = {**config_to_dict(cfg.model), "in_channels": 1}
         if name == "encoder":
             args.update(network="smp_unet", encoder_weights=None)

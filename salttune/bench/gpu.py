@@ -160,9 +160,29 @@ def train_throughput(model_args: dict, cfg: TrainConfig, device: torch.device, *
     _train(model, optimizer, loss_fn, batches[: max(warmup, 1)], device)
     flops = step_flops(model, optimizer, loss_fn, batches[0], device)
     speeds = [steps * batch_size / _train(model, optimizer, loss_fn, batches, device) for _ in range(repeats)]
+    # The same step fed as a trial feeds it: the training set's batches made by the path augment.path picks
+    # (on the device: gathered and augmented there; on the loader path: albumentations on the CPU, then copied).
+    data = _training_data(cfg, device, batch_size, steps, size)
+    _train(model, optimizer, loss_fn, data.epoch(0), device)
+    fed = [steps * batch_size / _train(model, optimizer, loss_fn, data.epoch(r + 1), device) for r in range(repeats)]
     return {"network": model_args.get("network", "unet"), "parameters": count_parameters(model),
             "images_per_s": statistics.median(speeds), "all_images_per_s": speeds,
+            "data_path": data.path, "images_per_s_with_data": statistics.median(fed), "all_images_per_s_with_data": fed,
             "flops_per_image": flops / batch_size}
+
+
+def _training_data(cfg: TrainConfig, device: torch.device, batch_size: int, steps: int, size: int):
+    """``steps`` batches' worth of random uint8 images and masks, as :func:`salttune.batches.make_batches` serves them."""
+    import dataclasses
+
+    from salttune.batches import make_batches
+    from salttune.split import Arrays
+
+    rng = np.random.default_rng(cfg.seed)
+    n = steps * batch_size
+    part = Arrays([str(i) for i in range(n)], rng.integers(0, 256, (n, size, size), dtype=np.uint8),
+                  rng.random((n, size, size)) > 0.5, np.full(n, 500.0))
+    return make_batches(dataclasses.replace(cfg, batch_size=batch_size), part, device)
 
 
 # --- trials sharing one device -------------------------------------------------------------------------------------
@@ -349,10 +369,11 @@ def bench_gpu(cfg: TrainConfig | None = None, device: str | None = None, *, batc
 def gpu_table(r: dict) -> str:
     """The ``gpu`` result as three short markdown tables: training, sharing, prediction."""
     lines = [f"{r['device']} ({r['precision']}), matmul peak {r['peak_tflops']:.3g} TFLOP/s ({r['peak_dtype']})", "",
-             "| network | images/s | GFLOP per image | TFLOP/s | share of peak |", "|---|---|---|---|---|"]
+             "| network | images/s (batches resident) | images/s (batches made by the data path) | GFLOP per image | TFLOP/s | share of peak |",
+             "|---|---|---|---|---|---|"]
     for name, t in r["training"].items():
-        lines.append(f"| {name} ({t['network']}) | {t['images_per_s']:.4g} | {t['flops_per_image'] / 1e9:.3g} | "
-                     f"{t['achieved_tflops']:.3g} | {t['share_of_peak']:.2%} |")
+        lines.append(f"| {name} ({t['network']}) | {t['images_per_s']:.4g} | {t['images_per_s_with_data']:.4g} ({t['data_path']}) | "
+                     f"{t['flops_per_image'] / 1e9:.3g} | {t['achieved_tflops']:.3g} | {t['share_of_peak']:.2%} |")
     lines += ["", "| trials at once | total images/s | vs one trial |", "|---|---|---|"]
     for k, row in r["sharing"].items():
         ratio = "-" if row["ratio_to_1"] is None else f"{row['ratio_to_1']:.2f}x"
