@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from salttune.errors import SalttuneError
 from salttune.metric import coverage_class
@@ -67,6 +66,8 @@ def train_val_split(masks: np.ndarray, val_fraction: float = 0.2, seed: int = 0)
     y = strata(masks, min_count=2) if n_val >= 2 and n - n_val >= 2 else None
     if y is not None and len(np.unique(y)) > min(n_val, n - n_val):
         y = None  # fewer images in a part than classes: fall back to a plain shuffle
+    from sklearn.model_selection import train_test_split  # here: scikit-learn costs a trial's worker ~0.9 s to import
+
     train_idx, val_idx = train_test_split(np.arange(n), test_size=n_val, random_state=seed, stratify=y)
     return np.sort(train_idx), np.sort(val_idx)
 
@@ -77,6 +78,8 @@ def kfold_splits(masks: np.ndarray, k: int = 5, seed: int = 0) -> list[tuple[np.
         raise SalttuneError(f"k is {k}; K-fold needs at least 2 folds")
     if len(masks) < k:
         raise SalttuneError(f"{len(masks)} images cannot make {k} folds; use fewer folds or more images")
+    from sklearn.model_selection import StratifiedKFold
+
     y = strata(masks, min_count=k)
     folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(masks)), y)
     return [(np.sort(tr), np.sort(va)) for tr, va in folds]
