@@ -110,7 +110,8 @@ def _per_seed_table(result: dict) -> str:
 
 
 # Column titles of the best-known algorithms; any other shows its own name.
-_ALGORITHM_TITLES = {"tpe+asha": "TPE + ASHA", "random": "random, no early stopping", "random+asha": "random + ASHA"}
+_ALGORITHM_TITLES = {"tpe+asha": "TPE + ASHA", "random": "random, no early stopping", "random+asha": "random + ASHA",
+                    "bohb": "BOHB-style TPE + ASHA"}
 
 
 def _s(x: float | None) -> str:

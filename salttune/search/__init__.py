@@ -6,7 +6,8 @@ The only part of salttune that imports Ray or Optuna, and only inside the module
 Modules:
     space       the YAML search file's settings (typed, through :mod:`salttune.settings`), read and validated once
     params      the ``space:`` section: distributions, ``when:`` conditions, define-by-run sampling (no Ray, no Optuna)
-    algorithms  one name -> factory of (searcher, scheduler): ``tpe+asha``, ``random``, ``random+asha`` (no Ray at import)
+    algorithms  one name -> factory of (searcher, scheduler): ``tpe+asha``, ``random``, ``random+asha``, ``bohb`` (no Ray at import)
+    rung_tpe    BOHB-style TPE: Optuna's TPE fitted on the highest rung with enough trials
     sampler     Optuna's samplers through Ray's ``OptunaSearch``, told about pruned and failed trials
     asha        ASHA whose rungs survive a killed driver
     stopping    ``stop_at`` (end the search once one trial is good enough) and the time budget's deadline

@@ -7,8 +7,8 @@ and Optuna inside, so ``salttune --help`` does not pay for them.
 
 Every searcher is :class:`salttune.search.sampler.PruneAwareOptunaSearch` with some Optuna sampler, so the
 study in ``optuna.db`` and the leaderboard look the same whatever the algorithm; only the sampler and the
-scheduler change. A new algorithm (BOHB-style, DEHB, GP) is one new entry here plus its test in
-``tests/search/test_algorithms.py``.
+scheduler change. A new algorithm (DEHB, GP...) is one new entry here plus its test in
+``tests/search/test_algorithms.py``, as ``bohb`` was.
 
 ``--resume`` never calls a factory: Tune restores the searcher from its saved state and the scheduler from
 ``tuner.pkl`` (``ResumableASHA`` then reloads its rungs from ``asha_state.json``).
@@ -92,6 +92,18 @@ def tpe_asha(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
     return tpe_with(space, local_dir)
 
 
+def bohb(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
+    """TPE fitted, as BOHB's model is, on the highest ASHA rung that enough trials have reached (ranked by their
+    value there), instead of on finished trials; the same ASHA stops the weak (:mod:`salttune.search.rung_tpe`)."""
+    from salttune.search.rung_tpe import RungTPESampler, rungs_of
+    from salttune.search.sampler import tpe_options
+
+    a = space.asha
+    sampler = RungTPESampler(tpe_options(space), rungs_of(a.grace_period, a.reduction_factor, a.max_t),
+                             min_points=max(space.startup_trials, len(space.params) + 1))
+    return _searcher(space, local_dir, sampler), _asha(space, local_dir)
+
+
 def random_search(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
     """Seeded random sampling, no early stopping: every trial runs ``asha.max_t`` epochs (the baseline)."""
     from ray.tune.schedulers import FIFOScheduler
@@ -109,11 +121,12 @@ ALGORITHMS: dict[str, Callable[[SearchSpace, Path], tuple[Any, Any]]] = {
     "tpe+asha": tpe_asha,
     "random": random_search,
     "random+asha": random_asha,
+    "bohb": bohb,
 }
 
 
 # the algorithms whose scheduler keeps ASHA_FILE (checked by --resume)
-WITH_ASHA = frozenset({"tpe+asha", "random+asha"})
+WITH_ASHA = frozenset({"tpe+asha", "random+asha", "bohb"})
 
 
 def build_algorithm(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:

@@ -239,9 +239,13 @@ def tpe_sampler(space: SearchSpace, **options) -> optuna.samplers.TPESampler:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(**{
-            "seed": space.seed, "n_startup_trials": space.startup_trials, "multivariate": True, "group": True,
-            "constant_liar": True, **options})
+        return optuna.samplers.TPESampler(**tpe_options(space, **options))
+
+
+def tpe_options(space: SearchSpace, **options) -> dict:
+    """The arguments of :func:`tpe_sampler`'s ``TPESampler``."""
+    return {"seed": space.seed, "n_startup_trials": space.startup_trials, "multivariate": True, "group": True,
+            "constant_liar": True, **options}
 
 
 def make_searcher(space: SearchSpace, db_path: Path, sampler: optuna.samplers.BaseSampler, *,

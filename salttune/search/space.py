@@ -19,7 +19,7 @@ A space file::
     max_failures: 1                 # retries of a failed trial (from its last checkpoint)
     stop_at: null                   # end the whole search once a trial's metric reaches this (null: run all)
     time_budget: null               # seconds (5400) or 90s, 45m, 2h, 1h30m: size the search to it and end on time
-    algorithm: tpe+asha             # searcher + scheduler: tpe+asha, random, random+asha (search/algorithms.py)
+    algorithm: tpe+asha             # searcher + scheduler: tpe+asha, random, random+asha, bohb (search/algorithms.py)
     asha: {max_t: 6, grace_period: 2, reduction_factor: 2}   # max_t is the epoch budget of a trial
     #   also rung_metric (what rungs compare; null: val_iou for val_score, else the metric) and rung_score (best so far | last)
     resources: {cpu: 1, gpu: 0.25}  # per trial; the GPU share is ignored on a machine without GPUs

@@ -25,7 +25,8 @@ def test_importing_the_algorithms_imports_no_ray():
 
 
 @pytest.mark.parametrize("name, sampler, early_stopping", [
-    ("tpe+asha", "TPESampler", True), ("random", "RandomSampler", False), ("random+asha", "RandomSampler", True)])
+    ("tpe+asha", "TPESampler", True), ("random", "RandomSampler", False), ("random+asha", "RandomSampler", True),
+    ("bohb", "RungTPESampler", True)])
 def test_each_algorithm_builds_its_searcher_and_scheduler(space, tmp_path, name, sampler, early_stopping):
     from ray.tune.schedulers import FIFOScheduler
 
@@ -65,4 +66,4 @@ def test_random_sampling_is_seeded_and_covers_the_space(space, tmp_path):
 def test_an_unknown_algorithm_names_the_valid_ones(space, tmp_path):
     with pytest.raises(ValueError, match="unknown algorithm 'dehb'; allowed: tpe\\+asha, random, random\\+asha"):
         build_algorithm(dataclasses.replace(space, algorithm="dehb"), tmp_path)
-    assert set(ALGORITHMS) >= {"tpe+asha", "random", "random+asha"}
+    assert set(ALGORITHMS) >= {"tpe+asha", "random", "random+asha", "bohb"}
