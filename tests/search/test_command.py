@@ -60,14 +60,14 @@ def results_of(row: dict) -> list[dict]:
 def assert_continued(hist: list[dict], max_t: int) -> None:
     """A trial's epochs ran 1..max_t, and every restart (a retry, a resume) continued after a checkpointed epoch.
 
-    A restart may repeat the one epoch whose checkpoint Tune had not saved in its state yet, never more, and
-    never starts again from epoch 1.
+    A restart may repeat the one epoch whose checkpoint Tune had not saved in its state yet, never more: a trial
+    stopped after epoch e >= 2 never starts again from epoch 1 (one stopped after epoch 1 may: that is the one epoch).
     """
     epochs = [h["epoch"] for h in hist]
     assert sorted(set(epochs)) == list(range(1, max_t + 1)), epochs
     for i, h in enumerate(hist):
         if i and h["iterations_since_restore"] == 1:
-            assert 1 < epochs[i] <= epochs[i - 1] + 1 and epochs[i] >= epochs[i - 1], epochs
+            assert epochs[i - 1] <= epochs[i] <= epochs[i - 1] + 1, epochs
 
 
 # -- end to end ---------------------------------------------------------------------------------------
@@ -413,8 +413,10 @@ def test_a_time_budget_sizes_the_search_and_ends_it_on_time(cluster, data, tmp_p
     space = load_space(out / "space.yaml")  # the sized space, which --resume keeps
     assert space.time_budget == 40 and space.trials > 2 and space.concurrent == 2 and space.asha.max_t == 3
     budget = json.loads((out / "budget.json").read_text())
-    assert budget["deadline"] <= time.time() and 0 < budget["epoch_s"] < 10
+    assert 0 < budget["epoch_s"] < 10
     rows = read_leaderboard(out / "leaderboard.csv")
+    # it ran until its deadline, or ran every trial it was sized to before then (the sizing is an estimate)
+    assert budget["deadline"] <= time.time() or len(rows) == space.trials, (budget, len(rows), space.trials)
     assert "finished" in {r["state"] for r in rows} and {r["state"] for r in rows} <= {"finished", "pruned", "stopped"}
     if len(rows) < space.trials:  # the deadline ended the sampling (or cut the last trials), not an interruption
         assert f"the time budget 40s ended the search: it started {len(rows)} of {space.trials} trials" in proc.stdout
