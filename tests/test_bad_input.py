@@ -142,7 +142,7 @@ def _synth(tmp: Path, *extra: str) -> list[str]:
 TINY = ("epochs=1", "model.base_width=2", "model.depth=2", "batch_size=4", "device=cpu")
 
 CASES = [
-    # -- tracebacks before issue 13 --------------------------------------------------------------------------
+    # -- inputs that once ended in a traceback --------------------------------------------------------------------------
     Case(TRACEBACK, "synth --out FILE", lambda r, t: _synth(t, "--out", str(_write(t / "f", "x"))), ["is a file", "--out"]),
     Case(TRACEBACK, "score: both files header-only", lambda r, t: _submission(t, lambda rows: rows[:1], ROWS[:1]),
          ["truth.csv", "no rows"]),

@@ -4,8 +4,9 @@ On entry it asks Tune for the trial's latest checkpoint (``tune.get_checkpoint``
 failure, or resumed after the driver was killed, continues at the epoch after the last one it finished.
 After every epoch ``fit`` writes ``checkpoint/state.pt`` and the snapshots; the ``report`` given to it hands
 the metrics and that folder to ``tune.report``, which copies the folder to the search's storage. The local
-working copy lives in a temporary folder deleted when the trial ends, so a trial's disk use is the one
-checkpoint Tune keeps (``CheckpointConfig(num_to_keep=1)``): ``state.pt`` plus the top snapshots.
+working copy lives in a temporary folder deleted when the trial ends. Tune keeps every checkpoint it is given
+(``num_to_keep=None``) and :class:`salttune.search.retention.CheckpointRetention` deletes a trial's older ones once
+a newer one is safely stored, so a trial's disk use is about one checkpoint: ``state.pt`` plus the top snapshots.
 
 In a search with a time budget, the trial trains with ``time_budget_s`` set to the time it has until the
 search's deadline (plus the epochs a retried trial trained before), so ``fit`` ends it after the last epoch
