@@ -200,3 +200,73 @@ def test_every_device_augmentation_keeps_shapes_range_and_binary_masks():
     assert ox.shape == x.shape and oy.shape == y.shape and ox.dtype == torch.float32
     assert 0.0 <= ox.min() and ox.max() <= 1.0 and set(oy.unique().tolist()) <= {0.0, 1.0}
     assert not torch.equal(ox, x)
+
+
+# -- the registry: each entry's ranges are what its CPU and device versions draw from -----------------------
+
+def init_values(args: dict) -> list:
+    """A transform's init arguments as a flat list, nested dicts opened, tuples as tuples of floats."""
+    out = []
+    for v in args.values():
+        if isinstance(v, dict):
+            out += init_values(v)
+        else:
+            out.append(tuple(map(float, v)) if isinstance(v, tuple) else v)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(AUGMENTATIONS))
+def test_the_cpu_version_is_built_from_the_registry_params(name):
+    a = AUGMENTATIONS[name]
+    args = init_values(a.cpu(0.1, 0.5, a.params).get_transform_init_args())
+    for key, v in a.params.items():
+        assert (tuple(map(float, v)) if isinstance(v, tuple) else v) in args, (name, key, v)
+
+
+# how each range shows in the device draws
+DRAWN = {"brightness": lambda d: d["beta"], "contrast": lambda d: d["alpha"] - 1.0, "std": lambda d: d["std"]}
+
+
+@pytest.mark.parametrize("name", [n for n in device_names() if AUGMENTATIONS[n].params])
+def test_the_device_draws_reach_both_ends_of_the_registry_ranges_and_no_further(name):
+    a = AUGMENTATIONS[name]
+    d = a.device.draw(np.random.default_rng(0), 4000, 101, 0.1, 1.0, a.params)
+    for key, (lo, hi) in a.params.items():
+        v, tol = DRAWN[key](d), 0.01 * (hi - lo)
+        assert lo - 1e-6 <= v.min() < lo + tol and hi - tol < v.max() <= hi + 1e-6, (key, v.min(), v.max())
+
+
+def test_translation_draws_whole_pixels_up_to_the_configured_share_of_the_side():
+    d = AUGMENTATIONS["translate"].device.draw(np.random.default_rng(0), 2000, 101, 0.1, 1.0, {})
+    for key in ("dx", "dy"):
+        assert d[key].dtype.kind == "i" and d[key].min() == -10 and d[key].max() == 10  # round(0.1 * 101)
+
+
+@pytest.mark.parametrize("ends", [(0, 0), (0, 1), (1, 0), (1, 1)])
+def test_both_brightness_contrast_versions_agree_at_the_ends_of_the_ranges(ends):
+    # each range collapsed to one of its ends, brightness and contrast at different ends, so a mix-up shows
+    a = AUGMENTATIONS["brightness_contrast"]
+    params = {key: (v[end], v[end]) for (key, v), end in zip(a.params.items(), ends)}
+    img, _ = noisy_pair(2)
+    t = a.cpu(0.1, 1.0, params)
+    t.set_random_seed(0)
+    ref = torch.from_numpy(t(image=img)["image"]).float() / 255
+    d = a.device.draw(np.random.default_rng(0), 1, 101, 0.1, 1.0, params)
+    got, _ = a.device.apply(as_batch(img) / 255, as_batch(img), {k: torch.as_tensor(v) for k, v in d.items()}, None)
+    assert (got[0, 0] - ref).abs().max().item() <= 1 / 255 + 1e-6
+    assert not torch.equal(got[0, 0], as_batch(img)[0, 0] / 255)
+
+
+@pytest.mark.parametrize("end", [0, 1])
+def test_both_noise_versions_add_the_deviation_at_the_ends_of_the_range(end):
+    a = AUGMENTATIONS["noise"]
+    std = a.params["std"][end]
+    params = {"std": (std, std)}
+    t = a.cpu(0.1, 1.0, params)
+    t.set_random_seed(0)
+    ref = t(image=np.full((256, 256), 128, np.uint8))["image"].astype(np.float64) / 255
+    assert 0.8 * std < ref.std() <= 1.02 * std  # albumentations rounds to uint8: a little less than nominal
+    d = a.device.draw(np.random.default_rng(0), 1, 256, 0.1, 1.0, params)
+    grey = torch.full((1, 1, 256, 256), 0.5)
+    got, _ = a.device.apply(grey, grey, {k: torch.as_tensor(v) for k, v in d.items()}, torch.Generator().manual_seed(0))
+    assert got.std().item() == pytest.approx(std, rel=0.03)
