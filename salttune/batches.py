@@ -4,7 +4,7 @@
   (:mod:`salttune.augment`), and each batch is copied to the training device.
 - ``device``: the whole training set sits on the training device (the TGS training set is about 80 MB as
   uint8 images and masks); batches are gathered by index there and augmented as tensors
-  (:mod:`salttune.device_augment`). Chosen by ``augment.path`` (auto: device when every augmentation in
+  (:class:`salttune.augment.DeviceAugment`). Chosen by ``augment.path`` (auto: device when every augmentation in
   ``augment.names`` has a device version).
 
 Both draw each epoch's order from the same seeded generator (:func:`epoch_order`), so a run sees the same
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from salttune.augment import sample_seed
+from salttune.augment import DeviceAugment, build_augment, device_names, sample_seed
 
 __all__ = ["SaltDataset", "make_loader", "to_input", "DEPTH_SCALE", "LoaderBatches", "DeviceBatches", "make_batches",
            "resolve_path", "epoch_order"]
@@ -153,18 +153,13 @@ class _DeviceEpoch:
 
 def resolve_path(path: str, names) -> str:
     """``augment.path`` resolved: auto -> device when every augmentation named has a device version, else loader."""
-    from salttune.device_augment import DEVICE_AUGMENTATIONS
-
     if path == "auto":
-        return "device" if all(n in DEVICE_AUGMENTATIONS for n in names) else "loader"
+        return "device" if all(n in device_names() for n in names) else "loader"
     return path
 
 
 def make_batches(cfg, train, device: torch.device) -> LoaderBatches | DeviceBatches:
     """The training batches of ``cfg`` (a TrainConfig) over ``train`` (Arrays), by the path ``augment.path`` picks."""
-    from salttune.augment import build_augment
-    from salttune.device_augment import DeviceAugment
-
     a = cfg.augment
     if resolve_path(a.path, a.names) == "device":
         augment = DeviceAugment(tuple(a.names), a.translate, a.p, cfg.seed, train.images.shape[-1], device) if a.names else None

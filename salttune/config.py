@@ -213,12 +213,12 @@ def _check_consistency(cfg: TrainConfig) -> TrainConfig:
         except SalttuneError as e:
             raise key_error("loss.stages", str(e)) from None
     if cfg.augment.path == "device":
-        from salttune.device_augment import DEVICE_AUGMENTATIONS
+        from salttune.augment import device_names
 
-        cpu_only = [n for n in cfg.augment.names if n not in DEVICE_AUGMENTATIONS]
+        cpu_only = [n for n in cfg.augment.names if n not in device_names()]
         if cpu_only:
             raise key_error("augment.path", f"device, but {cpu_only[0]!r} has no device version (those that do: "
-                                            f"{', '.join(DEVICE_AUGMENTATIONS)}); use augment.path=auto or loader, or drop {cpu_only[0]}")
+                                            f"{', '.join(device_names())}); use augment.path=auto or loader, or drop {cpu_only[0]}")
     if cfg.folds is not None and cfg.fold >= cfg.folds:
         raise key_error("fold", f"{cfg.fold} is not a fold of folds={cfg.folds}; give 0 to {cfg.folds - 1}")
     if cfg.loss.weights is not None and not any(cfg.loss.weights):

@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from salttune.augment import build_augment
-from salttune.batches import DEPTH_SCALE, SaltDataset, make_loader, to_input
+from salttune.augment import DeviceAugment, build_augment
+from salttune.batches import (DEPTH_SCALE, DeviceBatches, LoaderBatches, SaltDataset, epoch_order, make_batches, make_loader,
+                              resolve_path, to_input)
+from salttune.config import config_from_dict
+from salttune.errors import SalttuneError
+from salttune.split import Arrays
+
+CPU = torch.device("cpu")
 
 
 def arrays(n: int = 10, size: int = 9):
@@ -80,3 +86,39 @@ def test_loader_batches_and_order_depend_only_on_seed_and_epoch():
     assert not torch.equal(torch.cat(z1), torch.cat(order(4, 0)[0]))
     unshuffled = torch.cat([b[2] for b in make_loader(ds, 4, False, 3)])
     torch.testing.assert_close(unshuffled, torch.from_numpy(depths / DEPTH_SCALE).float())
+
+
+# -- the device path against the DataLoader's ---------------------------------------------------------------
+
+@pytest.mark.parametrize("names", [(), ("hflip",)])
+def test_device_batches_are_the_loaders_batches_without_random_augmentation(names):
+    # no augmentation, or a flip at p=1 (no draw): both paths give the same images in the same batches
+    images, masks, depths = arrays(n=21)
+    loader = LoaderBatches(images, masks, depths, build_augment(names, 0.1, 1.0), batch_size=4, seed=5)
+    aug = DeviceAugment(names, 0.1, 1.0, seed=5, side=9, device=CPU) if names else None
+    device = DeviceBatches(images, masks, depths, aug, batch_size=4, seed=5, device=CPU)
+    for epoch in (0, 1):
+        a, b = list(loader.epoch(epoch)), list(device.epoch(epoch))
+        assert len(a) == len(b) == len(device.epoch(epoch)) == 6
+        for (xa, ya, za), (xb, yb, zb) in zip(a, b):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(za, zb)
+
+
+def test_the_epoch_order_is_the_loaders_and_changes_with_the_epoch():
+    order = [b.tolist() for b in epoch_order(10, 3, seed=1, epoch=0)]
+    assert sorted(i for b in order for i in b) == list(range(10)) and [len(b) for b in order] == [3, 3, 3, 1]
+    assert order == [b.tolist() for b in epoch_order(10, 3, seed=1, epoch=0)]
+    assert order != [b.tolist() for b in epoch_order(10, 3, seed=1, epoch=1)]
+
+
+def test_the_path_is_chosen_from_the_augmentations_and_can_be_forced():
+    assert resolve_path("auto", ("hflip", "translate")) == "device"
+    assert resolve_path("auto", ("hflip", "elastic")) == "loader"
+    assert resolve_path("loader", ("hflip",)) == "loader"
+    images, masks, depths = arrays(n=21)
+    train = Arrays([str(i) for i in range(len(images))], images, masks, depths)
+    assert isinstance(make_batches(config_from_dict({}), train, CPU), DeviceBatches)  # the default set has device versions
+    assert isinstance(make_batches(config_from_dict({"augment": {"path": "loader"}}), train, CPU), LoaderBatches)
+    assert isinstance(make_batches(config_from_dict({"augment": {"names": ["rotate"]}}), train, CPU), LoaderBatches)
+    with pytest.raises(SalttuneError, match=r"config key 'augment.path': device, but 'elastic' has no device version.*augment.path=auto or loader"):
+        config_from_dict({"augment": {"path": "device", "names": ["hflip", "elastic"]}})
