@@ -19,7 +19,7 @@ from salttune.search.catalog import ALGORITHMS, DEFAULT_ALGORITHM, Algorithm
 from salttune.search.resume import ASHA_FILE, STUDY_FILE
 from salttune.search.space import SearchSpace, rung_metric
 
-__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "Algorithm", "SAMPLERS", "build_algorithm", "asha_scheduler", "rung_metric"]
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "Algorithm", "SAMPLERS", "build", "build_algorithm", "asha_scheduler", "rung_metric"]
 
 
 def _tpe(space: SearchSpace, **options) -> Any:
@@ -62,21 +62,17 @@ def asha_scheduler(space: SearchSpace, local_dir: Path, brackets: int = 1) -> An
                          rung_score=space.asha.rung_score, brackets=brackets)
 
 
-def build_algorithm(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
-    """Tune's (searcher, scheduler) for ``space.algorithm``, keeping their state under ``local_dir``.
+def build(algorithm: Algorithm, space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
+    """Tune's (searcher, scheduler) that ``algorithm`` declares, for ``space``, keeping their state under ``local_dir``
+    (also for entries outside ``ALGORITHMS``, such as a benchmark's variants).
 
     Raises:
-        ValueError: the name is not in ``ALGORITHMS`` (the space's validation refuses it first), or the entry's
-            sampler is not in :data:`SAMPLERS`.
+        ValueError: the entry's sampler is not in :data:`SAMPLERS`.
     """
     from salttune.search.sampler import make_searcher
 
-    try:
-        algorithm = ALGORITHMS[space.algorithm]
-    except KeyError:
-        raise ValueError(f"unknown algorithm {space.algorithm!r}; allowed: {', '.join(ALGORITHMS)}") from None
     if algorithm.sampler not in SAMPLERS:
-        raise ValueError(f"algorithm {space.algorithm!r}: unknown sampler {algorithm.sampler!r}; allowed: {', '.join(SAMPLERS)}")
+        raise ValueError(f"unknown sampler {algorithm.sampler!r}; allowed: {', '.join(SAMPLERS)}")
     local_dir = Path(local_dir)
     searcher = make_searcher(space, local_dir / STUDY_FILE, SAMPLERS[algorithm.sampler](space, **algorithm.options))
     if algorithm.stops_early:
@@ -84,3 +80,16 @@ def build_algorithm(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
     from ray.tune.schedulers import FIFOScheduler
 
     return searcher, FIFOScheduler()
+
+
+def build_algorithm(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
+    """Tune's (searcher, scheduler) for ``space.algorithm``, keeping their state under ``local_dir``.
+
+    Raises:
+        ValueError: the name is not in ``ALGORITHMS`` (the space's validation refuses it first).
+    """
+    try:
+        algorithm = ALGORITHMS[space.algorithm]
+    except KeyError:
+        raise ValueError(f"unknown algorithm {space.algorithm!r}; allowed: {', '.join(ALGORITHMS)}") from None
+    return build(algorithm, space, local_dir)

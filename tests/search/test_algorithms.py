@@ -10,7 +10,7 @@ import pytest
 
 from search_fixtures import space_yaml
 from salttune.errors import SalttuneError
-from salttune.search.algorithms import ALGORITHMS, SAMPLERS, Algorithm, build_algorithm
+from salttune.search.algorithms import ALGORITHMS, SAMPLERS, Algorithm, build, build_algorithm
 from salttune.search.resume import check_asha
 from salttune.search.space import load_space
 
@@ -72,13 +72,15 @@ def test_an_unknown_algorithm_names_the_valid_ones(space, tmp_path):
     assert set(ALGORITHMS) >= {"tpe+asha", "random", "random+asha", "bohb"}
 
 
-def test_every_entry_names_a_sampler_and_a_scheduler():
+def test_every_entry_names_a_sampler_and_a_scheduler(space, tmp_path):
     for name, algorithm in ALGORITHMS.items():
         assert algorithm.sampler in SAMPLERS and algorithm.doc, name
     assert {n for n, a in ALGORITHMS.items() if a.stops_early} == {"tpe+asha", "random+asha", "bohb"}
     for bad in [dict(scheduler="hyperband"), dict(scheduler="asha", brackets=0), dict(scheduler="fifo", brackets=2)]:
         with pytest.raises(ValueError, match="scheduler"):
             Algorithm("tpe", **bad)
+    with pytest.raises(ValueError, match="unknown sampler 'cmaes'; allowed: tpe, random, rung_tpe"):
+        build(Algorithm("cmaes", "fifo"), space, tmp_path)
 
 
 def test_adding_an_algorithm_is_one_entry(tmp_path, monkeypatch):
