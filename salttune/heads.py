@@ -17,18 +17,20 @@ Reference:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from salttune.losses import StagedLoss, build_stage_losses, parse_stages
+from salttune.losses import CombinedLoss, StagedLoss, build_loss, family_params, parse_stages
 
 if TYPE_CHECKING:
     from salttune.config import LossConfig
 
-__all__ = ["outputs", "to_float", "salt_targets", "head_loss", "HeadLoss", "build_training_loss"]
+__all__ = ["outputs", "to_float", "salt_targets", "head_loss", "HeadLoss", "NOT_FAMILY", "build_loss_from_config",
+           "build_stage_losses", "build_training_loss"]
 
 Output = torch.Tensor | dict[str, Any]
 
@@ -105,3 +107,31 @@ def build_training_loss(cfg: LossConfig) -> StagedLoss:
     around that stage's pixel loss; ``.at(epoch)`` gives the epoch's."""
     stages = parse_stages(cfg.stages) if cfg.stages else []
     return StagedLoss([HeadLoss(m, cfg.aux_weight, cfg.salt_weight) for m in build_stage_losses(cfg)], stages)
+
+
+# -- the loss of a LossConfig (salttune.losses does not know the config, which reads its LOSSES) ------------
+
+# LossConfig fields that are not ``<loss>_<argument>`` family settings: the single loss, the extra heads'
+# weights and the stages.
+NOT_FAMILY = ("name", "weights", "aux_weight", "salt_weight", "stages")
+
+
+def _family_settings(cfg: LossConfig) -> dict[str, object]:
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in NOT_FAMILY}
+
+
+def build_loss_from_config(cfg: LossConfig) -> CombinedLoss:
+    """The pixel loss of a ``LossConfig``: its ``name`` and ``weights``, the family settings routed to its terms
+    (:func:`salttune.losses.family_params`).
+
+    ``cfg.stages`` is not read here; :func:`build_stage_losses` builds one loss per stage.
+    """
+    return build_loss(cfg.name, cfg.weights, **family_params(cfg.name, _family_settings(cfg)))
+
+
+def build_stage_losses(cfg: LossConfig) -> list[CombinedLoss]:
+    """One pixel loss per stage of ``cfg.stages`` (family settings routed to each), or ``[the single loss]`` without."""
+    if not cfg.stages:
+        return [build_loss_from_config(cfg)]
+    settings = _family_settings(cfg)
+    return [build_loss(s.spec, s.weights, **family_params(s.spec, settings)) for s in parse_stages(cfg.stages)]

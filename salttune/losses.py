@@ -2,8 +2,9 @@
 
 Every loss takes ``logits`` and ``targets`` of shape (B, 1, H, W) (``targets`` float in {0, 1}) and
 returns a scalar tensor. ``build_loss("bce+lovasz", weights=[1, 0.5])`` returns a weighted sum;
-``build_loss_from_config`` builds it from a ``LossConfig``, whose ``<loss>_<argument>`` fields go to the
-terms that take them (``lovasz_per_image`` to every Lovasz term, see ``family_params``).
+``family_params`` routes ``<loss>_<argument>`` settings to the terms that take them (``lovasz_per_image`` to
+every Lovasz term). This module does not know the config: :mod:`salttune.heads` builds the loss of a
+``LossConfig``, and the config reads ``LOSSES`` and ``parse_stages`` to validate its names.
 A new loss is one function and one ``LOSSES`` entry here (plus its test).
 
 Half-precision logits (from ``torch.autocast``) are upcast to float32 first: the Lovasz gradient is
@@ -18,11 +19,10 @@ Reference:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,21 +30,15 @@ from torch import nn
 
 from salttune.errors import SalttuneError
 
-if TYPE_CHECKING:
-    from salttune.config import LossConfig
-
 __all__ = [
     "LOSSES",
-    "NOT_FAMILY",
     "CombinedLoss",
     "Stage",
     "StagedLoss",
     "parse_stages",
     "stage_of",
-    "build_stage_losses",
     "bce",
     "build_loss",
-    "build_loss_from_config",
     "family_params",
     "dice",
     "focal",
@@ -390,23 +384,6 @@ def family_params(spec: str, settings: Mapping[str, object]) -> dict[str, object
     return out
 
 
-# LossConfig fields that are not ``<loss>_<argument>`` family settings: the single loss, the extra heads'
-# weights (salttune.heads) and the stages.
-NOT_FAMILY = ("name", "weights", "aux_weight", "salt_weight", "stages")
-
-
-def _family_settings(cfg: LossConfig) -> dict[str, object]:
-    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in NOT_FAMILY}
-
-
-def build_loss_from_config(cfg: LossConfig) -> CombinedLoss:
-    """The loss of a ``LossConfig``: its ``name`` and ``weights``, the family settings routed to its terms.
-
-    ``cfg.stages`` is not read here; :func:`build_stage_losses` builds one loss per stage.
-    """
-    return build_loss(cfg.name, cfg.weights, **family_params(cfg.name, _family_settings(cfg)))
-
-
 # ----------------------------------------------------------------------------------------------
 # Loss stages: "bce+dice:20,lovasz_symmetric" trains 20 epochs with BCE + Dice, then Lovasz to the end,
 # each stage continuing from the weights the last one left. One string, so one categorical search choice.
@@ -484,14 +461,6 @@ def stage_of(stages: Sequence[Stage], epoch: int) -> int:
         if epoch < end:
             return k
     return len(stages) - 1
-
-
-def build_stage_losses(cfg: LossConfig) -> list[CombinedLoss]:
-    """One loss per stage of ``cfg.stages`` (family settings routed to each), or ``[the single loss]`` without."""
-    if not cfg.stages:
-        return [build_loss_from_config(cfg)]
-    settings = _family_settings(cfg)
-    return [build_loss(s.spec, s.weights, **family_params(s.spec, settings)) for s in parse_stages(cfg.stages)]
 
 
 class StagedLoss(nn.Module):

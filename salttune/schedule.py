@@ -13,6 +13,9 @@ one entry here (plus its test). Training asks the schedule, never its name, how 
 - ``cosine_snapshots``: cosine annealing from the initial rate to ``min_lr`` over ``cycle_epochs`` epochs,
   stepped every batch, restarting each cycle; the snapshot is the weights at the cycle's end.
 
+The config imports ``SCHEDULES`` to validate its names, so this module does not import the config: a schedule
+takes any :class:`ScheduleSettings`, which ``salttune.config.ScheduleConfig`` is.
+
 Reference: Huang et al. 2017, "Snapshot Ensembles: Train 1, get M for free", arXiv 1704.00109.
 """
 
@@ -20,13 +23,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 from torch.optim import Optimizer
 
-from salttune.config import ScheduleConfig
 from salttune.errors import SalttuneError
 
-__all__ = ["SCHEDULES", "Schedule", "ScheduleState", "make_schedule"]
+__all__ = ["SCHEDULES", "Schedule", "ScheduleSettings", "ScheduleState", "make_schedule"]
+
+
+class ScheduleSettings(Protocol):
+    """What a schedule reads (fields of ``salttune.config.ScheduleConfig``; their meaning is documented there)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def factor(self) -> float: ...
+    @property
+    def patience(self) -> int: ...
+    @property
+    def min_delta(self) -> float: ...
+    @property
+    def min_lr(self) -> float: ...
+    @property
+    def snapshot_patience(self) -> int: ...
+    @property
+    def cycle_epochs(self) -> int: ...
 
 
 @dataclass
@@ -47,7 +69,7 @@ class Schedule:
 
     keeps_last_of_cycle = False  # the cycle's snapshot is its last epoch (True) or its best one (False)
 
-    def __init__(self, cfg: ScheduleConfig, optimizer: Optimizer, base_lr: float, steps_per_epoch: int):
+    def __init__(self, cfg: ScheduleSettings, optimizer: Optimizer, base_lr: float, steps_per_epoch: int):
         self.cfg, self.opt, self.base_lr, self.steps = cfg, optimizer, base_lr, max(1, steps_per_epoch)
         self.state = ScheduleState()
 
@@ -134,7 +156,7 @@ SCHEDULES: dict[str, type[Schedule]] = {
 }
 
 
-def make_schedule(cfg: ScheduleConfig, optimizer: Optimizer, base_lr: float, steps_per_epoch: int) -> Schedule:
+def make_schedule(cfg: ScheduleSettings, optimizer: Optimizer, base_lr: float, steps_per_epoch: int) -> Schedule:
     """The schedule ``cfg.name`` driving ``optimizer`` from ``base_lr``."""
     if cfg.name not in SCHEDULES:
         raise SalttuneError(f"config key 'schedule.name': unknown {cfg.name!r}; allowed: {', '.join(SCHEDULES)}")

@@ -8,13 +8,12 @@ import torch
 
 from salttune.config import LossConfig
 from salttune.errors import SalttuneError
+from salttune.heads import NOT_FAMILY, build_loss_from_config  # the config's settings reaching the loss functions
 from salttune.losses import (
     LOSSES,
-    NOT_FAMILY,
     CombinedLoss,
     bce,
     build_loss,
-    build_loss_from_config,
     dice,
     family_params,
     focal,

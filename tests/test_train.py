@@ -174,7 +174,7 @@ def test_plateau_ignores_gains_below_min_delta():
 
 def test_focal_weighs_salt_and_background_alike_by_default():
     from salttune.config import LossConfig
-    from salttune.losses import build_loss_from_config
+    from salttune.heads import build_loss_from_config
 
     loss = build_loss_from_config(LossConfig(name="focal", weights=None))
     logits = torch.zeros(1, 1, 1, 2)

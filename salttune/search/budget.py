@@ -1,5 +1,6 @@
-"""A search's time budget (``--time-budget 2h``, or ``time_budget:`` in the space): the duration syntax, sizing
-the search to the budget, the measured first epoch and the deadline the trials and the driver keep.
+"""A search's time budget (``--time-budget 2h``, or ``time_budget:`` in the space; the syntax is
+:mod:`salttune.search.duration`'s): sizing the search to the budget, the measured first epoch and the deadline the
+trials and the driver keep.
 
 Imports neither Ray nor Optuna; the Tune side of the deadline (the stopper, the sampling cut-off) lives in
 :mod:`salttune.search.stopping`.
@@ -30,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -38,16 +38,16 @@ from typing import TYPE_CHECKING, Any
 
 from salttune.errors import SalttuneError
 from salttune.fileio import write_json
+from salttune.search.catalog import ALGORITHMS
+from salttune.search.duration import format_duration
 
 if TYPE_CHECKING:
     from salttune.search.space import Resources, SearchSpace
     from salttune.split import Arrays
 
-__all__ = ["FORMS", "BUDGET_FILE", "FULL_TRIALS_PER_SLOT", "TRIAL_OVERHEAD_S", "parse_duration", "format_duration",
-           "end_reserve", "fits_at_once", "rungs", "expected_epochs", "size_to_budget", "sizing_line", "cutoff_s",
+__all__ = ["BUDGET_FILE", "FULL_TRIALS_PER_SLOT", "TRIAL_OVERHEAD_S", "end_reserve", "fits_at_once", "rungs", "expected_epochs", "size_to_budget", "sizing_line", "cutoff_s",
            "measure_epoch", "typical_point", "write_budget", "read_budget", "mark_sampling_ended"]
 
-FORMS = "give seconds (5400) or a duration such as 90s, 45m, 2h, 1h30m"
 BUDGET_FILE = "budget.json"  # the deadline of the trials, inside the search's folder (re-written by --resume)
 FULL_TRIALS_PER_SLOT = 3  # max_t is cut so that one trial running all of it takes at most a third of a slot's time
 # Seconds a trial costs besides its epochs: its worker's start (torch imported, the data fetched), its checkpoints.
@@ -55,42 +55,6 @@ FULL_TRIALS_PER_SLOT = 3  # max_t is cut so that one trial running all of it tak
 # search and a training run (Ray 2.60), about 4 s of it inside the trial's function; an idle machine needs less.
 TRIAL_OVERHEAD_S = 5.0
 MAX_END_RESERVE_S = 10.0  # kept at the end of the budget to write the leaderboard and stop Ray (7 s measured, busy)
-
-_DURATION = re.compile(r"(?:(\d+(?:\.\d*)?)h)?(?:(\d+(?:\.\d*)?)m)?(?:(\d+(?:\.\d*)?)s)?")
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number of seconds or a text such as ``90s``, ``45m``, ``2h``, ``1h30m`` (``h``, ``m``, ``s`` in
-    that order, each at most once; a bare number is seconds).
-
-    Raises:
-        ValueError: one phrase naming the value and the forms allowed (:data:`FORMS`); the caller names the key.
-    """
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and value.strip():
-        text = value.strip().lower().replace(" ", "")
-        try:
-            seconds = float(text)
-        except ValueError:
-            m = _DURATION.fullmatch(text)
-            if m is None or not any(m.groups()):
-                raise ValueError(f"{value!r} is not a duration; {FORMS}") from None
-            h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-            seconds = 3600 * h + 60 * mi + s
-    else:
-        raise ValueError(f"{value!r} is not a duration; {FORMS}")
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{value!r} is not a positive duration; {FORMS}")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """``7200`` -> ``2h``, ``5400`` -> ``1h30m``, ``40`` -> ``40s``, ``95.5`` -> ``1m35.5s`` (what :func:`parse_duration` reads back)."""
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    parts = [f"{int(h)}h" if h else "", f"{int(m)}m" if m else "", f"{s:g}s" if s else ""]
-    return "".join(parts) or "0s"
 
 
 def end_reserve(budget_s: float) -> float:
@@ -158,8 +122,6 @@ def size_to_budget(space: SearchSpace, budget_s: float, epoch_s: float, slots: i
     Raises:
         SalttuneError: not one trial of one epoch fits in the budget.
     """
-    from salttune.search.algorithms import WITH_ASHA
-
     if budget_s < epoch_s + overhead_s:
         raise SalttuneError(
             f"time budget: {budget_s:.0f} s left for the trials and one epoch takes {epoch_s:.1f} s (plus about "
@@ -169,7 +131,7 @@ def size_to_budget(space: SearchSpace, budget_s: float, epoch_s: float, slots: i
     a = space.asha
     max_t = min(a.max_t, max(1, math.floor(budget_s / epoch_s / FULL_TRIALS_PER_SLOT)))
     grace = min(a.grace_period, max_t)
-    trial_s = overhead_s + epoch_s * expected_epochs(max_t, grace, a.reduction_factor, space.algorithm in WITH_ASHA)
+    trial_s = overhead_s + epoch_s * expected_epochs(max_t, grace, a.reduction_factor, ALGORITHMS[space.algorithm].stops_early)
     trials = min(100000, math.ceil(slots * budget_s / trial_s))
     concurrent = min(slots, trials, 10000)
     startup = min(space.startup_trials, max(concurrent, trials // 10))
@@ -179,12 +141,10 @@ def size_to_budget(space: SearchSpace, budget_s: float, epoch_s: float, slots: i
 
 def sizing_line(space: SearchSpace, sized: SearchSpace, total_s: float, budget_s: float, epoch_s: float, slots: int) -> str:
     """One line: what :func:`size_to_budget` chose, and why."""
-    from salttune.search.algorithms import WITH_ASHA
-
     a, b = space.asha, sized.asha
     why_t = (f"the space's {a.max_t} would take over a third of a slot's time" if b.max_t < a.max_t else "the space's")
     at_once = "all that fit" if sized.concurrent == slots else f"{slots} would fit"
-    asha = space.algorithm in WITH_ASHA
+    asha = ALGORITHMS[space.algorithm].stops_early
     epochs = expected_epochs(b.max_t, b.grace_period, b.reduction_factor, asha)
     return (f"time budget {format_duration(total_s)}: first epoch {epoch_s:.1f} s, {budget_s:.0f} s left for the trials; "
             f"{sized.concurrent} trial{'s' if sized.concurrent > 1 else ''} at a time ({at_once}), max_t {b.max_t} "

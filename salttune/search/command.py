@@ -30,10 +30,11 @@ import yaml
 
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
-from salttune.search.algorithms import ASHA_FILE, STUDY_FILE
-from salttune.search.budget import BUDGET_FILE, format_duration, parse_duration, read_budget, write_budget
+from salttune.search.budget import BUDGET_FILE, read_budget, write_budget
+from salttune.search.duration import format_duration, parse_duration
 from salttune.search.lock import LOCK, refuse_if_running, search_lock
-from salttune.search.resume import INFO_FILE, SPACE_FILE, check_asha, check_experiment, check_study, saved_space, search_info
+from salttune.search.resume import (ASHA_FILE, INFO_FILE, SPACE_FILE, STUDY_FILE, check_asha, check_experiment, check_study,
+                                    saved_space, search_info)
 from salttune.search.space import SearchSpace, load_space, space_to_dict
 
 __all__ = ["configure_parser", "run", "plan", "search"]

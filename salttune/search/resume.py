@@ -14,14 +14,16 @@ import sqlite3
 from pathlib import Path
 
 from salttune.errors import SalttuneError
-from salttune.search.algorithms import ASHA_FILE, STUDY_FILE, WITH_ASHA
+from salttune.search.catalog import ALGORITHMS
 from salttune.search.space import SearchSpace, load_space
 
-__all__ = ["SPACE_FILE", "INFO_FILE", "saved_space", "search_info", "check_study", "check_asha", "check_experiment",
-           "read_asha_state"]
+__all__ = ["SPACE_FILE", "INFO_FILE", "STUDY_FILE", "ASHA_FILE", "saved_space", "search_info", "check_study", "check_asha",
+           "check_experiment", "read_asha_state"]
 
 SPACE_FILE = "space.yaml"
 INFO_FILE = "search.json"
+STUDY_FILE = "optuna.db"  # the Optuna study
+ASHA_FILE = "asha_state.json"  # ASHA's rungs and stop decisions (salttune.search.asha)
 _FIX = "restore it from a backup, or start the search again under a new --name"
 
 
@@ -106,7 +108,7 @@ def read_asha_state(path: str | Path) -> dict | None:
 
 def check_asha(local: Path, space: SearchSpace, top_epoch: int) -> None:
     """``asha_state.json`` can be read, and exists once some trial passed ASHA's first rung."""
-    if space.algorithm not in WITH_ASHA:
+    if not ALGORITHMS[space.algorithm].stops_early:
         return
     path = Path(local) / ASHA_FILE
     if not path.exists() and top_epoch < space.asha.grace_period:

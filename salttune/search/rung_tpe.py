@@ -99,7 +99,7 @@ class RungTPESampler(optuna.samplers.BaseSampler):
                 seed = self.tpe_options.get("seed")
                 tpe = self._tpe({**self.tpe_options, "seed": None if seed is None else (seed * 1_000_003 + trial.number) % 2**32})
                 number = view.ask().number
-                stand_in = view._storage.get_trial(view._storage.get_trial_id_from_study_id_trial_number(view._study_id, number))
+                stand_in = next(t for t in view.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t.number == number)
                 self._view = (trial.number, tpe, view, stand_in)
         return self._view[1:]
 

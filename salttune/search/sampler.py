@@ -39,7 +39,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from salttune.search.space import SearchSpace, suggest
+from salttune.search.space import SearchSpace, rung_metric, suggest
 
 __all__ = ["DefineByRun", "PruneAwareOptunaSearch", "make_searcher", "tpe_sampler", "open_study", "settle_stopped", "mark_interrupted",
            "storage_id"]
@@ -252,8 +252,6 @@ def make_searcher(space: SearchSpace, db_path: Path, sampler: optuna.samplers.Ba
                   failed_as: str = "worst") -> PruneAwareOptunaSearch:
     """A define-by-run searcher drawing with ``sampler`` and storing its study at ``db_path``; its intermediate
     values follow the space's ``asha.rung_metric`` and ``asha.rung_score`` (what ASHA's rungs compare)."""
-    from salttune.search.algorithms import rung_metric
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name, mode = rung_metric(space)
     rung = name if name != space.metric else None

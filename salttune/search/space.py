@@ -19,7 +19,7 @@ A space file::
     max_failures: 1                 # retries of a failed trial (from its last checkpoint)
     stop_at: null                   # end the whole search once a trial's metric reaches this (null: run all)
     time_budget: null               # seconds (5400) or 90s, 45m, 2h, 1h30m: size the search to it and end on time
-    algorithm: tpe+asha             # searcher + scheduler: tpe+asha, random, random+asha, bohb (search/algorithms.py)
+    algorithm: tpe+asha             # searcher + scheduler: tpe+asha, random, random+asha, bohb (search/catalog.py)
     asha: {max_t: 6, grace_period: 2, reduction_factor: 2}   # max_t is the epoch budget of a trial
     #   also rung_metric (what rungs compare; null: val_iou for val_score, else the metric) and rung_score (best so far | last)
     resources: {cpu: 1, gpu: 0.25}  # per trial; the GPU share is ignored on a machine without GPUs
@@ -62,8 +62,8 @@ import numpy as np
 from salttune.config import TrainConfig, config_from_dict
 from salttune.errors import SalttuneError
 from salttune.split import SPLIT_KEYS
-from salttune.search.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
-from salttune.search.budget import parse_duration
+from salttune.search.catalog import ALGORITHMS, DEFAULT_ALGORITHM
+from salttune.search.duration import parse_duration
 from salttune.search.params import DISTRIBUTIONS, Param, param_to_dict, parse_params, suggest, trial_overrides
 from salttune.settings import (allowed_keys, apply_overrides, build, coerce, flatten, key_error, like, nest, opt,
                                parse_set, read_yaml_mapping, to_dict)
@@ -71,6 +71,7 @@ from salttune.settings import (allowed_keys, apply_overrides, build, coerce, fla
 __all__ = [
     "METRICS", "DISTRIBUTIONS", "Param", "Asha", "Resources", "DataSpec", "SearchSpace",
     "load_space", "apply_sets", "space_from_dict", "space_to_dict", "suggest", "trial_overrides", "trial_config",
+    "rung_metric",
 ]
 
 # Metrics a trial reports after every epoch, and the direction that is better.
@@ -126,7 +127,7 @@ class SearchSpace:
     stop_at: float | None = opt(None, doc="end the whole search once a trial's metric reaches this; None: run all trials")
     time_budget: float | None = opt(None, lo=0, lo_open=True, doc="seconds the whole search may take (the file also takes "
                                     "90s, 45m, 2h, 1h30m); sizes trials, concurrency and asha to it; None: no budget")
-    algorithm: str = opt(DEFAULT_ALGORITHM, choices=ALGORITHMS, doc="searcher + scheduler, a key of search.algorithms.ALGORITHMS")
+    algorithm: str = opt(DEFAULT_ALGORITHM, choices=ALGORITHMS, doc="searcher + scheduler, a key of search.catalog.ALGORITHMS")
     asha: Asha = field(default_factory=Asha)
     resources: Resources = field(default_factory=Resources)
     data: DataSpec = field(default_factory=DataSpec)
@@ -134,6 +135,20 @@ class SearchSpace:
     fixed: dict = field(default_factory=dict)  # flat {training-config key: value}, the same for every trial
     params: tuple[Param, ...] = ()  # in sampling order: every parent before its children
     source: str = ""  # the file it came from, for messages
+
+
+# What ASHA's rungs compare when the space does not say (asha.rung_metric: null): val_iou for a val_score search. On the
+# replay benchmark's recorded curves the best val_iou by epoch 2 ranks the final scores with Spearman 0.72, the
+# competition score itself 0.42 (most young models predict empty masks, which that score rewards), and TPE + ASHA
+# reached the harder target sooner with it on both surrogates (results/benchmarks/README.md, replay).
+DEFAULT_RUNG_METRIC = {"val_score": "val_iou"}
+
+
+def rung_metric(space: SearchSpace) -> tuple[str, str]:
+    """(metric, mode) that ASHA's rungs (and the study's intermediate values) compare: ``asha.rung_metric``, else
+    :data:`DEFAULT_RUNG_METRIC` of the search's metric, else the search's metric itself."""
+    name = space.asha.rung_metric or DEFAULT_RUNG_METRIC.get(space.metric, space.metric)
+    return name, (space.mode if name == space.metric else METRICS[name])
 
 
 # -- reading -------------------------------------------------------------------------------------------

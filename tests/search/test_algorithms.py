@@ -1,4 +1,5 @@
-"""Each search algorithm builds the searcher and scheduler its name says (``salttune.search.algorithms``)."""
+"""Each search algorithm builds the searcher and scheduler its entry declares (``salttune.search.catalog``,
+``salttune.search.algorithms``)."""
 
 import dataclasses
 import pickle
@@ -8,7 +9,9 @@ import sys
 import pytest
 
 from search_fixtures import space_yaml
-from salttune.search.algorithms import ALGORITHMS, build_algorithm
+from salttune.errors import SalttuneError
+from salttune.search.algorithms import ALGORITHMS, SAMPLERS, Algorithm, build, build_algorithm
+from salttune.search.resume import check_asha
 from salttune.search.space import load_space
 
 SPACE = "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}\n  model.block: {choice: [plain, se]}"
@@ -67,3 +70,34 @@ def test_an_unknown_algorithm_names_the_valid_ones(space, tmp_path):
     with pytest.raises(ValueError, match="unknown algorithm 'dehb'; allowed: tpe\\+asha, random, random\\+asha"):
         build_algorithm(dataclasses.replace(space, algorithm="dehb"), tmp_path)
     assert set(ALGORITHMS) >= {"tpe+asha", "random", "random+asha", "bohb"}
+
+
+def test_every_entry_names_a_sampler_and_a_scheduler(space, tmp_path):
+    for name, algorithm in ALGORITHMS.items():
+        assert algorithm.sampler in SAMPLERS and algorithm.doc, name
+    assert {n for n, a in ALGORITHMS.items() if a.stops_early} == {"tpe+asha", "random+asha", "bohb"}
+    for bad in [dict(scheduler="hyperband"), dict(scheduler="asha", brackets=0), dict(scheduler="fifo", brackets=2)]:
+        with pytest.raises(ValueError, match="scheduler"):
+            Algorithm("tpe", **bad)
+    with pytest.raises(ValueError, match="unknown sampler 'cmaes'; allowed: tpe, random, rung_tpe"):
+        build(Algorithm("cmaes", "fifo"), space, tmp_path)
+
+
+def test_adding_an_algorithm_is_one_entry(tmp_path, monkeypatch):
+    """The space accepts the new name, build_algorithm builds it, and --resume checks its ASHA state: no other list."""
+    from salttune.search.asha import ResumableASHA
+
+    monkeypatch.setitem(ALGORITHMS, "tpe+hyperband", Algorithm("tpe", "asha", brackets=2, options={"n_ei_candidates": 7},
+                                                               doc="TPE with asynchronous Hyperband"))
+    monkeypatch.setitem(ALGORITHMS, "tpe+fifo", Algorithm("tpe", "fifo", doc="TPE, no early stopping"))
+    space = load_space(space_yaml(tmp_path, "hb", SPACE, max_t=4, grace=1, algorithm="tpe+hyperband"))
+    assert space.algorithm == "tpe+hyperband"
+    (tmp_path / "hb").mkdir()
+    searcher, scheduler = build_algorithm(space, tmp_path / "hb")
+    assert type(searcher.study.sampler).__name__ == "TPESampler" and searcher.study.sampler._n_ei_candidates == 7
+    assert isinstance(scheduler, ResumableASHA) and len(scheduler._brackets) == 2
+    with pytest.raises(SalttuneError, match="asha_state.json: the search's ASHA state .* is missing"):
+        check_asha(tmp_path / "hb", space, top_epoch=1)  # a trial passed the first rung, so ASHA must have saved
+    check_asha(tmp_path / "hb", dataclasses.replace(space, algorithm="tpe+fifo"), top_epoch=1)  # no ASHA, nothing to check
+    with pytest.raises(SalttuneError, match="key 'algorithm': unknown value 'dehb'; allowed: tpe\\+asha, .*tpe\\+hyperband"):
+        load_space(space_yaml(tmp_path, "d", SPACE, algorithm="dehb"))

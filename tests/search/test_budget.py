@@ -1,4 +1,4 @@
-"""A search's time budget (``salttune.search.budget``): the duration syntax, the sizing arithmetic checked by hand,
+"""A search's time budget (``salttune.search.budget``): the space's time_budget key, the sizing arithmetic checked by hand,
 the typical trial that is timed, and the deadline the driver's stopper and sampler read."""
 
 from __future__ import annotations
@@ -14,33 +14,13 @@ from conftest import write_tgs_folder
 from search_fixtures import space_yaml  # before Ray is imported: it turns token authentication on
 from salttune.errors import SalttuneError
 from salttune.search.budget import (
-    cutoff_s, expected_epochs, fits_at_once, format_duration, measure_epoch, parse_duration, read_budget, rungs,
-    size_to_budget, sizing_line, typical_point, write_budget,
+    cutoff_s, expected_epochs, fits_at_once, measure_epoch, read_budget, rungs, size_to_budget, sizing_line, typical_point,
+    write_budget,
 )
 from salttune.search.space import Resources, load_space, space_from_dict
 
 
-# -- the duration syntax --------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("text, seconds", [
-    ("90s", 90), ("45m", 2700), ("2h", 7200), ("1h30m", 5400), ("1h30m15s", 5415), ("1.5h", 5400), ("2m30s", 150),
-    (" 2H ", 7200), ("5400", 5400), ("0.5", 0.5), (40, 40), (12.5, 12.5),
-])
-def test_durations_in_seconds(text, seconds):
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["2x", "h", "", "  ", "1m2h", "2hh", "-5m", "1d", "0", 0, -3, "nan", "inf", True, None, [1]])
-def test_bad_durations_name_the_value_and_the_forms(text):
-    with pytest.raises(ValueError) as e:
-        parse_duration(text)
-    assert repr(text) in str(e.value) and "90s, 45m, 2h, 1h30m" in str(e.value)
-
-
-@pytest.mark.parametrize("seconds, text", [(7200, "2h"), (5400, "1h30m"), (40, "40s"), (95.5, "1m35.5s"), (3661, "1h1m1s")])
-def test_durations_print_as_they_are_written(seconds, text):
-    assert format_duration(seconds) == text and parse_duration(text) == seconds
-
+# -- the space's key ------------------------------------------------------------------------------------
 
 def test_the_space_key_takes_a_duration_and_says_which_forms_it_takes(tmp_path):
     base = {"space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}}
