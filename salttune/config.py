@@ -46,12 +46,6 @@ def _input_modes():
     return list(INPUT_MODES)
 
 
-def _loss_terms():
-    from salttune.losses import LOSSES
-
-    return sorted(LOSSES)
-
-
 def _augment_names():
     from salttune.augment import AUGMENTATIONS
 
