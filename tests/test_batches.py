@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from salttune.augment import build_augment
-from salttune.batches import DEPTH_SCALE, SaltDataset, make_loader, to_input
+from salttune.batches import DEPTH_SCALE, SaltDataset, input_batches, make_loader, to_input
 
 
 def arrays(n: int = 10, size: int = 9):
@@ -80,3 +80,13 @@ def test_loader_batches_and_order_depend_only_on_seed_and_epoch():
     assert not torch.equal(torch.cat(z1), torch.cat(order(4, 0)[0]))
     unshuffled = torch.cat([b[2] for b in make_loader(ds, 4, False, 3)])
     torch.testing.assert_close(unshuffled, torch.from_numpy(depths / DEPTH_SCALE).float())
+
+
+def test_input_batches_scale_images_and_depths_in_order():
+    images, _, depths = arrays(n=5)
+    got = list(input_batches(images, depths, torch.device("cpu"), 2))
+    assert [x.shape for x, _ in got] == [(2, 1, 9, 9), (2, 1, 9, 9), (1, 1, 9, 9)]
+    assert all(x.is_contiguous(memory_format=torch.channels_last) for x, _ in got)
+    torch.testing.assert_close(torch.cat([x for x, _ in got])[:, 0], torch.from_numpy(images).float() / 255)
+    assert torch.equal(torch.cat([z for _, z in got]), torch.from_numpy(depths / DEPTH_SCALE).float())
+    assert all(z is None for _, z in input_batches(images, None, torch.device("cpu"), 2))
