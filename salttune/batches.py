@@ -13,13 +13,15 @@ images in the same batches on either path, whatever the number of workers, and a
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from salttune.augment import DeviceAugment, build_augment, device_names, sample_seed
 
-__all__ = ["SaltDataset", "make_loader", "to_input", "DEPTH_SCALE", "LoaderBatches", "DeviceBatches", "make_batches",
+__all__ = ["SaltDataset", "make_loader", "to_input", "input_batches", "DEPTH_SCALE", "LoaderBatches", "DeviceBatches", "make_batches",
            "resolve_path", "epoch_order"]
 
 DEPTH_SCALE = 1000.0  # TGS depths are 50..959 m: z / 1000 puts them in (0, 1)
@@ -28,6 +30,20 @@ DEPTH_SCALE = 1000.0  # TGS depths are 50..959 m: z / 1000 puts them in (0, 1)
 def to_input(images: np.ndarray) -> torch.Tensor:
     """uint8 images (N, H, W) -> float network input (N, 1, H, W) in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).float().div_(255.0)
+
+
+def input_batches(images: np.ndarray, depths: np.ndarray | None, device: torch.device,
+                  batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Images (and depths) in order, ``batch_size`` at a time, as a network predicts them on ``device``.
+
+    Shape: images (N, H, W) uint8 -> x (B, 1, H, W) float32 in [0, 1], channels-last; depths (N,) in metres ->
+    z (B,) float32 scaled by :data:`DEPTH_SCALE` (None: z is None).
+    """
+    for start in range(0, len(images), batch_size):
+        x = to_input(images[start : start + batch_size]).to(device).contiguous(memory_format=torch.channels_last)
+        z = None if depths is None else torch.as_tensor(depths[start : start + batch_size] / DEPTH_SCALE,
+                                                        dtype=torch.float32, device=device)
+        yield x, z
 
 
 class SaltDataset(Dataset):

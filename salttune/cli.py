@@ -190,6 +190,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from salttune.checkpoint import build_from_checkpoint
     from salttune.data import load_dataset
+    from salttune.precision import checkpoint_precision
     from salttune.predict import iter_proba, write_submission_stream
 
     out = Path(args.out)
@@ -203,7 +204,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     model.to(device)
     depths = data.test_depths if model.config.get("use_depth") else None
     batches = iter_proba(model, data.test_images, depths, device, batch_size=args.batch_size, tta=args.tta,
-                         salt_cutoff=args.salt_cutoff)
+                         salt_cutoff=args.salt_cutoff, amp_dtype=checkpoint_precision(ckpt, device))
     if not args.quiet:
         from tqdm.auto import tqdm
 

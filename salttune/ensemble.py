@@ -85,18 +85,19 @@ def member_outputs(members: Sequence[Member], images: np.ndarray, depths: np.nda
     """(M, N, H, W) float16 probabilities of every member on ``images``, and (M, N) float32 salt-present
     probabilities (NaN for a member without a salt head)."""
     from salttune.checkpoint import build_from_checkpoint
-    from salttune.predict import inference_dtype, iter_predictions
+    from salttune.precision import checkpoint_precision
+    from salttune.predict import iter_predictions
 
     out = np.empty((len(members), *images.shape), np.float16)
     salt = np.full((len(members), len(images)), np.nan, np.float32)
     for k, m in enumerate(progress(members, desc=f"predict (tta={tta})", unit="member")):
         p_sum, s_sum, heads = np.zeros(images.shape, np.float32), np.zeros(len(images), np.float32), 0
         for path in m.paths:  # a member of several models predicts their mean
-            model, _ = build_from_checkpoint(path)
+            model, ckpt = build_from_checkpoint(path)
             model.to(device)
             z = depths if model.config.get("use_depth") else None
             batches = list(iter_predictions(model, images, z, device, batch_size=batch_size, tta=tta,
-                                            amp_dtype=inference_dtype(device)))
+                                            amp_dtype=checkpoint_precision(ckpt, device)))
             if batches:
                 p_sum += np.concatenate([p for p, _ in batches])
             if batches and batches[0][1] is not None:
@@ -434,40 +435,39 @@ def iter_ensemble(members: Sequence[Member], comb: Linear, images: np.ndarray, d
     it comes out all 0.
     """
     from salttune.checkpoint import build_from_checkpoint
+    from salttune.precision import checkpoint_precision
     from salttune.predict import apply_salt_cutoff
 
     active = [(k, m) for k, m in enumerate(members) if comb.weights[k] != 0]
-    models = []  # (weight, model): a member of several models gives each its share of the member's weight
+    models = []  # (weight, model, dtype): a member of several models gives each its share of the member's weight
     for k, m in active:
         for path in m.paths:
-            model, _ = build_from_checkpoint(path)
-            models.append((comb.weights[k] / len(m.paths), model.to(device).eval()))
-    weights = Linear(np.array([w for w, _ in models], np.float64))
+            model, ckpt = build_from_checkpoint(path)
+            models.append((comb.weights[k] / len(m.paths), model.to(device).eval(), checkpoint_precision(ckpt, device)))
+    weights = Linear(np.array([w for w, _, _ in models], np.float64))
     for p, salt in weighted_predictions(models, images, depths, device, tta, batch_size, bias=comb.bias):
         yield apply_salt_cutoff(p, combine_salt(salt, weights), comb.salt_cutoff)
 
 
-def weighted_predictions(models: Sequence[tuple[float, "torch.nn.Module"]], images: np.ndarray, depths: np.ndarray | None,
-                         device: torch.device, tta: str, batch_size: int = 256, bias: float = 0.0
-                         ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def weighted_predictions(models: Sequence[tuple[float, "torch.nn.Module", "torch.dtype | None"]], images: np.ndarray,
+                         depths: np.ndarray | None, device: torch.device, tta: str, batch_size: int = 256,
+                         bias: float = 0.0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Per batch: (B, H, W) float32 ``bias + sum of weight x probability`` over ``models`` (clipped to [0, 1]) and
     the (M, B) salt-present probabilities (NaN rows for models without a salt head).
 
-    Each batch goes to the device once and every model predicts it there (bf16 on a GPU, flip TTA as one pass of
-    2B images, :func:`salttune.predict.predict_batch`); the weighted sum stays on the device and only it comes back.
+    Each batch goes to the device once and every model predicts it there, under its own autocast dtype (the third
+    of its triple, :mod:`salttune.precision`), flip TTA as one pass of 2B images (:func:`salttune.predict.predict_batch`);
+    the weighted sum stays on the device and only it comes back.
     """
     import torch
 
-    from salttune.batches import DEPTH_SCALE, to_input
-    from salttune.predict import inference_dtype, predict_batch
+    from salttune.batches import input_batches
+    from salttune.predict import predict_batch
 
-    amp_dtype = inference_dtype(device)
-    for start in range(0, len(images), batch_size):
-        x = to_input(images[start : start + batch_size]).to(device).contiguous(memory_format=torch.channels_last)  # (B, 1, H, W)
-        z = None if depths is None else torch.as_tensor(depths[start : start + batch_size] / DEPTH_SCALE, dtype=torch.float32, device=device)
+    for x, z in input_batches(images, depths, device, batch_size):  # (B, 1, H, W), (B,) or None
         p = torch.full((len(x), *x.shape[2:]), float(bias), device=device)  # (B, H, W)
         salt = np.full((len(models), len(x)), np.nan, np.float32)  # (M, B)
-        for k, (w, model) in enumerate(models):
+        for k, (w, model, amp_dtype) in enumerate(models):
             pk, sk = predict_batch(model, x, z if model.config.get("use_depth") else None, amp_dtype=amp_dtype, tta=tta)
             p += w * pk
             if sk is not None:

@@ -1,5 +1,8 @@
 """Inference: batched logits and probabilities, horizontal-flip test-time augmentation, the salt-present
-head's cut-off (an image it calls empty is predicted empty), and submissions."""
+head's cut-off (an image it calls empty is predicted empty), and submissions.
+
+``amp_dtype`` is the autocast dtype of :mod:`salttune.precision`: a network predicts in the precision it was trained
+in (``precision(device, cfg.amp)``, or ``checkpoint_precision`` of its checkpoint)."""
 
 from __future__ import annotations
 
@@ -10,13 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from salttune.batches import DEPTH_SCALE, to_input
+from salttune.batches import input_batches
 from salttune.errors import SalttuneError
 from salttune.heads import outputs
 from salttune.submission import write_submission
 
 __all__ = ["TTA_MODES", "predict_logits", "predict_proba", "predict_batch", "iter_predictions", "iter_proba",
-           "apply_salt_cutoff", "write_submission_stream", "inference_dtype"]
+           "apply_salt_cutoff", "write_submission_stream"]
 
 TTA_MODES = ("none", "flip")
 
@@ -29,13 +32,6 @@ def _forward(model: nn.Module, x: torch.Tensor, z: torch.Tensor | None,
         out = outputs(model(x, z))
     salt = out.get("salt")
     return out["logits"].float(), None if salt is None else salt.float()
-
-
-def inference_dtype(device: torch.device) -> torch.dtype | None:
-    """The autocast dtype prediction uses on ``device``: bf16 on a GPU that has it, float32 (None) elsewhere."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
 
 
 @torch.no_grad()
@@ -85,9 +81,7 @@ def iter_predictions(
     # The model's memory format is left as it is: a model being trained keeps the layout its optimiser state
     # was made for (a fused optimiser fails, or silently misapplies updates, on weights converted under it).
     # Checkpoints come back channels-last (build_from_checkpoint); the input is channels-last either way.
-    for start in range(0, len(images), batch_size):
-        x = to_input(images[start : start + batch_size]).to(device).contiguous(memory_format=torch.channels_last)  # (B, 1, H, W)
-        z = None if depths is None else torch.as_tensor(depths[start : start + batch_size] / DEPTH_SCALE, dtype=torch.float32, device=device)
+    for x, z in input_batches(images, depths, device, batch_size):  # (B, 1, H, W), (B,) or None
         if logits:
             out, salt = _forward(model, x, z, amp_dtype)
             yield out[:, 0].cpu().numpy(), None if salt is None else salt.cpu().numpy()

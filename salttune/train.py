@@ -37,16 +37,18 @@ from salttune.config import TrainConfig, config_to_dict
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
 from salttune.heads import build_training_loss, to_float
+from salttune.losses import StagedLoss
 from salttune.metric import competition_score, mean_iou
 from salttune.model import build_model
 from salttune.optim import make_optimizer
+from salttune.precision import precision
 from salttune.predict import predict_logits
 from salttune.schedule import Schedule, make_schedule
 from salttune.split import Arrays
 
 __all__ = [
     "NonFiniteLoss", "GPUOutOfMemory", "InjectedFault", "WATCHERS", "seed_everything", "pick_device",
-    "train_epoch", "evaluate", "fit",
+    "TrainingStep", "build_step", "train_epoch", "evaluate", "fit",
 ]
 
 Report = Callable[[dict, Path], None]
@@ -98,10 +100,44 @@ def layer_stats(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
 WATCHERS: dict[str, Watcher] = {"layer_stats": layer_stats}
 
 
-def _amp_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
-    if device.type != "cuda" or not amp:
-        return None  # float32 on the CPU
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+@dataclass(frozen=True)
+class TrainingStep:
+    """What a training step needs, built once from the config by :func:`build_step`: the epochs change the
+    state of these objects, never the objects."""
+
+    device: torch.device
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    loss_fn: StagedLoss  # loss_fn.at(epoch) is the epoch's stage
+    batches: LoaderBatches | DeviceBatches
+    amp_dtype: torch.dtype | None  # autocast dtype (salttune.precision); None: float32
+    scaler: torch.amp.GradScaler | None  # float16 autocast only
+
+
+def build_step(cfg: TrainConfig, train: Arrays, device: torch.device) -> TrainingStep:
+    """Model, precision, loss, optimiser, batches and schedule of ``cfg`` on ``device``: the one way a training step
+    is assembled (``fit``, the search's measured epoch and ``bench gpu`` all use it).
+
+    The model's weights are drawn from torch's global generator as it stands: seed first (:func:`seed_everything`)
+    for a reproducible run.
+
+    Args:
+        cfg: the resolved training config.
+        train: the training part the batches draw from.
+        device: where the model trains (:func:`pick_device`).
+    """
+    model = build_model(**{"in_channels": 1, **config_to_dict(cfg.model)}).to(device)
+    # Channels-last helps oneDNN on the CPU as well as tensor cores on a GPU (measured: ~1.5x on 2 CPU cores).
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    amp_dtype, needs_scaler = precision(device, cfg.amp)
+    scaler = torch.amp.GradScaler("cuda") if needs_scaler else None
+    loss_fn = build_training_loss(cfg.loss)
+    optimizer = make_optimizer(model.parameters(), cfg.optim)  # after the format change: the state follows the weights
+    batches = make_batches(cfg, train, device)  # augment.path: on the device, or a DataLoader on the CPU
+    schedule = make_schedule(cfg.schedule, optimizer, cfg.optim.lr, math.ceil(len(batches) / cfg.batch_size))
+    return TrainingStep(device, model, optimizer, schedule, loss_fn, batches, amp_dtype, scaler)
 
 
 def train_epoch(
@@ -123,11 +159,16 @@ def train_epoch(
     ``loss_fn(out, y)`` gets the network's whole output (logits, or the protocol dict of a network with extra
     heads, in float32): a :class:`salttune.heads.HeadLoss` trains every head.
 
+    The steps' losses and gradient norms stay on the device until the epoch ends, so the host never waits for
+    the device inside the epoch (a float16 scaler's step aside). A non-finite loss is therefore found when the
+    epoch ends, up to ``len(loader) - 1`` steps after it happened: the error names the first bad step all the
+    same, and ``fit`` saves nothing of an epoch that raises, so only that epoch's time is lost.
+
     Raises:
         NonFiniteLoss: the loss became NaN or infinite.
     """
     model.train()
-    total, n, grad_sq, steps, t0 = 0.0, 0, 0.0, 0, time.perf_counter()
+    losses, norms, sizes, t0 = [], [], [], time.perf_counter()  # per step; losses and norms on the device
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     for step, (x, y, z) in enumerate(progress(loader)):
         before_step(step)
@@ -136,8 +177,6 @@ def train_epoch(
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             out = model(x, z if use_depth else None)  # (B, 1, H, W) logits, or the heads' dict (salttune.heads)
         loss = loss_fn(to_float(out), y)
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"loss became {loss.item()} at step {step}; lower optim.lr or change the loss")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -145,16 +184,24 @@ def train_epoch(
         else:
             loss.backward()
         # Total gradient norm, cheap next to the backward pass; inf max_norm means no clipping.
-        grad_sq += float(nn.utils.clip_grad_norm_(model.parameters(), math.inf)) ** 2
+        norms.append(nn.utils.clip_grad_norm_(model.parameters(), math.inf).float())
         if scaler is not None:
             scaler.step(optimizer)
             scaler.update()
         else:
             optimizer.step()
-        total += loss.item() * len(x)
-        n, steps = n + len(x), steps + 1
+        losses.append(loss.detach().float())
+        sizes.append(len(x))
+    # The epoch's one wait for the device, before the clock stops, so the throughput counts all the work queued.
+    step_losses, step_norms = torch.stack([torch.stack(losses), torch.stack(norms)]).tolist() if sizes else ([], [])
     seconds = time.perf_counter() - t0
-    return {"train_loss": total / max(n, 1), "grad_norm": math.sqrt(grad_sq / max(steps, 1)), "train_images_per_s": n / seconds}
+    bad = next((k for k, v in enumerate(step_losses) if not math.isfinite(v)), None)
+    if bad is not None:
+        raise NonFiniteLoss(f"loss became {step_losses[bad]} at step {bad}; lower optim.lr or change the loss")
+    # Summed in Python in step order, as float64: the figures do not depend on where the steps ran.
+    total, grad_sq, n = sum(v * b for v, b in zip(step_losses, sizes)), sum(g**2 for g in step_norms), sum(sizes)
+    return {"train_loss": total / max(n, 1), "grad_norm": math.sqrt(grad_sq / max(len(sizes), 1)),
+            "train_images_per_s": n / seconds}
 
 
 def evaluate(
@@ -187,20 +234,6 @@ def _snapshot_payload(model: nn.Module, cfg: TrainConfig, epoch: int, metrics: d
         "cycle": cycle,
         "metrics": metrics,
     }
-
-
-@dataclass
-class _Parts:
-    """What ``fit`` builds once from the config; the epochs change their state, not the objects."""
-
-    device: torch.device
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    schedule: Schedule
-    loss_fn: Callable
-    batches: LoaderBatches | DeviceBatches
-    amp_dtype: torch.dtype | None
-    scaler: torch.amp.GradScaler | None
 
 
 def _no_best() -> dict:
@@ -246,8 +279,8 @@ def fit(
     """
     out = Path(out_dir)
     ckpt_dir = out / "checkpoint"
-    parts = _setup(cfg, train, out)
-    book = _restore(parts, Path(resume_from), out) if resume_from is not None else _start(out)
+    step = _setup(cfg, train, out)
+    book = _restore(step, Path(resume_from), out) if resume_from is not None else _start(out)
     book.val_images = len(val.ids)
     for epoch in range(book.next_epoch, cfg.epochs):
         if _out_of_time(cfg.time_budget_s, book.history, 0.0, 0):
@@ -255,13 +288,13 @@ def fit(
         t0 = time.perf_counter()
         if cfg.faults.raise_at_epoch == epoch + 1:
             raise InjectedFault(f"fault injected by faults.raise_at_epoch={epoch + 1}")
-        metrics = _run_epoch(cfg, parts, val, epoch, progress)
+        metrics = _run_epoch(cfg, step, val, epoch, progress)
         for w in watchers:
-            metrics.update(w(parts.model, parts.optimizer))
+            metrics.update(w(step.model, step.optimizer))
         last = epoch + 1 == cfg.epochs or _out_of_time(cfg.time_budget_s, book.history, time.perf_counter() - t0, 1)
-        _update_snapshots(cfg, parts, book, ckpt_dir, epoch, metrics, last)
+        _update_snapshots(cfg, step, book, ckpt_dir, epoch, metrics, last)
         metrics["epoch_seconds"] = time.perf_counter() - t0
-        _save_state(cfg, parts, book, out, epoch, metrics)
+        _save_state(cfg, step, book, out, epoch, metrics)
         report(metrics, ckpt_dir)
         if cfg.faults.kill_worker_at_epoch == epoch + 1:
             os.kill(os.getpid(), signal.SIGKILL)  # chaos testing: the worker dies after a completed checkpoint
@@ -270,23 +303,13 @@ def fit(
     return _summary(book.history, book.snapshots, cfg, len(train.ids), len(val.ids))
 
 
-def _setup(cfg: TrainConfig, train: Arrays, out: Path) -> _Parts:
-    """Write the resolved config, seed everything and build model, loss, optimiser, data and schedule."""
+def _setup(cfg: TrainConfig, train: Arrays, out: Path) -> TrainingStep:
+    """Write the resolved config, seed everything and build the training step."""
     (out / "checkpoint" / "snapshots").mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False), "config")
     device = pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic or device.type == "cpu")
-    model = build_model(**{"in_channels": 1, **config_to_dict(cfg.model)}).to(device)
-    # Channels-last helps oneDNN on the CPU as well as tensor cores on a GPU (measured: ~1.5x on 2 CPU cores).
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    amp_dtype = _amp_dtype(device, cfg.amp)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    loss_fn = build_training_loss(cfg.loss)  # a StagedLoss: loss_fn.at(epoch) is the epoch's stage
-    optimizer = make_optimizer(model.parameters(), cfg.optim)
-    batches = make_batches(cfg, train, device)  # augment.path: on the device, or a DataLoader on the CPU
-    schedule = make_schedule(cfg.schedule, optimizer, cfg.optim.lr, math.ceil(len(batches) / cfg.batch_size))
-    return _Parts(device, model, optimizer, schedule, loss_fn, batches, amp_dtype, scaler)
+    return build_step(cfg, train, device)
 
 
 def _start(out: Path) -> _Book:
@@ -295,12 +318,12 @@ def _start(out: Path) -> _Book:
     return _Book()
 
 
-def _restore(parts: _Parts, src: Path, out: Path) -> _Book:
-    """Load ``src/state.pt`` into the parts, bring its snapshots into ``out`` and rewrite the metrics so far."""
+def _restore(step: TrainingStep, src: Path, out: Path) -> _Book:
+    """Load ``src/state.pt`` into the step, bring its snapshots into ``out`` and rewrite the metrics so far."""
     state = load_checkpoint(src / "state.pt")
-    parts.model.load_state_dict(state["model"])
-    parts.optimizer.load_state_dict(state["optimizer"])
-    parts.schedule.load_state_dict(state["schedule"])
+    step.model.load_state_dict(state["model"])
+    step.optimizer.load_state_dict(state["optimizer"])
+    step.schedule.load_state_dict(state["schedule"])
     torch.set_rng_state(state["torch_rng"])
     book = _Book(state["snapshots"], state["history"], state["cycle_best"], state["epoch"] + 1)
     dst = out / "checkpoint" / "snapshots"
@@ -315,9 +338,9 @@ def _restore(parts: _Parts, src: Path, out: Path) -> _Book:
     return book
 
 
-def _run_epoch(cfg: TrainConfig, parts: _Parts, val: Arrays, epoch: int, progress: bool) -> dict:
+def _run_epoch(cfg: TrainConfig, step: TrainingStep, val: Arrays, epoch: int, progress: bool) -> dict:
     """Train one epoch, then score the whole validation part: the epoch's metrics."""
-    loader = parts.batches.epoch(epoch)
+    loader = step.batches.epoch(epoch)
     if progress:
         from tqdm.auto import tqdm
 
@@ -326,30 +349,30 @@ def _run_epoch(cfg: TrainConfig, parts: _Parts, val: Arrays, epoch: int, progres
     else:
         def bar(it):
             return it
-    stage_loss = parts.loss_fn.at(epoch)  # the stage follows from the epoch alone, so a resumed run agrees
+    stage_loss = step.loss_fn.at(epoch)  # the stage follows from the epoch alone, so a resumed run agrees
     loss_fn = stage_loss
     if cfg.faults.nan_loss_at_epoch == epoch + 1:
         loss_fn = lambda lg, t: stage_loss(lg, t) * math.nan  # noqa: E731
     try:
         stats = train_epoch(
-            parts.model, loader, loss_fn, parts.optimizer, parts.device,
-            amp_dtype=parts.amp_dtype, scaler=parts.scaler, channels_last=cfg.channels_last,
-            use_depth=cfg.model.use_depth, before_step=lambda step: parts.schedule.before_step(epoch, step),
+            step.model, loader, loss_fn, step.optimizer, step.device,
+            amp_dtype=step.amp_dtype, scaler=step.scaler, channels_last=cfg.channels_last,
+            use_depth=cfg.model.use_depth, before_step=lambda i: step.schedule.before_step(epoch, i),
             progress=bar,
         )
     except torch.OutOfMemoryError:
-        parts.optimizer.zero_grad(set_to_none=True)
+        step.optimizer.zero_grad(set_to_none=True)
         _free_gpu_memory()
         raise GPUOutOfMemory(
             f"out of GPU memory in epoch {epoch + 1} (batch_size={cfg.batch_size}, model.base_width="
             f"{cfg.model.base_width}); lower batch_size or model.base_width, or give each trial a larger GPU "
             "share (resources.gpu in the search space)") from None
-    lr = parts.schedule.lr()  # the rate of the epoch's last step
+    lr = step.schedule.lr()  # the rate of the epoch's last step
     t_eval = time.perf_counter()
-    val_metrics = evaluate(parts.model, val, stage_loss, parts.device, batch_size=max(cfg.batch_size, 64),
-                           threshold=cfg.threshold, amp_dtype=parts.amp_dtype, use_depth=cfg.model.use_depth)
-    stage = {"loss_stage": parts.loss_fn.index(epoch)} if cfg.loss.stages else {}
-    return {"epoch": epoch + 1, **stats, **val_metrics, "lr": lr, "cycle": parts.schedule.state.cycle,
+    val_metrics = evaluate(step.model, val, stage_loss, step.device, batch_size=max(cfg.batch_size, 64),
+                           threshold=cfg.threshold, amp_dtype=step.amp_dtype, use_depth=cfg.model.use_depth)
+    stage = {"loss_stage": step.loss_fn.index(epoch)} if cfg.loss.stages else {}
+    return {"epoch": epoch + 1, **stats, **val_metrics, "lr": lr, "cycle": step.schedule.state.cycle,
             "eval_seconds": time.perf_counter() - t_eval, **stage}
 
 
@@ -365,7 +388,7 @@ def _out_of_time(budget_s: float | None, history: list[dict], this_epoch_s: floa
     return spent + spent / (len(history) + epochs_now) > budget_s
 
 
-def _update_snapshots(cfg: TrainConfig, parts: _Parts, book: _Book, ckpt_dir: Path, epoch: int, metrics: dict,
+def _update_snapshots(cfg: TrainConfig, step: TrainingStep, book: _Book, ckpt_dir: Path, epoch: int, metrics: dict,
                       last: bool = False) -> None:
     """Save the epoch as its cycle's snapshot if it is the cycle's best (or, for schedules that keep the
     last, always); close the cycle if the schedule ends it; keep the ``max_snapshots`` best closed snapshots.
@@ -375,23 +398,23 @@ def _update_snapshots(cfg: TrainConfig, parts: _Parts, book: _Book, ckpt_dir: Pa
     cycle competes with the closed ones, except the mid-cycle weights of a schedule that keeps a cycle's last
     epoch (a cosine cycle cut short still has a high rate), which are dropped when a finished cycle exists.
     """
-    cycle = parts.schedule.state.cycle
+    cycle = step.schedule.state.cycle
     path = ckpt_dir / "snapshots" / f"snapshot_{cycle:02d}.pt"
-    if parts.schedule.keeps_last_of_cycle or metrics["val_score"] > book.cycle_best["score"]:
+    if step.schedule.keeps_last_of_cycle or metrics["val_score"] > book.cycle_best["score"]:
         book.cycle_best = {"score": metrics["val_score"], "epoch": epoch + 1, "metrics": metrics}
-        save_checkpoint(path, _snapshot_payload(parts.model, cfg, epoch + 1, metrics, cycle))
+        save_checkpoint(path, _snapshot_payload(step.model, cfg, epoch + 1, metrics, cycle))
         book.snapshots = [s for s in book.snapshots if s["cycle"] != cycle] + [
             {"path": str(path), "epoch": epoch + 1, "score": metrics["val_score"], "cycle": cycle}
         ]
-    if parts.schedule.end_epoch(epoch, metrics["val_score"]):
+    if step.schedule.end_epoch(epoch, metrics["val_score"]):
         book.cycle_best = _no_best()
-    open_cycle = parts.schedule.state.cycle
-    if last and parts.schedule.keeps_last_of_cycle and any(s["cycle"] != open_cycle for s in book.snapshots):
+    open_cycle = step.schedule.state.cycle
+    if last and step.schedule.keeps_last_of_cycle and any(s["cycle"] != open_cycle for s in book.snapshots):
         book.snapshots = _drop(book.snapshots, lambda s: s["cycle"] == open_cycle)
     book.snapshots = _keep_best(book.snapshots, cfg.schedule.max_snapshots, None if last else open_cycle)
 
 
-def _save_state(cfg: TrainConfig, parts: _Parts, book: _Book, out: Path, epoch: int, metrics: dict) -> None:
+def _save_state(cfg: TrainConfig, step: TrainingStep, book: _Book, out: Path, epoch: int, metrics: dict) -> None:
     """Append the epoch to the history; write ``state.pt`` and ``summary.json``, then the ``metrics.jsonl`` line.
 
     In that order, so that a run stopped at any moment (Ctrl-C, SIGTERM, a crash) has a checkpoint of every
@@ -399,12 +422,12 @@ def _save_state(cfg: TrainConfig, parts: _Parts, book: _Book, out: Path, epoch: 
     """
     book.history.append(metrics)
     save_checkpoint(out / "checkpoint" / "state.pt", {
-        "kind": "state", "model_args": dict(parts.model.config), "config": config_to_dict(cfg),
-        "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
-        "schedule": parts.schedule.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
+        "kind": "state", "model_args": dict(step.model.config), "config": config_to_dict(cfg),
+        "model": step.model.state_dict(), "optimizer": step.optimizer.state_dict(),
+        "schedule": step.schedule.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
         "metrics": metrics, "history": book.history, "snapshots": book.snapshots, "cycle_best": book.cycle_best,
     })
-    write_json(out / "summary.json", _summary(book.history, book.snapshots, cfg, len(parts.batches), book.val_images), "summary")
+    write_json(out / "summary.json", _summary(book.history, book.snapshots, cfg, len(step.batches), book.val_images), "summary")
     with open(out / "metrics.jsonl", "a") as f:
         f.write(json.dumps(metrics) + "\n")
 

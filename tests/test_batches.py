@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from salttune.augment import DeviceAugment, build_augment
-from salttune.batches import (DEPTH_SCALE, DeviceBatches, LoaderBatches, SaltDataset, epoch_order, make_batches, make_loader,
-                              resolve_path, to_input)
+from salttune.batches import (DEPTH_SCALE, DeviceBatches, LoaderBatches, SaltDataset, epoch_order, input_batches, make_batches,
+                              make_loader, resolve_path, to_input)
 from salttune.config import config_from_dict
 from salttune.errors import SalttuneError
 from salttune.split import Arrays
@@ -122,3 +122,13 @@ def test_the_path_is_chosen_from_the_augmentations_and_can_be_forced():
     assert isinstance(make_batches(config_from_dict({"augment": {"names": ["rotate"]}}), train, CPU), LoaderBatches)
     with pytest.raises(SalttuneError, match=r"config key 'augment.path': device, but 'elastic' has no device version.*augment.path=auto or loader"):
         config_from_dict({"augment": {"path": "device", "names": ["hflip", "elastic"]}})
+
+
+def test_input_batches_scale_images_and_depths_in_order():
+    images, _, depths = arrays(n=5)
+    got = list(input_batches(images, depths, torch.device("cpu"), 2))
+    assert [x.shape for x, _ in got] == [(2, 1, 9, 9), (2, 1, 9, 9), (1, 1, 9, 9)]
+    assert all(x.is_contiguous(memory_format=torch.channels_last) for x, _ in got)
+    torch.testing.assert_close(torch.cat([x for x, _ in got])[:, 0], torch.from_numpy(images).float() / 255)
+    assert torch.equal(torch.cat([z for _, z in got]), torch.from_numpy(depths / DEPTH_SCALE).float())
+    assert all(z is None for _, z in input_batches(images, None, torch.device("cpu"), 2))

@@ -11,7 +11,7 @@ from salttune.config import config_from_dict
 from salttune.data import load_dataset
 from salttune.predict import predict_proba
 from salttune.split import Arrays, Split, split_data
-from salttune.train import NonFiniteLoss, WATCHERS, fit
+from salttune.train import NonFiniteLoss, WATCHERS, fit, train_epoch
 
 TINY = {"batch_size": 4, "model": {"base_width": 4, "depth": 2}, "val_fraction": 0.25}
 
@@ -189,6 +189,46 @@ def test_nan_loss_fails_with_reason(parts, tmp_path):
     bad = Arrays(train.ids, train.images.astype(np.float32) * np.nan, train.masks, train.depths)
     with pytest.raises(NonFiniteLoss, match="loss became nan at step 0"):
         fit(tiny_cfg(epochs=1, augment={"names": []}), bad, val, tmp_path / "nan")
+
+
+class _Scale(torch.nn.Module):
+    """out = w * x with w = 1 (the network's call signature, depth ignored)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x, z=None):
+        return self.w * x
+
+
+def _const_batches(values_sizes):
+    """Batches whose images are all the value v (B of them), empty masks, zero depths."""
+    return [(torch.full((b, 1, 2, 2), v), torch.zeros(b, 1, 2, 2), torch.zeros(b)) for v, b in values_sizes]
+
+
+def test_train_epoch_loss_is_the_image_weighted_mean_and_grad_norm_the_rms():
+    # Loss mean((w x)^2) = v^2 per batch, gradient d/dw = 2 v^2 (w stays 1: lr 0); by hand:
+    # batches (v=1, 2 images), (v=2, 1 image): train_loss = (1*2 + 4*1) / 3 = 2, grad_norm = sqrt((2^2 + 8^2) / 2).
+    model = _Scale()
+    stats = train_epoch(model, _const_batches([(1.0, 2), (2.0, 1)]), lambda out, y: ((out - y) ** 2).mean(),
+                        torch.optim.SGD(model.parameters(), lr=0.0), torch.device("cpu"))
+    assert stats["train_loss"] == 2.0 and stats["grad_norm"] == pytest.approx(math.sqrt(34.0))
+    assert stats["train_images_per_s"] > 0
+
+
+def test_train_epoch_names_the_first_non_finite_step_after_the_epoch():
+    model, seen = _Scale(), []
+
+    def loss_fn(out, y):
+        seen.append(len(seen))
+        bad = {1: math.nan, 2: math.inf}.get(len(seen) - 1, 1.0)  # steps 1 and 2 go bad
+        return ((out - y) ** 2).mean() * bad
+
+    with pytest.raises(NonFiniteLoss, match="loss became nan at step 1;"):
+        train_epoch(model, _const_batches([(1.0, 2)] * 4), loss_fn, torch.optim.SGD(model.parameters(), lr=0.0),
+                    torch.device("cpu"))
+    assert seen == [0, 1, 2, 3]  # checked once the epoch is done: the host never waited inside it
 
 
 def test_cli_train_and_predict(tgs_folder, tmp_path):

@@ -5,17 +5,18 @@ Measured, all with data already on the device (random tensors; the loader is not
 times it):
 
 1. **Training images/s** of the config's network and of an encoder network (smp U-Net, ``model.encoder``,
-   random weights): salttune's own step (:func:`salttune.train.train_epoch`, the config's optimiser and first
-   loss stage, channels-last, bf16 autocast on CUDA and float32 on the CPU), median of timed repeats after
-   warm-up steps.
+   random weights): salttune's own step as :func:`salttune.train.build_step` assembles it (the config's
+   optimiser, first loss stage and precision, :mod:`salttune.precision`), channels-last, run by
+   :func:`salttune.train.train_epoch`; median of timed repeats after warm-up steps.
 2. **Share of the peak**: the FLOPs of one training step (forward + backward, counted by
    ``torch.utils.flop_counter.FlopCounterMode``) per image, times images/s, over the device's measured matmul
-   peak (bf16 on CUDA, float32 on the CPU).
+   peak in the dtype the step computes in (bf16 or fp16 on CUDA, float32 on the CPU).
 3. **Trials sharing the device**: K = 1, 2, 4, 8 processes (``spawn``) each training the config's network on the
    same device, started together after their warm-up; total images/s per K and its ratio to K = 1.
 4. **Ensemble prediction**: N images x M members with flip TTA through
-   :func:`salttune.ensemble.weighted_predictions`, every member on each batch (as ``salttune ensemble`` runs them),
-   and the time that projects to the competition's 18,000 test images x 10 members.
+   :func:`salttune.ensemble.weighted_predictions`, every member on each batch (as ``salttune ensemble`` runs them,
+   in the precision the config trains in), and the time that projects to the competition's 18,000 test images x 10
+   members.
 
 Reference: ``results/benchmarks/gpu/README.md`` (the first probe on an H100, which this replaces).
 """
@@ -23,6 +24,7 @@ Reference: ``results/benchmarks/gpu/README.md`` (the first probe on an H100, whi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing as mp
 import os
 import queue
@@ -36,6 +38,9 @@ import torch
 from torch import nn
 
 from salttune.config import TrainConfig, config_to_dict
+from salttune.precision import precision, precision_name
+from salttune.split import Arrays
+from salttune.train import TrainingStep, build_step, train_epoch
 
 __all__ = ["CUDA_SIZES", "bench_gpu", "peak_tflops", "step_flops", "train_throughput", "sharing", "ensemble_prediction",
            "gpu_table"]
@@ -44,15 +49,12 @@ __all__ = ["CUDA_SIZES", "bench_gpu", "peak_tflops", "step_flops", "train_throug
 CUDA_SIZES: dict[str, Any] = {"batch_size": 128, "steps": 30, "warmup": 5, "repeats": 5, "peak_n": 8192,
                               "concurrent": (1, 2, 4, 8), "images": 18000, "members": 10, "predict_batch_size": 256}
 PROJECTED_IMAGES, PROJECTED_MEMBERS = 18000, 10  # the TGS test set, and a 10-member ensemble
+_PRECISION_LABELS = {None: "float32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast, loss scaling"}
 
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _amp_dtype(device: torch.device) -> torch.dtype | None:
-    return torch.bfloat16 if device.type == "cuda" else None  # float32 on the CPU
 
 
 @contextlib.contextmanager
@@ -71,15 +73,15 @@ def _training_flags(cfg: TrainConfig) -> Iterator[None]:
         torch.backends.cudnn.benchmark = saved[2]
 
 
-def peak_tflops(device: torch.device, n: int, repeats: int = 5, iters: int = 5) -> float:
-    """The device's matmul peak in TFLOP/s: ``iters`` products of two (n, n) matrices (bf16 on CUDA, float32 on
-    the CPU) per timed block, 2 n^3 FLOPs each, median over ``repeats`` blocks after two warm-up products.
+def peak_tflops(device: torch.device, n: int, repeats: int = 5, iters: int = 5, dtype: torch.dtype | None = None) -> float:
+    """The device's matmul peak in TFLOP/s: ``iters`` products of two (n, n) matrices of ``dtype`` (None: float32)
+    per timed block, 2 n^3 FLOPs each, median over ``repeats`` blocks after two warm-up products.
 
     On a GPU this is cuBLAS near the card's dense peak. On the CPU it is only the BLAS's matmul: MKL on an AMD
     EPYC with AVX-512 reached 0.11 TFLOP/s on one thread where oneDNN's convolutions (an smp ResNet-34 U-Net
     step) did 0.15, so a CPU share of the peak can pass 1; it checks the arithmetic, it is no efficiency figure.
     """
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype = dtype or torch.float32
     g = torch.Generator(device=device).manual_seed(0)
     a = torch.randn(n, n, device=device, dtype=dtype, generator=g)
     b = torch.randn(n, n, device=device, dtype=dtype, generator=g)
@@ -108,40 +110,35 @@ def _batches(device: torch.device, batch_size: int, count: int, size: int, seed:
     return out
 
 
-def _first_stage(cfg: TrainConfig) -> str:
-    """The loss the bench trains with: the first stage of ``loss.stages`` (``bce+dice``), else ``loss.name``."""
-    return cfg.loss.stages.split(",")[0].partition(":")[0].strip() if cfg.loss.stages else cfg.loss.name
+def _trainer(model_args: dict, cfg: TrainConfig, device: torch.device, *, batch_size: int, images: int,
+             size: int) -> TrainingStep:
+    """Salttune's training step (:func:`salttune.train.build_step`) for ``model_args``'s network, channels-last,
+    over ``images`` random training images of side ``size``, ``batch_size`` a batch."""
+    model = dataclasses.replace(cfg.model, **{k: v for k, v in model_args.items() if k != "in_channels"})
+    net_cfg = dataclasses.replace(cfg, model=model, channels_last=True, batch_size=batch_size)
+    return build_step(net_cfg, _training_part(cfg.seed, images, size), device)
 
 
-def _trainer(model_args: dict, cfg: TrainConfig, device: torch.device):
-    """The network (channels-last, on ``device``), salttune's optimiser for it and the loss of the first stage."""
-    from salttune.heads import build_training_loss
-    from salttune.model import build_model
-    from salttune.optim import make_optimizer
-
-    model = build_model(**model_args).to(device).to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model.parameters(), cfg.optim)  # after the format change, as train.fit does
-    return model, optimizer, build_training_loss(cfg.loss).at(0)
-
-
-def _train(model, optimizer, loss_fn, batches, device: torch.device) -> float:
-    """Seconds of salttune's training epoch over ``batches``, the device synchronised at both ends."""
-    from salttune.train import train_epoch
-
-    _sync(device)
+def _train(step: TrainingStep, batches) -> float:
+    """Seconds of salttune's training epoch (the first loss stage) over ``batches``, the device synchronised at
+    both ends."""
+    _sync(step.device)
     t = time.perf_counter()
-    train_epoch(model, batches, loss_fn, optimizer, device, amp_dtype=_amp_dtype(device), channels_last=True)
-    _sync(device)
+    train_epoch(step.model, batches, step.loss_fn.at(0), step.optimizer, step.device, amp_dtype=step.amp_dtype,
+                scaler=step.scaler, channels_last=True)
+    _sync(step.device)
     return time.perf_counter() - t
 
 
-def step_flops(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, batch: tuple, device: torch.device) -> int:
+def step_flops(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, batch: tuple, device: torch.device,
+               amp_dtype: torch.dtype | None = None) -> int:
     """FLOPs of one training step of ``model`` on ``batch`` (forward + backward: FlopCounterMode counts the
-    matmuls and convolutions, not the optimiser's element-wise update), counted on the real step."""
+    matmuls and convolutions, not the optimiser's element-wise update), counted on the real step; the count
+    depends on the shapes alone, not on the autocast dtype."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
-        _train(model, optimizer, loss_fn, [batch], device)
+        train_epoch(model, [batch], loss_fn, optimizer, device, amp_dtype=amp_dtype, channels_last=True)
     return counter.get_total_flops()
 
 
@@ -155,34 +152,27 @@ def train_throughput(model_args: dict, cfg: TrainConfig, device: torch.device, *
     """
     from salttune.model import count_parameters
 
-    model, optimizer, loss_fn = _trainer(model_args, cfg, device)
+    step = _trainer(model_args, cfg, device, batch_size=batch_size, images=steps * batch_size, size=size)
     batches = _batches(device, batch_size, steps, size, seed=cfg.seed)
-    _train(model, optimizer, loss_fn, batches[: max(warmup, 1)], device)
-    flops = step_flops(model, optimizer, loss_fn, batches[0], device)
-    speeds = [steps * batch_size / _train(model, optimizer, loss_fn, batches, device) for _ in range(repeats)]
+    _train(step, batches[: max(warmup, 1)])
+    flops = step_flops(step.model, step.optimizer, step.loss_fn.at(0), batches[0], device, step.amp_dtype)
+    speeds = [steps * batch_size / _train(step, batches) for _ in range(repeats)]
     # The same step fed as a trial feeds it: the training set's batches made by the path augment.path picks
     # (on the device: gathered and augmented there; on the loader path: albumentations on the CPU, then copied).
-    data = _training_data(cfg, device, batch_size, steps, size)
-    _train(model, optimizer, loss_fn, data.epoch(0), device)
-    fed = [steps * batch_size / _train(model, optimizer, loss_fn, data.epoch(r + 1), device) for r in range(repeats)]
-    return {"network": model_args.get("network", "unet"), "parameters": count_parameters(model),
+    data = step.batches
+    _train(step, data.epoch(0))
+    fed = [steps * batch_size / _train(step, data.epoch(r + 1)) for r in range(repeats)]
+    return {"network": model_args.get("network", "unet"), "parameters": count_parameters(step.model),
             "images_per_s": statistics.median(speeds), "all_images_per_s": speeds,
             "data_path": data.path, "images_per_s_with_data": statistics.median(fed), "all_images_per_s_with_data": fed,
             "flops_per_image": flops / batch_size}
 
 
-def _training_data(cfg: TrainConfig, device: torch.device, batch_size: int, steps: int, size: int):
-    """``steps`` batches' worth of random uint8 images and masks, as :func:`salttune.batches.make_batches` serves them."""
-    import dataclasses
-
-    from salttune.batches import make_batches
-    from salttune.split import Arrays
-
-    rng = np.random.default_rng(cfg.seed)
-    n = steps * batch_size
-    part = Arrays([str(i) for i in range(n)], rng.integers(0, 256, (n, size, size), dtype=np.uint8),
+def _training_part(seed: int, n: int, size: int) -> Arrays:
+    """``n`` random uint8 images (size, size) with random masks, all at 500 m: a training part for the bench."""
+    rng = np.random.default_rng(seed)
+    return Arrays([str(i) for i in range(n)], rng.integers(0, 256, (n, size, size), dtype=np.uint8),
                   rng.random((n, size, size)) > 0.5, np.full(n, 500.0))
-    return make_batches(dataclasses.replace(cfg, batch_size=batch_size), part, device)
 
 
 # --- trials sharing one device -------------------------------------------------------------------------------------
@@ -198,15 +188,15 @@ def _share_worker(rank: int, device_name: str, model_args: dict, cfg: TrainConfi
             while True:
                 rnd, threads, steps, warmup = jobs.get()
                 torch.set_num_threads(threads)
-                model, optimizer, loss_fn = _trainer(model_args, cfg, device)
+                step = _trainer(model_args, cfg, device, batch_size=batch_size, images=batch_size, size=size)
                 batches = _batches(device, batch_size, steps, size, seed=cfg.seed + rank)
-                _train(model, optimizer, loss_fn, batches[: max(warmup, 1)], device)
+                _train(step, batches[: max(warmup, 1)])
                 status.put(("ready", rank))
                 go[rnd].wait()
                 start = time.time()
-                _train(model, optimizer, loss_fn, batches, device)
+                _train(step, batches)
                 status.put(("done", rank, start, time.time(), steps * batch_size))
-                del model, optimizer, batches
+                del step, batches
     except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
         status.put(("error", rank, traceback.format_exc()))
 
@@ -276,19 +266,22 @@ def sharing(model_args: dict, cfg: TrainConfig, device: torch.device, *, concurr
 # --- ensemble prediction -------------------------------------------------------------------------------------------
 
 def ensemble_prediction(model_args: dict, device: torch.device, *, images: int, members: int, batch_size: int,
-                        size: int = 101, seed: int = 0) -> dict:
+                        size: int = 101, seed: int = 0, amp: bool = True) -> dict:
     """Seconds to predict ``images`` random uint8 images with ``members`` networks (random weights, channels-last)
     and flip TTA, as ``salttune ensemble`` predicts the test set (:func:`salttune.ensemble.weighted_predictions`:
-    each batch of ``batch_size`` images goes to the device once, every member predicts it there in bf16 on CUDA,
-    flip TTA as one pass, the weighted mean stays on the device). One batch through every member first, untimed.
+    each batch of ``batch_size`` images goes to the device once, every member predicts it there in the precision
+    of networks trained with ``amp``, flip TTA as one pass, the weighted mean stays on the device). One batch
+    through every member first, untimed.
     ``projected_18000x10_s`` scales the time linearly to 18,000 images x 10 members."""
     from salttune.ensemble import weighted_predictions
     from salttune.model import build_model
 
+    dtype = precision(device, amp).dtype
     models = []
     for m in range(members):
         torch.manual_seed(seed + m)
-        models.append((1.0 / members, build_model(**model_args).to(device).to(memory_format=torch.channels_last).eval()))
+        models.append((1.0 / members, build_model(**model_args).to(device).to(memory_format=torch.channels_last).eval(),
+                       dtype))
     data = np.random.default_rng(seed).integers(0, 256, (images, size, size), dtype=np.uint8)  # (N, H, W)
 
     def run(part: np.ndarray) -> None:
@@ -330,6 +323,7 @@ def bench_gpu(cfg: TrainConfig | None = None, device: str | None = None, *, batc
         A dict of plain data: device, torch version, peak, per-network training figures, sharing table,
         prediction figures and the sizes used.
     """
+    from salttune.heads import build_training_loss
     from salttune.model import check_model
     from salttune.record import machine_info
 
@@ -343,8 +337,9 @@ def bench_gpu(cfg: TrainConfig | None = None, device: str | None = None, *, batc
     sizes = {"batch_size": batch_size, "steps": steps, "warmup": warmup, "repeats": repeats, "peak_n": peak_n,
              "concurrent": list(concurrent), "images": images, "members": members,
              "predict_batch_size": predict_batch_size, "size": size, "share_threads": share_threads}
+    dtype = precision(dev, cfg.amp).dtype  # what the timed steps compute in, as a trial's
     with _training_flags(cfg):
-        peak = peak_tflops(dev, peak_n)
+        peak = peak_tflops(dev, peak_n, dtype=dtype)
         training = {}
         for name, args in nets.items():
             r = train_throughput(args, cfg, dev, batch_size=batch_size, steps=steps, warmup=warmup, repeats=repeats, size=size)
@@ -352,16 +347,17 @@ def bench_gpu(cfg: TrainConfig | None = None, device: str | None = None, *, batc
             r["share_of_peak"] = r["achieved_tflops"] / peak
             training[name] = r
         predicting = ensemble_prediction(nets["default"], dev, images=images, members=members,
-                                         batch_size=predict_batch_size, size=size, seed=cfg.seed)
+                                         batch_size=predict_batch_size, size=size, seed=cfg.seed, amp=cfg.amp)
     if dev.type == "cuda":
         torch.cuda.empty_cache()  # the memory this process cached goes back to the sharing processes
     shared = sharing(nets["default"], cfg, dev, concurrent=concurrent, batch_size=batch_size, steps=steps,
                      warmup=warmup, size=size, threads=share_threads)
+    stages = build_training_loss(cfg.loss).stages  # the bench trains the first stage's loss
     return {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else machine_info()["cpu"],
             "device_type": dev.type, "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "precision": "bf16 autocast" if dev.type == "cuda" else "float32", "deterministic": cfg.deterministic,
-            "peak_dtype": "bfloat16" if dev.type == "cuda" else "float32", "peak_tflops": peak,
-            "encoder": nets.get("encoder", {}).get("encoder"), "loss": _first_stage(cfg),
+            "precision": _PRECISION_LABELS[dtype], "deterministic": cfg.deterministic,
+            "peak_dtype": precision_name(dtype), "peak_tflops": peak,
+            "encoder": nets.get("encoder", {}).get("encoder"), "loss": stages[0].spec if stages else cfg.loss.name,
             "optimizer": cfg.optim.name, "training": training, "sharing": shared, "prediction": predicting,
             "sizes": sizes}
 
