@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Member", "Linear", "Combiner", "COMBINERS", "AUTO", "combiners_for", "THRESHOLDS", "MIN_AREAS", "SALT_CUTOFFS",
-    "member_probs", "member_outputs", "combine_salt", "predict_masks", "fit_mean", "fit_greedy", "fit_ridge", "fit_single", "fit_auto",
+    "member_outputs", "combine_salt", "predict_masks", "fit_mean", "fit_greedy", "fit_ridge", "fit_single", "fit_auto",
     "tune_cutoffs", "cross_validate", "cross_validate_choice", "combine", "iter_ensemble",
 ]
 
@@ -107,12 +107,6 @@ def member_outputs(members: Sequence[Member], images: np.ndarray, depths: np.nda
         if heads == len(m.paths):
             salt[k] = s_sum / heads
     return out, salt
-
-
-def member_probs(members: Sequence[Member], images: np.ndarray, depths: np.ndarray, device: torch.device, tta: str,
-                 batch_size: int = 128, progress: Callable = lambda it, **kw: it) -> np.ndarray:
-    """(M, N, H, W) float16 probabilities of every member on ``images``."""
-    return member_outputs(members, images, depths, device, tta, batch_size, progress)[0]
 
 
 def combine(probs: np.ndarray, comb: Linear) -> np.ndarray:
