@@ -1,5 +1,6 @@
-"""The figures of ``salttune bench``: ``results/benchmarks/NAME.json`` per benchmark, and the README that shows
-the latest of each with the command and the machine that measured it."""
+"""The figures of ``python -m benchmarks``: ``OUT/NAME.json`` per benchmark, and the README that shows the latest
+of each with the command and the machine that measured it (OUT: ``bench-out/``, or ``results/benchmarks/`` for the
+committed reference figures)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import time
 from pathlib import Path
 
-from salttune.bench.quality import quality_table
+from benchmarks.quality import quality_table
 from salttune.fileio import atomic_path, write_json
 from salttune.record import machine_info, package_versions
 
@@ -35,7 +36,7 @@ METHODS = {
     "protocol": "Holdout scores of (a) the best single trial, (b) the top-N ensemble of one split, (c) the top-N "
                 "configurations refit on K folds, (d) (c) + one round of pseudo-labels, each beside its cross-validated "
                 "figure and their gap (its optimism); paired differences over the same holdout images (mean, SE); "
-                "`test`: the submission's score against test_truth.csv. See salttune/bench/protocol.py.",
+                "`test`: the submission's score against test_truth.csv. See benchmarks/protocol.py.",
     "predict": "Images/s of prediction with the default model, without and with flip TTA; peak resident memory.",
     "quality": "Recipes compared out of fold at the same wall-clock training budget: for each seed and each of the "
                "coverage-stratified folds, every recipe trains on the other folds (an inner validation part of them "
@@ -83,7 +84,7 @@ METHODS = {
 
 def _per_seed_table(result: dict) -> str:
     """One row per seed of the ``search`` race, one column per algorithm (and per speed-up against random)."""
-    from salttune.bench.search import BASELINE, RACE
+    from benchmarks.search import BASELINE, RACE
 
     rows = result["per_seed"]
     labels = result.get("algorithms") or [k for k in RACE if k in rows[0]]  # files before --algorithms: RACE's labels
@@ -225,9 +226,10 @@ _OWN_TABLE = {"replay": {"per_algorithm", "anytime", "per_seed", "speedups"}, "c
 
 
 def render_readme(out_dir: Path) -> str:
-    """``results/benchmarks/README.md``: the latest figures, their commands and the machine."""
-    parts = ["# Benchmarks\n", "Latest figures measured by `salttune bench`; each JSON file beside this one holds the full "
-             "result, the machine and package versions. Re-run a command to compare your hardware.\n"]
+    """``OUT/README.md``: the latest figures in ``out_dir``, their commands and the machine."""
+    parts = ["# Benchmarks\n", "Latest figures measured by `python -m benchmarks` (benchmarks/README.md says how to run "
+             "each); each JSON file beside this one holds the full result, the machine and package versions. Re-run a "
+             "command from a checkout to compare your hardware.\n"]
     for path in sorted(out_dir.glob("*.json")):
         r = json.loads(path.read_text())
         if not isinstance(r, dict) or "benchmark" not in r:

@@ -1,4 +1,4 @@
-"""``salttune bench quality``: recipes compared out of fold, at the same wall-clock budget, over folds and seeds.
+"""``python -m benchmarks quality``: recipes compared out of fold, at the same wall-clock budget, over folds and seeds.
 
 The protocol, for each seed ``s`` (a fold assignment and a training seed) and each of ``k`` coverage-stratified
 folds:

@@ -8,7 +8,7 @@ on a noisy machine.
   the network does not need (making a batch on each path, whole-set evaluation).
 - ``predict``: images/s of prediction with and without flip TTA, and peak memory.
 
-Recipe quality is in :mod:`salttune.bench.quality`, search efficiency and scaling in :mod:`salttune.bench.search`; :mod:`salttune.bench.figures` writes them all.
+Recipe quality is in :mod:`benchmarks.quality`, search efficiency and scaling in :mod:`benchmarks.search`; :mod:`benchmarks.figures` writes them all.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from salttune.search.space import SearchSpace
 
-__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "STUDY_FILE", "ASHA_FILE", "WITH_ASHA", "build_algorithm", "tpe_with"]
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "STUDY_FILE", "ASHA_FILE", "WITH_ASHA", "build_algorithm", "asha_scheduler", "rung_metric"]
 
 DEFAULT_ALGORITHM = "tpe+asha"
 STUDY_FILE = "optuna.db"  # the Optuna study, inside the search's folder
@@ -57,7 +57,9 @@ def _random_sampler(space: SearchSpace):
     return optuna.samplers.RandomSampler(seed=space.seed)
 
 
-def _asha(space: SearchSpace, local_dir: Path, brackets: int = 1):
+def asha_scheduler(space: SearchSpace, local_dir: Path, brackets: int = 1):
+    """The ASHA scheduler of the space (``asha.*``, rungs on :func:`rung_metric`), its state in ``local_dir``;
+    ``brackets`` > 1: asynchronous Hyperband."""
     from salttune.search.asha import ResumableASHA
 
     metric, mode = rung_metric(space)
@@ -66,30 +68,12 @@ def _asha(space: SearchSpace, local_dir: Path, brackets: int = 1):
                          rung_score=space.asha.rung_score, brackets=brackets)
 
 
-def tpe_with(space: SearchSpace, local_dir: Path, *, failed_as: str = "worst", startup: int | None = None,
-             brackets: int = 1, **tpe_options) -> tuple[Any, Any]:
-    """TPE + ASHA with each of its choices explicit (the replay benchmark measures them one by one). What rungs
-    compare (``asha.rung_metric``, ``asha.rung_score``) is the space's, shared with random+asha.
-
-    Args:
-        failed_as: a failed trial is the ``worst`` at its epoch for TPE, or ``ignored`` (Optuna's FAIL).
-        startup: random trials before TPE models (None: ``space.startup_trials``).
-        brackets: ASHA's brackets (1: ASHA; more: asynchronous Hyperband).
-        tpe_options: other arguments of Optuna's ``TPESampler`` (``multivariate``, ``n_ei_candidates``...).
-    """
-    import dataclasses
-
-    from salttune.search.sampler import tpe_sampler
-
-    if startup is not None:
-        space = dataclasses.replace(space, startup_trials=startup)
-    return _searcher(space, local_dir, tpe_sampler(space, **tpe_options), failed_as=failed_as), _asha(space, local_dir, brackets)
-
-
 def tpe_asha(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
     """Optuna's TPE (after ``startup_trials`` random trials) proposes, ASHA stops the weak at its rungs; both
     compare trials by their best score so far, and TPE learns failed trials as the worst."""
-    return tpe_with(space, local_dir)
+    from salttune.search.sampler import tpe_sampler
+
+    return _searcher(space, local_dir, tpe_sampler(space)), asha_scheduler(space, local_dir)
 
 
 def bohb(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
@@ -101,7 +85,7 @@ def bohb(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
     a = space.asha
     sampler = RungTPESampler(tpe_options(space), rungs_of(a.grace_period, a.reduction_factor, a.max_t),
                              min_points=max(space.startup_trials, len(space.params) + 1))
-    return _searcher(space, local_dir, sampler), _asha(space, local_dir)
+    return _searcher(space, local_dir, sampler), asha_scheduler(space, local_dir)
 
 
 def random_search(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
@@ -113,7 +97,7 @@ def random_search(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
 
 def random_asha(space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
     """Seeded random sampling, ASHA stops the weak (what early stopping alone is worth): the same ASHA as tpe+asha."""
-    return _searcher(space, local_dir, _random_sampler(space)), _asha(space, local_dir)
+    return _searcher(space, local_dir, _random_sampler(space)), asha_scheduler(space, local_dir)
 
 
 # name -> factory(space, local_dir) -> (searcher, scheduler)
