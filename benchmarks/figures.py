@@ -230,9 +230,12 @@ def render_readme(out_dir: Path) -> str:
     parts = ["# Benchmarks\n", "Latest figures measured by `python -m benchmarks` (benchmarks/README.md says how to run "
              "each); each JSON file beside this one holds the full result, the machine and package versions. Re-run a "
              "command from a checkout to compare your hardware.\n"]
-    for path in sorted(out_dir.glob("*.json")):
-        r = json.loads(path.read_text())
-        if not isinstance(r, dict) or "benchmark" not in r:
+    results = [r for r in (json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))) if isinstance(r, dict)]
+    if any(str(r.get("command", "")).startswith("salttune bench ") for r in results):
+        parts.append("Commands recorded as `salttune bench NAME` ran before the benchmarks left the package: today "
+                     "`python -m benchmarks NAME`, with `--reference` for `--out results/benchmarks`.\n")
+    for r in results:
+        if "benchmark" not in r:
             continue  # not a result of save_result (a curve table written here, say)
         m = r.get("machine", {})
         parts.append(f"## {r['benchmark']}\n\n`{r['command']}`  \n{r['when']} on {m.get('cpu')} "
