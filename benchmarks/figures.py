@@ -84,7 +84,7 @@ METHODS = {
 
 def _per_seed_table(result: dict) -> str:
     """One row per seed of the ``search`` race, one column per algorithm (and per speed-up against random)."""
-    from benchmarks.search import BASELINE, RACE
+    from benchmarks.search import RACE
 
     rows = result["per_seed"]
     labels = result.get("algorithms") or [k for k in RACE if k in rows[0]]  # files before --algorithms: RACE's labels

@@ -43,7 +43,6 @@ from types import SimpleNamespace
 import numpy as np
 
 from salttune.errors import SalttuneError
-from salttune.fileio import write_json
 
 __all__ = ["Curve", "record_curves", "load_curves", "Surrogate", "validate_surrogate", "simulate", "SearchTrace",
            "time_to", "best_by", "bench_replay", "variants", "tpe_with", "TARGET_QUANTILES"]

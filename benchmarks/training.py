@@ -16,15 +16,13 @@ from __future__ import annotations
 import resource
 import statistics
 import time
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from salttune.augment import build_augment
 from salttune.batches import LoaderBatches, SaltDataset, make_batches, make_loader
-from salttune.config import TrainConfig, config_from_dict, config_to_dict
+from salttune.config import TrainConfig, config_to_dict
 from salttune.losses import build_loss
 from salttune.model import build_model, count_parameters
 from salttune.predict import predict_proba
