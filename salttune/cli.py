@@ -15,7 +15,7 @@ from pathlib import Path
 from salttune import __version__
 from salttune.errors import SalttuneError
 
-__all__ = ["main"]
+__all__ = ["main", "OneLineParser"]
 
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -272,133 +272,6 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
-REPLAY_CURVES = "results/benchmarks/replay/curves.json"  # salttune bench record writes it, replay and confirm read it
-REPLAY_ALGORITHMS = "random,random+asha,tpe+asha"
-
-
-def _algorithms(flag_value: str | None, default: str, known) -> list[str]:
-    """``--algorithms a,b,c`` as a checked list of names of ``known``."""
-    from salttune.bench.search import check_algorithms
-
-    return check_algorithms([a.strip() for a in (flag_value or default).split(",") if a.strip()], known)
-
-
-def _bench_record(args: argparse.Namespace) -> int:
-    from salttune.bench.replay import record_curves
-    from salttune.fileio import write_json
-
-    if not args.search:
-        raise SalttuneError("bench record: give --search DIR, the folder of the finished recording search, e.g. --search results/replay")
-    out = Path(args.out or REPLAY_CURVES)
-    table = record_curves(args.search)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, table, "curve table")  # atomic: an interrupted write leaves the earlier table whole
-    failed = sum(c["failed"] is not None for c in table["curves"])
-    print(f"recorded {len(table['curves'])} curves ({failed} failed) of {args.search} in {out}")
-    return 0
-
-
-def _given(value, default):
-    """A flag whose default depends on the benchmark (argparse's default is None): its value, or ``default``."""
-    return default if value is None else value
-
-
-def _bench_gpu(args: argparse.Namespace) -> dict:
-    """``salttune bench gpu``: the GPU's sizes (``CUDA_SIZES``) when CUDA is there, else the function's small CPU
-    defaults; --steps, --repeats, --images, --top (members), --concurrent (largest K) and --set batch_size (and
-    any model.* / optim.* setting) override them."""
-    import torch
-
-    from salttune.bench.gpu import CUDA_SIZES, bench_gpu
-    from salttune.config import config_from_dict, parse_overrides
-
-    overrides = parse_overrides(args.set or [])
-    cfg = config_from_dict(overrides)
-    sizes = dict(CUDA_SIZES) if torch.cuda.is_available() else {"batch_size": cfg.batch_size}
-    if "batch_size" in overrides:
-        sizes["batch_size"] = cfg.batch_size
-    for flag, key in (("steps", "steps"), ("repeats", "repeats"), ("images", "images"), ("top", "members")):
-        if getattr(args, flag) is not None:
-            sizes[key] = getattr(args, flag)
-    if args.concurrent is not None:  # 1, 2, 4, 8 up to it, and itself
-        sizes["concurrent"] = sorted({k for k in (1, 2, 4, 8) if k < args.concurrent} | {args.concurrent})
-    return bench_gpu(cfg, **sizes)
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    import shlex
-
-    from salttune import bench
-    from salttune.config import apply_overrides, config_from_dict, parse_overrides
-    from salttune.data import load_dataset
-
-    if args.which == "record":  # writes a curve table, not a figure
-        return _bench_record(args)
-    out = Path(args.out or "results/benchmarks")
-    command = "salttune " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    table = None  # a benchmark's own table, printed after its figures
-    name = args.which  # the result's file name (replay and confirm on the nearest surrogate: NAME-nearest)
-    if args.which == "search":  # --set overrides the search space there, not a training config
-        from salttune.search.algorithms import ALGORITHMS
-
-        result = bench.bench_search(args.data, out, args.target, space_file=args.space, trials=args.trials,
-                                    seeds=args.seeds or 3, sets=args.set or [],
-                                    algorithms=_algorithms(args.algorithms, "tpe+asha,random", ALGORITHMS))
-    elif args.which == "replay":  # --set overrides the recorded space (concurrent, asha.*, startup_trials...)
-        from salttune.bench.replay import bench_replay, variants
-
-        algorithms = _algorithms(args.algorithms, REPLAY_ALGORITHMS, variants())
-        result = bench_replay(args.curves or REPLAY_CURVES, algorithms=algorithms, seeds=args.seeds or 20,
-                              concurrent=args.concurrent, horizon_full_trials=args.horizon_trials, sets=args.set or [],
-                              surrogate=args.surrogate)
-        name = "replay" if args.surrogate == "forest" else f"replay-{args.surrogate}"
-        table = bench.replay_table(result)
-    elif args.which == "confirm":
-        from salttune.bench.confirm import load_live, replay_of_live
-
-        result = replay_of_live(load_live(args.live), args.curves or REPLAY_CURVES, target=args.target, surrogate=args.surrogate)
-        name = "confirm" if args.surrogate == "forest" else f"confirm-{args.surrogate}"
-        table = bench.confirm_table(result)
-    elif args.which == "protocol":  # --set overrides the search space there
-        from salttune.bench.protocol import bench_protocol
-
-        result = bench_protocol(args.data, out / "protocol-runs", space=args.space or "search_spaces/quick.yaml",
-                                sets=args.set or [], seeds=args.seeds or 1, top=_given(args.top, 3), refit_folds=args.refit_folds)
-    elif args.which == "scale":
-        result = bench.bench_scale(args.data, out, space_file=args.space, trials=args.trials, sets=args.set or [])
-    elif args.which == "gpu":  # no data read: random tensors on the device
-        result = _bench_gpu(args)
-        name = "gpu" if result["device_type"] == "cuda" else "gpu-cpu"  # a CPU run never overwrites GPU figures
-        table = bench.gpu_table(result)
-    else:
-        overrides = parse_overrides(args.set or [])
-        cfg = config_from_dict(overrides)
-        if args.which == "train":
-            d = load_dataset(args.data, with_test=False)
-            result = bench.bench_train(d.train_images, d.train_masks, cfg, steps=_given(args.steps, 8),
-                                       repeats=_given(args.repeats, 3))
-        elif args.which == "predict":
-            d = load_dataset(args.data, with_test=False)
-            result = bench.bench_predict(d.train_images[: _given(args.images, 512)], cfg)
-        else:
-            from salttune.bench.quality import load_recipes
-
-            recipes = load_recipes(args.recipes, args.only.split(",") if args.only else None)
-            recipes = {name: apply_overrides(r, overrides) for name, r in recipes.items()}  # --set: on every recipe
-            result = bench.bench_quality(args.data, out / "quality-runs", budget_s=args.budget_s, folds=args.folds,
-                                         seeds=args.seeds or 2, recipes=recipes, images=args.images_part)
-    path = bench.save_result(out, name, result, command)
-    wrote = [path, out / "README.md"]
-    if args.which == "replay":  # before the README, which shows it
-        wrote.insert(1, bench.plot_anytime(result, out / f"{name}_anytime.png"))
-    (out / "README.md").write_text(bench.render_readme(out))
-    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2))
-    if table:
-        print(table)
-    print(f"wrote {', '.join(map(str, wrote[:-1]))} and {wrote[-1]}")
-    return 0
-
-
 def _cmd_report(args: argparse.Namespace) -> int:
     from salttune.record import find_records
     from salttune.report import write_report
@@ -415,8 +288,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with a bad flag reported as one line (its usage is a --help away), like every other error."""
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported as one line (its usage is a --help away), like every other error
+    (``python -m benchmarks`` uses it too)."""
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
@@ -425,7 +299,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from salttune.ensemble import AUTO, BASELINE, COMBINERS  # numpy only: the registry --combiner offers
 
-    p = _Parser(prog="salttune", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="salttune", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"salttune {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -519,54 +393,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="HTML file to write (default results/NAME/report.html)")
     s.set_defaults(func=_cmd_report)
 
-    s = sub.add_parser("bench", help="measure speed and quality against a reference; write results/benchmarks/")
-    s.add_argument("which", choices=("train", "predict", "quality", "search", "scale", "protocol", "record", "replay", "confirm", "gpu"),
-                   help="which benchmark; record: turn a finished search into the curve table replay reads; gpu: "
-                        "training and prediction throughput on the device (CUDA, else the CPU at small sizes)")
-    s.add_argument("--data", default="../shared/tgs_sample", help="dataset folder (default ../shared/tgs_sample)")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="train/predict/quality: training-config overrides "
-                   "(model size, ...); search/scale/protocol/replay: search-space overrides (replay: of the recorded space)")
-    s.add_argument("--out", help="where figures go (default results/benchmarks); record: the curve table to write "
-                                 f"(default {REPLAY_CURVES})")
-    s.add_argument("--steps", type=int, help="train: batches per timed epoch (default 8); gpu: timed training steps per "
-                                             "repeat and per sharing process (default 30 on a GPU, 4 on the CPU)")
-    s.add_argument("--repeats", type=int, help="train: interleaved repeats (median reported; default 3); gpu: timed "
-                                               "repeats (default 5 on a GPU, 3 on the CPU)")
-    s.add_argument("--images", type=int, help="predict: images to predict (default 512); gpu: images of the timed "
-                                              "ensemble prediction (default 18000 on a GPU, 256 on the CPU)")
-    s.add_argument("--budget-s", type=float, default=60.0, help="quality: seconds of training per recipe and fold (default 60)")
-    s.add_argument("--folds", type=int, default=5, help="quality: coverage-stratified folds (default 5)")
-    s.add_argument("--recipes", help="quality: a YAML file of name: {config overrides} (default: the built-in recipes)")
-    s.add_argument("--only", help="quality: a comma-separated subset of the recipes")
-    s.add_argument("--images-part", default="all", choices=("all", "choose", "score"),
-                   help="quality: all images, or one of two fixed disjoint parts: 'choose' (40%%) to pick a recipe on, "
-                        "'score' (60%%) to compare it on (default all)")
-    s.add_argument("--seeds", type=int, help="search: seeds per algorithm (default 3); quality: fold assignments and "
-                                             "training seeds (default 2); protocol: searches (default 1); replay: "
-                                             "replayed searches per algorithm (default 20)")
-    s.add_argument("--trials", type=int, help="search/scale: trial budget per search (default: the space's)")
-    s.add_argument("--target", type=float, help="search: the validation score the searches race to (required); confirm: "
-                                                "the score to time (default: the live races' own)")
-    s.add_argument("--algorithms", metavar="A,B,...", help="search: the algorithms raced (default tpe+asha,random); "
-                   f"replay: those replayed (default {REPLAY_ALGORITHMS}; also the variants of salttune.bench.replay)")
-    s.add_argument("--space", help="search/scale/protocol: the space to run (default: search_spaces/bench.yaml for search, "
-                                   "search_spaces/quick.yaml for scale and protocol)")
-    s.add_argument("--top", type=int, help="protocol: trials ensembled (default 3); gpu: ensemble members of the timed "
-                                           "prediction (default 10 on a GPU, 2 on the CPU)")
-    s.add_argument("--refit-folds", type=int, default=5, help="protocol: folds of the refit (default 5)")
-    s.add_argument("--search", metavar="DIR", help="record: the folder of the finished recording search (results/NAME)")
-    s.add_argument("--surrogate", default="forest", choices=("forest", "nearest"),
-                   help="replay/confirm: how a configuration between recorded ones is replayed: forest (random forests' "
-                        "mean curve) or nearest (the nearest recorded configuration's real curve); default forest")
-    s.add_argument("--curves", metavar="FILE", help=f"replay/confirm: the curve table (default {REPLAY_CURVES})")
-    s.add_argument("--concurrent", type=int, help="replay: trials at once (default: the recorded space's); gpu: the most "
-                                                  "training processes sharing the device (K = 1, 2, 4, 8 up to it; "
-                                                  "default 8 on a GPU, 2 on the CPU)")
-    s.add_argument("--horizon-trials", type=float, default=60.0, help="replay: the virtual-time budget, in full trials "
-                   "of median length on the concurrent slots (default 60)")
-    s.add_argument("--live", default="results/benchmarks/search.json", metavar="FILE",
-                   help="confirm: the live races to replay (default results/benchmarks/search.json)")
-    s.set_defaults(func=_cmd_bench)
     return p
 
 
@@ -589,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.showwarning = _one_line_warning  # our warnings are for users: one line, no source location
     parser = build_parser()
-    args = parser.parse_args(argv)  # a bad flag: one line, exit 2 (_Parser.error)
+    args = parser.parse_args(argv)  # a bad flag: one line, exit 2 (OneLineParser.error)
     _check_args(parser, args)
     try:
         return args.func(args)

@@ -38,13 +38,6 @@ def check_flags(args: argparse.Namespace) -> None:
     reverse. Raises :class:`SalttuneError` before any work starts."""
     cmd = args.command
     _at_least(args, ("n_train", "n_test"), 0)
-    if cmd == "bench":
-        _at_least(args, ("steps", "repeats", "images", "seeds", "trials", "concurrent"), 1)
-        _at_least(args, ("folds",), 2)
-        if not args.budget_s > 0:  # also false for NaN
-            raise SalttuneError(f"--budget-s {args.budget_s:g}: must be a positive number of seconds, e.g. 60")
-        if not args.horizon_trials > 0:
-            raise SalttuneError(f"--horizon-trials {args.horizon_trials:g}: must be a positive number of trials, e.g. 60")
     _at_least(args, ("workers", "batch_size", "top", "size"), 1)
     if cmd in ("ensemble", "train"):
         _at_least(args, ("folds", "refit_folds"), 2)
@@ -54,14 +47,8 @@ def check_flags(args: argparse.Namespace) -> None:
     cutoff = getattr(args, "salt_cutoff", None)
     if cutoff is not None and not 0 < cutoff < 1:
         raise SalttuneError(f"--salt-cutoff {cutoff:g}: must be between 0 and 1 (exclusive), e.g. 0.5")
-    if cmd in ("synth", "train") or (cmd == "bench" and args.which != "record"):
+    if cmd in ("synth", "train"):
         _is_file("out", args.out, "folder")
-    if cmd == "bench" and args.which == "record":  # its --out is the curve table
-        _is_folder("out", args.out, "file name to write, e.g. results/benchmarks/replay/curves.json")
-    if cmd == "bench" and args.which in ("replay", "confirm"):
-        _is_folder("curves", args.curves, "curve table written by salttune bench record")
-    if cmd == "bench" and args.which == "confirm":
-        _is_folder("live", args.live, "result file of salttune bench search (search.json)")
     if cmd in ("predict", "report"):
         _is_folder("out", args.out, "file name to write")
     if cmd in ("predict",) and args.out is not None and not Path(args.out).parent.is_dir():

@@ -33,7 +33,7 @@ class OptimSettings(Protocol):
 
 
 # The fused kernels update every parameter in one pass: on the CPU, for the default model, an Adam step takes
-# 3.5 ms fused against 7.0 ms for PyTorch's default (`salttune bench train`: adam_step_s_*).
+# 3.5 ms fused against 7.0 ms for PyTorch's default (`python -m benchmarks train`: adam_step_s_*).
 def _adam(params, c: OptimSettings) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
 

@@ -62,6 +62,15 @@ def run_search_cli(*args: str, cwd: Path | None = None, timeout: float = 300, en
     return run_cli("search", *args, cwd=cwd, timeout=timeout, env=env)
 
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: python -m benchmarks runs from here
+
+
+def run_bench(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m benchmarks ARGS`` as a user runs it from a checkout's root, in a separate process."""
+    return subprocess.run([sys.executable, "-m", "benchmarks", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
 def assert_user_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
     """Exit code 2, one line on stderr naming the problem, and no traceback."""
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)

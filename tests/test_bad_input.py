@@ -154,8 +154,6 @@ CASES = [
          ["is a folder", "--out"]),
     Case(TRACEBACK, "synth --preview FOLDER.png", lambda r, t: ["synth", "--data", str(r), "--preview", str(_folder(t / "p.png"))],
          ["is a folder", "--preview"]),
-    Case(TRACEBACK, "bench train --out FILE", lambda r, t: ["bench", "train", "--data", str(r), "--out", str(_write(t / "f", "x"))],
-         ["is a file", "--out"]),
     Case(TRACEBACK, "report on a header-only leaderboard.csv", lambda r, t: ["report", str(_header_only_search(t))],
          ["leaderboard.csv", "no trials"]),
 
@@ -199,7 +197,6 @@ CASES = [
     Case(OUT_OF_RANGE, "train --watch bogus", lambda r, t: _train(r, extra=("--watch", "bogus")), ["--watch", "bogus", "layer_stats"]),
     Case(OUT_OF_RANGE, "predict --tta rotate", lambda r, t: _predict(r, t, "--tta", "rotate"), ["--tta", "invalid choice", "flip"]),
     Case(OUT_OF_RANGE, "ensemble --combiner bogus", lambda r, t: ["ensemble", "--top", "1", "--combiner", "bogus"], ["--combiner", "invalid choice"]),
-    Case(OUT_OF_RANGE, "bench fastest (no such benchmark)", lambda r, t: ["bench", "fastest"], ["invalid choice", "train"]),
     Case(OUT_OF_RANGE, "score --size abc", lambda r, t: _submission(t, lambda rows: rows, ROWS, "--size", "abc"), ["--size", "invalid int value"]),
     *[Case(OUT_OF_RANGE, f"predict --threshold {v}", lambda r, t, v=v: _predict(r, t, "--threshold", v), ["--threshold", v, "between 0 and 1"])
       for v in ("7", "1", "0", "-0.5", "nan")],
@@ -228,20 +225,7 @@ CASES = [
     Case(OUT_OF_RANGE, "train --folds 1", lambda r, t: _train(r, extra=("--folds", "1")), ["--folds", "at least 2"]),
     Case(OUT_OF_RANGE, "--set fold=5 with folds=5", lambda r, t: _train(r, "folds=5", "fold=5"), ["'fold'", "0 to 4"]),
     Case(OUT_OF_RANGE, "--set holdout_fraction=0.5", lambda r, t: _train(r, "holdout_fraction=0.5"), ["holdout_fraction"]),
-    Case(OUT_OF_RANGE, "bench train --steps 0", lambda r, t: ["bench", "train", "--steps", "0"], ["--steps", "at least 1"]),
-    Case(OUT_OF_RANGE, "bench search without --target", lambda r, t: ["bench", "search", "--data", str(r)], ["--target", "required"]),
     Case(OUT_OF_RANGE, "--set threshold= (empty)", lambda r, t: _train(r, "threshold="), ["threshold", "not a number"]),
-    Case(OUT_OF_RANGE, "bench replay --seeds 0", lambda r, t: ["bench", "replay", "--seeds", "0"], ["--seeds must be at least 1, not 0"]),
-    Case(OUT_OF_RANGE, "bench replay --concurrent 0", lambda r, t: ["bench", "replay", "--concurrent", "0"], ["--concurrent must be at least 1"]),
-    Case(OUT_OF_RANGE, "bench replay --horizon-trials 0", lambda r, t: ["bench", "replay", "--horizon-trials", "0"],
-         ["--horizon-trials 0", "positive number"]),
-    Case(OUT_OF_RANGE, "bench replay --algorithms random,bogus", lambda r, t: ["bench", "replay", "--algorithms", "random,bogus"],
-         ["--algorithms", "unknown algorithm 'bogus'", "tpe+asha"]),
-    Case(OUT_OF_RANGE, "bench search --algorithms random,random", lambda r, t: ["bench", "search", "--algorithms", "random,random"],
-         ["--algorithms", "twice"]),
-    Case(OUT_OF_RANGE, "bench record without --search", lambda r, t: ["bench", "record"], ["--search DIR"]),
-    Case(OUT_OF_RANGE, "bench confirm --target above the live races'", lambda r, t: ["bench", "confirm", "--live", _live(t), "--target", "0.9"],
-         ["--target 0.9", "stopped at 0.5"]),
 
     # -- empty or header-only files --------------------------------------------------------------------------
     Case(EMPTY, "score --truth header-only", lambda r, t: _submission(t, lambda rows: rows, ROWS[:1]), ["truth.csv", "no rows"]),
@@ -261,16 +245,6 @@ CASES = [
          ["c.yaml", "holds no settings", "defaults"], exit=2, warn=True),
     Case(EMPTY, "train/images with no PNG", lambda r, t: ([p.unlink() for p in (r / "train" / "images").glob("*.png")], _train(r))[1],
          ["no training images", "train/images"]),
-    Case(EMPTY, "bench replay --curves an empty file", lambda r, t: ["bench", "replay", "--curves", str(_write(t / "c.json", ""))],
-         ["c.json", "not a JSON curve table"]),
-    Case(EMPTY, "bench replay --curves a missing file", lambda r, t: ["bench", "replay", "--curves", str(t / "none.json")],
-         ["none.json", "no such file", "salttune bench record"]),
-    Case(EMPTY, "bench record of an empty folder", lambda r, t: ["bench", "record", "--search", str(_folder(t / "s"))], ["no space.yaml"]),
-    Case(EMPTY, "bench record of a search with no results",
-         lambda r, t: ["bench", "record", "--search", str(_write_dir(t / "s", "space.yaml", GOOD_SPACE))],
-         ["no trial reported a result"]),
-    Case(EMPTY, "bench confirm --live a missing file", lambda r, t: ["bench", "confirm", "--live", str(t / "none.json")],
-         ["none.json", "no such file", "bench search"]),
     Case(EMPTY, "stats on a folder with only test/images", lambda r, t: (_only_test(r), ["stats", "--data", str(r)])[1],
          ["no training images"]),
 
@@ -289,12 +263,6 @@ CASES = [
     Case(FILE_FOLDER, "depths.csv is a folder", lambda r, t: ((r / "depths.csv").unlink(), _folder(r / "depths.csv"), _train(r))[2],
          ["depths.csv", "is a folder"]),
     Case(FILE_FOLDER, "report --results FILE", lambda r, t: ["report", "--results", str(_write(t / "f", "x"))], ["is a file", "--results"]),
-    Case(FILE_FOLDER, "bench record --out FOLDER", lambda r, t: ["bench", "record", "--search", str(t), "--out", str(_folder(t / "o"))],
-         ["is a folder", "--out"]),
-    Case(FILE_FOLDER, "bench replay --curves FOLDER", lambda r, t: ["bench", "replay", "--curves", str(_folder(t / "c"))],
-         ["is a folder", "--curves"]),
-    Case(FILE_FOLDER, "bench confirm --live FOLDER", lambda r, t: ["bench", "confirm", "--live", str(_folder(t / "l"))],
-         ["is a folder", "--live"]),
     Case(FILE_FOLDER, "missing data folder", lambda r, t: _train(r, data=str(t / "nowhere")), ["nowhere", "does not exist"]),
 
     # -- a file whose content is not what its name says ------------------------------------------------------
@@ -342,11 +310,6 @@ CASES = [
     Case(WRONG, "score a submission with a duplicate id", lambda r, t: _submission(t, lambda rows: rows + [rows[1]]), ["duplicate id"]),
     Case(WRONG, "score --size 5 with RLE past 25 pixels", lambda r, t: _submission(t, lambda rows: rows, ["id,rle_mask", "a,20 10"], "--size", "5"),
          ["past the last pixel 25"]),
-    Case(WRONG, "bench replay --curves not JSON", lambda r, t: ["bench", "replay", "--curves", str(_write(t / "c.json", "{broken"))],
-         ["c.json", "not a JSON curve table", "record it again"]),
-    Case(WRONG, "bench confirm --live a JSON that is no search result",
-         lambda r, t: ["bench", "confirm", "--live", str(_write(t / "s.json", '{"benchmark": "train"}'))],
-         ["s.json", "not a result of salttune bench search"]),
     Case(WRONG, "report of a leaderboard without its columns", lambda r, t: ["report", str(_write_dir(t / "s", "leaderboard.csv", "x,y\n1,2\n"))],
          ["leaderboard.csv", "missing"]),
 
@@ -407,11 +370,6 @@ def _alpha(a: int) -> np.ndarray:
 def _write_dir(folder: Path, name: str, text: str) -> Path:
     _write(folder / name, text)
     return folder
-
-
-def _live(tmp: Path) -> str:
-    """A ``salttune bench search`` result that raced to 0.5."""
-    return str(_write(tmp / "search.json", '{"target": 0.5, "trials": 4, "space": "s.yaml", "per_seed": [{"seed": 0}]}'))
 
 
 def _header_only_search(tmp: Path) -> Path:

@@ -107,4 +107,4 @@ def test_the_default_stages_belong_to_the_default_loss():
     assert config_from_dict({"loss": {"name": "bce", "stages": "bce:2,dice"}}).loss.stages == "bce:2,dice"
     assert load_config(None, ["loss.name=bce"]).loss.stages == ""
     cfg = config_from_dict({})
-    assert (cfg.batch_size, cfg.model.base_width) == (16, 8)  # the CPU default chosen by salttune bench quality
+    assert (cfg.batch_size, cfg.model.base_width) == (16, 8)  # the CPU default chosen by python -m benchmarks quality

@@ -12,7 +12,7 @@ from salttune.errors import SalttuneError
 from salttune.search.space import load_space, space_from_dict, space_to_dict, trial_config
 
 SPACES = Path(__file__).resolve().parents[2] / "search_spaces"
-SHIPPED = ["quick", "lovasz", "losses", "architecture", "optimizers", "bench"]
+SHIPPED = ["quick", "lovasz", "losses", "architecture", "optimizers"]  # (bench.yaml: tests/benchmarks/)
 
 
 def write_space(path: Path, text: str) -> Path:

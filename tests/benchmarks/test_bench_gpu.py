@@ -1,4 +1,4 @@
-"""``salttune bench gpu`` on the CPU at tiny sizes: every figure is measured, positive, and consistent with the
+"""``python -m benchmarks gpu`` on the CPU at tiny sizes: every figure is measured, positive, and consistent with the
 others (shares of the peak, ratios, the projection); the FLOP count is the same when counted again."""
 
 import importlib.util
@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from conftest import run_cli
-from salttune.bench.gpu import PROJECTED_IMAGES, PROJECTED_MEMBERS, bench_gpu, step_flops
+from conftest import run_bench
+from benchmarks.gpu import PROJECTED_IMAGES, PROJECTED_MEMBERS, bench_gpu, step_flops
 from salttune.config import config_from_dict, config_to_dict
 
 HAS_SMP = importlib.util.find_spec("segmentation_models_pytorch") is not None
@@ -83,14 +83,14 @@ def test_bench_gpu_measures_consistent_figures_on_the_cpu(one_thread):
 @pytest.mark.skipif(not HAS_SMP, reason="the CLI also measures an smp encoder network: needs salttune[encoders]")
 def test_bench_gpu_cli_writes_gpu_cpu_figures(tmp_path):
     out = tmp_path / "bench"
-    proc = run_cli("bench", "gpu", "--out", str(out), "--steps", "1", "--repeats", "1", "--images", "4", "--top", "1",
+    proc = run_bench("gpu", "--out", str(out), "--steps", "1", "--repeats", "1", "--images", "4", "--top", "1",
                    "--concurrent", "1", "--set", "batch_size=2", "--set", "model.base_width=4", "--set", "model.depth=2",
                    "--set", "model.encoder=resnet18", env={"OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     name = "gpu" if torch.cuda.is_available() else "gpu-cpu"  # a CPU run never overwrites the GPU's figures
     assert not (out / ("gpu-cpu" if name == "gpu" else "gpu.json")).exists()
     r = json.loads((out / f"{name}.json").read_text())
-    assert r["benchmark"] == name and r["command"].startswith("salttune bench gpu --out")
+    assert r["benchmark"] == name and r["command"].startswith("python -m benchmarks gpu --out")
     assert r["sizes"]["concurrent"] == [1] and r["sizes"]["batch_size"] == 2 and r["sizes"]["steps"] == 1
     assert r["prediction"]["images"] == 4 and r["prediction"]["members"] == 1 and r["prediction"]["seconds"] > 0
     assert r["training"]["default"]["parameters"] < 20_000 and r["training"]["default"]["images_per_s"] > 0

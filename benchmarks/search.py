@@ -7,7 +7,7 @@
   gets there. Times run from the start of a search's first trial (Ray's start-up is not counted). A search
   that spends its whole trial budget without reaching the target counts as its whole time, so its speed-up
   is a lower bound (``reached`` says which). Each run keeps its timeline and its trials' curves, so that
-  ``salttune bench confirm`` (:mod:`salttune.bench.confirm`) can replay the same searches.
+  ``python -m benchmarks confirm`` (:mod:`benchmarks.confirm`) can replay the same searches.
 - ``scale``: epochs per minute with 1 and 2 concurrent trials.
 """
 
@@ -61,14 +61,14 @@ def _time_to(timeline: list[tuple[float, float]], target: float) -> float | None
     """Seconds until a score first reaches ``target`` (None if never): the replay's ``time_to``."""
     import math
 
-    from salttune.bench.replay import time_to
+    from benchmarks.replay import time_to
 
     t = time_to(timeline, target)
     return t if math.isfinite(t) else None
 
 
 def _search(space: str, root: Path, name: str, data: str, sets: list[str]) -> dict:
-    from salttune.bench.replay import record_curves
+    from benchmarks.replay import record_curves
 
     cmd = [sys.executable, "-m", "salttune.cli", "search", "--space", space, "--name", name, "--storage", str(root), "--data", data]
     for s in sets:
@@ -87,7 +87,7 @@ def _search(space: str, root: Path, name: str, data: str, sets: list[str]) -> di
 def _setup(which: str, space_file: str | None, data: str, out: str | Path, trials: int | None, sets: list[str]):
     from salttune.search.space import load_space
 
-    space_file = space_file or ("search_spaces/bench.yaml" if which == "search" else "search_spaces/quick.yaml")
+    space_file = space_file or ("benchmarks/spaces/bench.yaml" if which == "search" else "search_spaces/quick.yaml")
     base = ([f"trials={trials}"] if trials else []) + list(sets)
     space = load_space(space_file, base, data=data)
     root = Path(out) / "runs" / which / time.strftime("%Y%m%d-%H%M%S")

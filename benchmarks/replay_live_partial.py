@@ -1,7 +1,12 @@
+"""One-off: the first live races (3 seeds, cut at 0.511 before search results kept their curves) replayed by
+``confirm`` on both surrogates; wrote results/benchmarks/replay/live-partial.json, which replay/README.md discusses.
+
+Run from the repository root, after ``python -m benchmarks search ... --reference`` left its runs in
+results/benchmarks/runs/search/: ``python -m benchmarks.replay_live_partial``."""
 import json, math, sys
 from pathlib import Path
-from salttune.bench.search import search_timeline
-from salttune.bench.confirm import replay_of_live
+from benchmarks.search import search_timeline
+from benchmarks.confirm import replay_of_live
 root = next(Path("results/benchmarks/runs/search").iterdir())
 target = 0.511
 rows = []
@@ -14,7 +19,7 @@ for seed in range(3):
         row[label] = {"seconds": t if t is not None else tl[-1][0], "reached": t is not None, "timeline": tl,
                       "trials": len(list((d / "trials").glob("trial_*/result.json"))), "epochs": len(tl), "best": max(s for _, s in tl)}
     rows.append(row)
-live = {"space": "search_spaces/replay.yaml", "trials": 12, "seeds": 3, "target": target, "per_seed": rows,
+live = {"space": "benchmarks/spaces/replay.yaml", "trials": 12, "seeds": 3, "target": target, "per_seed": rows,
         "algorithms": ["tpe+asha", "random"], "sets": ["trials=12", f"stop_at={target}"]}
 for r in rows:
     print(r["seed"], {k: (round(v["seconds"]), v["reached"], v["trials"], round(v["best"], 3)) for k, v in r.items() if k != "seed"})

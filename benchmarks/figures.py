@@ -1,5 +1,6 @@
-"""The figures of ``salttune bench``: ``results/benchmarks/NAME.json`` per benchmark, and the README that shows
-the latest of each with the command and the machine that measured it."""
+"""The figures of ``python -m benchmarks``: ``OUT/NAME.json`` per benchmark, and the README that shows the latest
+of each with the command and the machine that measured it (OUT: ``bench-out/``, or ``results/benchmarks/`` for the
+committed reference figures)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import time
 from pathlib import Path
 
-from salttune.bench.quality import quality_table
+from benchmarks.quality import quality_table
 from salttune.fileio import atomic_path, write_json
 from salttune.record import machine_info, package_versions
 
@@ -35,7 +36,7 @@ METHODS = {
     "protocol": "Holdout scores of (a) the best single trial, (b) the top-N ensemble of one split, (c) the top-N "
                 "configurations refit on K folds, (d) (c) + one round of pseudo-labels, each beside its cross-validated "
                 "figure and their gap (its optimism); paired differences over the same holdout images (mean, SE); "
-                "`test`: the submission's score against test_truth.csv. See salttune/bench/protocol.py.",
+                "`test`: the submission's score against test_truth.csv. See benchmarks/protocol.py.",
     "predict": "Images/s of prediction with the default model, without and with flip TTA; peak resident memory.",
     "quality": "Recipes compared out of fold at the same wall-clock training budget: for each seed and each of the "
                "coverage-stratified folds, every recipe trains on the other folds (an inner validation part of them "
@@ -69,11 +70,11 @@ METHODS = {
                "on the live runs' own trials (rank correlation and mean absolute error of best scores).",
     "scale": "Epochs per minute of the same search with 1 and with 2 trials at once.",
     "gpu": "One device, data already on it (random tensors), salttune's own training step (`train_epoch`, the "
-           "config's optimiser and first loss stage, channels-last; bf16 autocast on CUDA, float32 on the CPU; "
+           "config's optimiser and first loss stage, channels-last; in the precision the config trains in (salttune.precision: bf16, else fp16 with loss scaling, on CUDA; float32 on the CPU); "
            "`gpu-cpu`: the same code on the CPU at small sizes). `training.*`: images/s (median of timed repeats "
            "after warm-up steps) of the config's network and of an smp U-Net on `encoder` (random weights); FLOPs "
            "per image of one step (forward + backward, `FlopCounterMode`); achieved TFLOP/s over `peak_tflops` "
-           "(a large matmul, bf16 on CUDA; on the CPU the BLAS's float32 matmul, which convolutions can beat, so "
+           "(a large matmul in the step's dtype on CUDA; on the CPU the BLAS's float32 matmul, which convolutions can beat, so "
            "a CPU share may pass 1). `sharing.K.*`: K processes (spawn) training the config's network at "
            "once after their warm-up: total images/s and its ratio to one. `prediction.*`: N images x M members "
            "(random weights) with flip TTA through `iter_predictions`, every member on each batch; "
@@ -83,7 +84,7 @@ METHODS = {
 
 def _per_seed_table(result: dict) -> str:
     """One row per seed of the ``search`` race, one column per algorithm (and per speed-up against random)."""
-    from salttune.bench.search import BASELINE, RACE
+    from benchmarks.search import RACE
 
     rows = result["per_seed"]
     labels = result.get("algorithms") or [k for k in RACE if k in rows[0]]  # files before --algorithms: RACE's labels
@@ -225,12 +226,16 @@ _OWN_TABLE = {"replay": {"per_algorithm", "anytime", "per_seed", "speedups"}, "c
 
 
 def render_readme(out_dir: Path) -> str:
-    """``results/benchmarks/README.md``: the latest figures, their commands and the machine."""
-    parts = ["# Benchmarks\n", "Latest figures measured by `salttune bench`; each JSON file beside this one holds the full "
-             "result, the machine and package versions. Re-run a command to compare your hardware.\n"]
-    for path in sorted(out_dir.glob("*.json")):
-        r = json.loads(path.read_text())
-        if not isinstance(r, dict) or "benchmark" not in r:
+    """``OUT/README.md``: the latest figures in ``out_dir``, their commands and the machine."""
+    parts = ["# Benchmarks\n", "Latest figures measured by `python -m benchmarks` (benchmarks/README.md says how to run "
+             "each); each JSON file beside this one holds the full result, the machine and package versions. Re-run a "
+             "command from a checkout to compare your hardware.\n"]
+    results = [r for r in (json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))) if isinstance(r, dict)]
+    if any(str(r.get("command", "")).startswith("salttune bench ") for r in results):
+        parts.append("Commands recorded as `salttune bench NAME` ran before the benchmarks left the package: today "
+                     "`python -m benchmarks NAME`, with `--reference` for `--out results/benchmarks`.\n")
+    for r in results:
+        if "benchmark" not in r:
             continue  # not a result of save_result (a curve table written here, say)
         m = r.get("machine", {})
         parts.append(f"## {r['benchmark']}\n\n`{r['command']}`  \n{r['when']} on {m.get('cpu')} "

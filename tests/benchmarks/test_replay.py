@@ -1,6 +1,6 @@
-"""The replay benchmark (salttune/bench/replay.py) on curve tables written by hand, where every score and second
+"""The replay benchmark (benchmarks/replay.py) on curve tables written by hand, where every score and second
 is a known function of the configuration: the surrogate, one search in virtual time, the comparison, its
-figures, and ``salttune bench record`` / ``bench replay`` as a user runs them. No Ray cluster starts:
+figures, and ``python -m benchmarks record`` / ``replay`` as a user runs them. No Ray cluster starts:
 ``simulate`` drives salttune's searchers and schedulers itself."""
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import pytest
 
 from salttune.errors import SalttuneError
 
-sys.path.insert(0, str(Path(__file__).parent / "search"))
-from conftest import run_cli  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parents[1] / "search"))
+from conftest import run_bench  # noqa: E402
 from search_fixtures import space_yaml  # noqa: E402
-from salttune.bench.replay import Curve, Surrogate, best_by, load_curves, simulate, time_to  # noqa: E402
+from benchmarks.replay import Curve, Surrogate, best_by, load_curves, simulate, time_to  # noqa: E402
 from salttune.search.space import load_space, space_to_dict  # noqa: E402
 
 MAX_T, EPOCH_S = 4, 10.0  # every recorded epoch takes 10 s: a full trial 40 s
@@ -181,8 +181,8 @@ def test_time_to_and_best_by():
 # -- the comparison and its figures ------------------------------------------------------------------------
 
 def test_bench_replay_returns_what_the_figures_need(tmp_path):
-    from salttune.bench import figures
-    from salttune.bench.replay import bench_replay
+    from benchmarks import figures
+    from benchmarks.replay import bench_replay
 
     path = choice_table(tmp_path)
     r = bench_replay(path, algorithms=["random", "tpe+asha"], seeds=2, horizon_full_trials=5, validate_folds=2, processes=1)
@@ -201,7 +201,7 @@ def test_bench_replay_returns_what_the_figures_need(tmp_path):
     assert r["per_algorithm"]["random"]["trials_median"] == 6  # pairs of 40 s trials started at 0, 40 and 80 s
     assert set(r["surrogate"]) >= {"spearman_best", "mae_best"}
 
-    figures.save_result(tmp_path, "replay", r, "salttune bench replay --seeds 2")
+    figures.save_result(tmp_path, "replay", r, "python -m benchmarks replay --seeds 2")
     png = figures.plot_anytime(r, tmp_path / "replay_anytime.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     readme = figures.render_readme(tmp_path)
@@ -211,7 +211,7 @@ def test_bench_replay_returns_what_the_figures_need(tmp_path):
 
 
 def test_the_replay_table_shows_quartiles_shares_and_never(tmp_path):
-    from salttune.bench.figures import replay_table
+    from benchmarks.figures import replay_table
 
     anytime = [{"budget_s": 10.0 * k, "q25": 0.1 * k, "median": 0.2 * k, "q75": 0.3 * k} for k in range(1, 21)]
     row = {"trials_median": 7.5, "anytime": anytime,
@@ -252,7 +252,7 @@ def _fake_search(folder: Path) -> Path:
 def test_bench_record_and_replay_from_the_command_line(tmp_path):
     search = _fake_search(tmp_path / "results" / "replay")
     table = tmp_path / "tables" / "curves.json"
-    proc = run_cli("bench", "record", "--search", str(search), "--out", str(table))
+    proc = run_bench("record", "--search", str(search), "--out", str(table))
     assert proc.returncode == 0, proc.stderr
     assert "recorded 15 curves (1 failed)" in proc.stdout
     t = json.loads(table.read_text())
@@ -265,12 +265,12 @@ def test_bench_record_and_replay_from_the_command_line(tmp_path):
                      "failed": "FloatingPointError: loss is nan at epoch 2", "signals": {}}]
 
     out = tmp_path / "bench"
-    proc = run_cli("bench", "replay", "--curves", str(table), "--seeds", "2", "--algorithms", "random,tpe+asha",
-                   "--horizon-trials", "5", "--out", str(out))
+    proc = run_bench("replay", "--curves", str(table), "--seeds", "2", "--algorithms", "random,tpe+asha",
+                     "--horizon-trials", "5", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     r = json.loads((out / "replay.json").read_text())
     assert r["benchmark"] == "replay" and r["algorithms"] == ["random", "tpe+asha"] and r["seeds"] == 2
-    assert r["command"].startswith("salttune bench replay --curves") and r["horizon_full_trials"] == 5
+    assert r["command"].startswith("python -m benchmarks replay --curves") and r["horizon_full_trials"] == 5
     assert (out / "replay_anytime.png").read_bytes()[:4] == b"\x89PNG"
     readme = (out / "README.md").read_text()
     assert "## replay" in readme and "| tpe+asha |" in readme and "](replay_anytime.png)" in readme
@@ -280,7 +280,7 @@ def test_bench_record_and_replay_from_the_command_line(tmp_path):
 def test_a_live_search_cut_at_its_target_keeps_its_partial_curves_a_recording_does_not(tmp_path):
     # a search stopped at stop_at (or by ASHA) leaves trials shorter than max_t and no error: the live benchmark
     # keeps them (a search whose trials were all cut is not "no result"), a recording skips them
-    from salttune.bench.replay import record_curves
+    from benchmarks.replay import record_curves
 
     folder = tmp_path / "results" / "cut"
     folder.mkdir(parents=True)
@@ -298,7 +298,7 @@ def test_a_live_search_cut_at_its_target_keeps_its_partial_curves_a_recording_do
 # -- the live races replayed (bench confirm) ----------------------------------------------------------------
 
 def _live_result(tmp: Path, *, old: bool = False) -> dict:
-    """A ``salttune bench search`` result on CHOICE_SPACE: 2 seeds of tpe+asha (fast) and random (slow), the
+    """A ``python -m benchmarks search`` result on CHOICE_SPACE: 2 seeds of tpe+asha (fast) and random (slow), the
     trials' curves the recorded ones. ``old``: as written before --algorithms (RACE's labels, no sets/timelines)."""
     space_file = space_yaml(tmp, "live", CHOICE_SPACE, trials=8, max_t=MAX_T, grace=1, algorithm="random")
     curves = [dataclasses.asdict(c) for c in choice_curves()[:5]]
@@ -315,7 +315,7 @@ def _live_result(tmp: Path, *, old: bool = False) -> dict:
 
 @pytest.mark.parametrize("old", [False, True])
 def test_confirm_replays_each_live_run_with_its_algorithm_seed_and_budget(tmp_path, old):
-    from salttune.bench.confirm import replay_of_live
+    from benchmarks.confirm import replay_of_live
 
     r = replay_of_live(_live_result(tmp_path, old=old), choice_table(tmp_path))
     assert [(x["algorithm"], x["seed"]) for x in r["runs"]] == [("tpe+asha", 0), ("random", 0), ("tpe+asha", 1), ("random", 1)]
@@ -337,7 +337,7 @@ def test_confirm_replays_each_live_run_with_its_algorithm_seed_and_budget(tmp_pa
 
 
 def test_confirm_times_a_lower_target_on_the_live_timelines_and_refuses_a_higher(tmp_path):
-    from salttune.bench.confirm import replay_of_live
+    from benchmarks.confirm import replay_of_live
     from salttune.errors import SalttuneError
 
     live, table = _live_result(tmp_path), choice_table(tmp_path)
@@ -349,7 +349,7 @@ def test_confirm_times_a_lower_target_on_the_live_timelines_and_refuses_a_higher
     with pytest.raises(SalttuneError, match="keeps no timelines"):
         replay_of_live(_live_result(tmp_path, old=True), table, target=0.5)
     other = space_yaml(tmp_path, "other", "  model.block: {choice: [plain, se]}\n", max_t=MAX_T, grace=1)
-    with pytest.raises(SalttuneError, match="search_spaces/replay.yaml"):
+    with pytest.raises(SalttuneError, match="benchmarks/spaces/replay.yaml"):
         replay_of_live({**live, "space": str(other)}, table)
 
 
@@ -357,7 +357,7 @@ def test_bench_confirm_from_the_command_line(tmp_path):
     live = tmp_path / "search.json"
     live.write_text(json.dumps(_live_result(tmp_path)))
     out = tmp_path / "bench"
-    proc = run_cli("bench", "confirm", "--live", str(live), "--curves", str(choice_table(tmp_path)), "--out", str(out))
+    proc = run_bench("confirm", "--live", str(live), "--curves", str(choice_table(tmp_path)), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     r = json.loads((out / "confirm.json").read_text())
     assert r["benchmark"] == "confirm" and len(r["runs"]) == 4

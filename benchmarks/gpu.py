@@ -1,4 +1,4 @@
-"""What one device does for salttune: ``salttune bench gpu`` (on CUDA) or ``gpu-cpu`` (the same code, smaller, on
+"""What one device does for salttune: ``python -m benchmarks gpu`` (on CUDA) or ``gpu-cpu`` (the same code, smaller, on
 the CPU, so CI runs it).
 
 Measured, all with data already on the device (random tensors; the loader is not timed here, ``bench train``
@@ -45,7 +45,7 @@ from salttune.train import TrainingStep, build_step, train_epoch
 __all__ = ["CUDA_SIZES", "bench_gpu", "peak_tflops", "step_flops", "train_throughput", "sharing", "ensemble_prediction",
            "gpu_table"]
 
-# The sizes `salttune bench gpu` uses on a GPU (the function defaults are the CPU's, small enough for CI).
+# The sizes `python -m benchmarks gpu` uses on a GPU (the function defaults are the CPU's, small enough for CI).
 CUDA_SIZES: dict[str, Any] = {"batch_size": 128, "steps": 30, "warmup": 5, "repeats": 5, "peak_n": 8192,
                               "concurrent": (1, 2, 4, 8), "images": 18000, "members": 10, "predict_batch_size": 256}
 PROJECTED_IMAGES, PROJECTED_MEMBERS = 18000, 10  # the TGS test set, and a 10-member ensemble

@@ -1,8 +1,8 @@
-"""``salttune bench confirm``: the live ``search`` races replayed, to check that the replay ranks as reality does.
+"""``python -m benchmarks confirm``: the live ``search`` races replayed, to check that the replay ranks as reality does.
 
-``salttune bench search --space search_spaces/replay.yaml`` races real searches (real training, wall-clock time)
+``python -m benchmarks search --space benchmarks/spaces/replay.yaml`` races real searches (real training, wall-clock time)
 on the space whose curves the replay benchmark recorded. :func:`replay_of_live` simulates each of those runs
-(same algorithm, seed, space, concurrency and trial budget) with :func:`salttune.bench.replay.simulate` against
+(same algorithm, seed, space, concurrency and trial budget) with :func:`benchmarks.replay.simulate` against
 the recording, and puts the replayed time to the target, best score and trials beside the live ones. If the
 replay is faithful, the algorithms come out in the same order live and replayed; the replay's many seeds can
 then stand in for live races that cost an hour each.
@@ -15,26 +15,29 @@ import math
 import statistics
 from pathlib import Path
 
-from salttune.bench.search import RACE, _time_to
+from benchmarks.search import RACE, _time_to
 from salttune.errors import SalttuneError
 
 __all__ = ["load_live", "replay_of_live"]
 
+# Spaces that moved out of search_spaces/ with the benchmarks: the paths older result files name -> where they are.
+MOVED_SPACES = {f"search_spaces/{n}.yaml": f"benchmarks/spaces/{n}.yaml" for n in ("bench", "replay")}
+
 
 def load_live(path: str | Path) -> dict:
-    """The result of ``salttune bench search`` at ``path`` (results/benchmarks/search.json)."""
+    """The result of ``python -m benchmarks search`` at ``path`` (results/benchmarks/search.json)."""
     path = Path(path)
     try:
         r = json.loads(path.read_text())
     except FileNotFoundError:
-        raise SalttuneError(f"{path}: no such file; race live searches first with  salttune bench search "
-                            "--space search_spaces/replay.yaml --target X") from None
+        raise SalttuneError(f"{path}: no such file; race live searches first with  python -m benchmarks search "
+                            "--space benchmarks/spaces/replay.yaml --target X") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SalttuneError(f"{path}: not a JSON result of salttune bench search ({e}); run it again") from None
+        raise SalttuneError(f"{path}: not a JSON result of python -m benchmarks search ({e}); run it again") from None
     if not isinstance(r, dict) or not r.get("per_seed") or "target" not in r:
-        raise SalttuneError(f"{path}: not a result of salttune bench search (no per_seed runs and target); give --live "
+        raise SalttuneError(f"{path}: not a result of python -m benchmarks search (no per_seed runs and target); give --live "
                             "the search.json that command wrote")
-    return r
+    return {**r, "space": MOVED_SPACES.get(r.get("space"), r.get("space"))}
 
 
 def _labels(live: dict) -> list[str]:
@@ -47,12 +50,12 @@ def _same_space(space, table_space, live_file: str, curves: str) -> None:
     if mine != theirs or space.asha.max_t != table_space.asha.max_t:
         raise SalttuneError(f"{live_file}: the live searches ran parameters {', '.join(mine)} for {space.asha.max_t} epochs, "
                             f"the curves in {curves} are of {', '.join(theirs)} for {table_space.asha.max_t}; race the "
-                            "space the curves were recorded on (search_spaces/replay.yaml)")
+                            "space the curves were recorded on (benchmarks/spaces/replay.yaml)")
 
 
 def _replayed(space, surrogate, algorithm: str, target: float) -> dict:
     """One replayed search, ended as ``stop_at`` ends a live one: at its first score >= ``target``."""
-    from salttune.bench.replay import best_by, simulate, time_to
+    from benchmarks.replay import best_by, simulate, time_to
 
     trace = simulate(space, surrogate, horizon_s=math.inf, algorithm=algorithm, max_trials=space.trials)
     t = time_to(trace.points, target)
@@ -86,7 +89,7 @@ def _ranking(medians: dict) -> list[str]:
 
 
 def replay_of_live(live_result: dict, curves_path: str | Path, *, target: float | None = None, surrogate: str = "forest") -> dict:
-    """Each live run of ``live_result`` (a ``salttune bench search`` result) beside its replay on ``curves_path``.
+    """Each live run of ``live_result`` (a ``python -m benchmarks search`` result) beside its replay on ``curves_path``.
 
     Args:
         target: the score to time (default: the live target; a higher one is refused, since the live searches
@@ -97,7 +100,7 @@ def replay_of_live(live_result: dict, curves_path: str | Path, *, target: float 
         reached), reached, best score and trials; ``median_seconds_*`` and ``ranking_*`` per side and
         ``same_ranking``; ``live_trials``: the surrogate on the live trials' curves (when the file has them).
     """
-    from salttune.bench.replay import Surrogate, load_curves
+    from benchmarks.replay import Surrogate, load_curves
     from salttune.search.space import load_space
 
     live_target = float(live_result["target"])

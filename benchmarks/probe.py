@@ -1,8 +1,8 @@
 """GPU probe (2026-11-25): the card's bf16 matmul peak, and the default model's training-step throughput
 in bf16 autocast with the batch already on the GPU, channels-last or not, at batch 32/128/512, with FLOPs
-counted by torch.utils.flop_counter. One-off: issue 17 moves these figures into `salttune bench`.
+counted by torch.utils.flop_counter. One-off: `python -m benchmarks gpu` now measures these figures.
 
-Run on a GPU machine from the repository root: `python3 results/benchmarks/gpu/probe.py > probe.json`."""
+Run on a GPU machine from the repository root: `python3 benchmarks/probe.py > results/benchmarks/gpu/probe.json`."""
 import json, sys, time, torch
 from torch.utils.flop_counter import FlopCounterMode
 from salttune.config import TrainConfig, config_to_dict

@@ -8,7 +8,7 @@ on a noisy machine.
   the network does not need (making a batch on each path, whole-set evaluation).
 - ``predict``: images/s of prediction with and without flip TTA, and peak memory.
 
-Recipe quality is in :mod:`salttune.bench.quality`, search efficiency and scaling in :mod:`salttune.bench.search`; :mod:`salttune.bench.figures` writes them all.
+Recipe quality is in :mod:`benchmarks.quality`, search efficiency and scaling in :mod:`benchmarks.search`; :mod:`benchmarks.figures` writes them all.
 """
 
 from __future__ import annotations
@@ -16,15 +16,13 @@ from __future__ import annotations
 import resource
 import statistics
 import time
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from salttune.augment import build_augment
 from salttune.batches import LoaderBatches, SaltDataset, make_batches, make_loader
-from salttune.config import TrainConfig, config_from_dict, config_to_dict
+from salttune.config import TrainConfig, config_to_dict
 from salttune.losses import build_loss
 from salttune.model import build_model, count_parameters
 from salttune.predict import predict_proba

@@ -1,7 +1,7 @@
 set -x
-source results/benchmarks/gpu/setup.sh  # with the wheels in .whl/ and ../shared/tgs_sample copied to .gpu/
+source benchmarks/gpu/setup.sh  # with the wheels in .whl/ and ../shared/tgs_sample copied to .gpu/
 nvidia-smi -L; python3 -c "import torch, ray, optuna, albumentations; print(torch.__version__, ray.__version__, optuna.__version__, albumentations.__version__)"
-python3 results/benchmarks/gpu/probe.py 2>&1 | tee $OUT/probe.json
+python3 benchmarks/probe.py 2>&1 | tee $OUT/probe.json
 D=.gpu/tgs_sample
 /usr/bin/time -v python3 -c 'import sys; from salttune.cli import main; sys.exit(main())' train --data $D --set epochs=6 --set device=cuda --out /tmp/r_cl --quiet 2>&1 | tail -40
 cp /tmp/r_cl/metrics.jsonl $OUT/train_cuda_cl_metrics.jsonl

@@ -1,4 +1,4 @@
-source results/benchmarks/gpu/setup.sh  # with the wheels in .whl/ and ../shared/tgs_sample copied to .gpu/
+source benchmarks/gpu/setup.sh  # with the wheels in .whl/ and ../shared/tgs_sample copied to .gpu/
 nvidia-smi -L
 D=.gpu/tgs_sample
 for n in 1 2 4 8; do

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from conftest import assert_user_error, run_cli
-from salttune.bench import render_readme, save_result
-from salttune.bench.search import BASELINE, RACE, _time_to, check_algorithms, search_timeline
+from benchmarks.figures import render_readme, save_result
+from conftest import ROOT, assert_user_error, run_bench
+from benchmarks.search import BASELINE, RACE, _time_to, check_algorithms, search_timeline
 from salttune.errors import SalttuneError
 from salttune.search.algorithms import ALGORITHMS
 
@@ -17,7 +17,7 @@ TINY = ["--set", "model.base_width=4", "--set", "model.depth=2", "--set", "batch
 def test_bench_train_and_predict_write_figures(tgs_folder, tmp_path):
     root, _ = tgs_folder
     out = tmp_path / "bench"
-    proc = run_cli("bench", "train", "--data", str(root), "--out", str(out), "--steps", "2", "--repeats", "1", *TINY)
+    proc = run_bench("train", "--data", str(root), "--out", str(out), "--steps", "2", "--repeats", "1", *TINY)
     assert proc.returncode == 0, proc.stderr
     r = json.loads((out / "train.json").read_text())
     assert r["ratio"] == r["all_salttune"][0] / r["all_plain"][0]
@@ -27,16 +27,16 @@ def test_bench_train_and_predict_write_figures(tgs_folder, tmp_path):
     assert r["data_path"] == "device"
     assert r["ratio_vs_loader_path"] == r["all_salttune"][0] / r["all_salttune_loader_path"][0]
     assert r["data_path_s_per_batch"] > 0 and r["loading_and_augmentation_s_per_batch"] > 0
-    assert r["command"].startswith("salttune bench train --data")
-    proc = run_cli("bench", "predict", "--data", str(root), "--out", str(out), "--images", "8", *TINY)
+    assert r["command"].startswith("python -m benchmarks train --data")
+    proc = run_bench("predict", "--data", str(root), "--out", str(out), "--images", "8", *TINY)
     assert proc.returncode == 0, proc.stderr
     readme = (out / "README.md").read_text()
     assert "## train" in readme and "## predict" in readme and "images_per_s_tta_flip" in readme
 
 
 def test_search_bench_needs_a_target(tmp_path):
-    proc = run_cli("bench", "search", "--data", str(tmp_path), "--out", str(tmp_path / "bench"))
-    assert_user_error(proc, "--target is required", "e.g. --target 0.5")
+    proc = run_bench("search", "--data", str(tmp_path), "--out", str(tmp_path / "bench"))
+    assert_user_error(proc, "the following arguments are required: --target")
     assert not (tmp_path / "bench").exists()  # nothing written
 
 
@@ -66,7 +66,7 @@ def test_readme_shows_any_number_of_raced_algorithms(tmp_path):
     mid, slow = {**run, "seconds": 120.0}, {**run, "seconds": 240.0, "reached": False, "best": 0.38}
     result = {"target": 0.4, "algorithms": ["tpe+asha", "random+asha", "random"], "median_speedup": {"tpe+asha": 4.0, "random+asha": 2.0},
               "per_seed": [{"seed": 0, "tpe+asha": run, "random+asha": mid, "random": slow, "speedup": {"tpe+asha": 4.0, "random+asha": 2.0}}]}
-    save_result(tmp_path, "search", result, "salttune bench search --target 0.4 --algorithms tpe+asha,random+asha,random")
+    save_result(tmp_path, "search", result, "python -m benchmarks search --target 0.4 --algorithms tpe+asha,random+asha,random")
     readme = render_readme(tmp_path)
     assert "| seed | TPE + ASHA | random + ASHA | random, no early stopping | speed-up of tpe+asha | speed-up of random+asha |" in readme
     assert ("| 0 | 60 s, 5 trials, 14 epochs, best 0.410 | 120 s, 5 trials, 14 epochs, best 0.410 | "
@@ -78,7 +78,7 @@ def test_readme_shows_each_seed_of_the_search_bench(tmp_path):
     run = {"seconds": 60.0, "reached": True, "trials": 5, "epochs": 14, "best": 0.41, "wall_s": 80.0}
     slow = {**run, "seconds": 240.0, "reached": False, "best": 0.38}
     result = {"target": 0.4, "median_speedup": 4.0, "per_seed": [{"seed": 0, "tpe_asha": run, "random_no_es": slow, "speedup": 4.0}]}
-    save_result(tmp_path, "search", result, "salttune bench search --target 0.4")
+    save_result(tmp_path, "search", result, "python -m benchmarks search --target 0.4")
     readme = render_readme(tmp_path)
     assert "| 0 | 60 s, 5 trials, 14 epochs, best 0.410 | 240 s (not reached), 5 trials, 14 epochs, best 0.380 | 4.00x |" in readme
     assert "| median_speedup | 4 |" in readme and "TPE + ASHA and random search without early stopping" in readme
@@ -89,9 +89,9 @@ def test_bench_quality_scores_every_image_out_of_fold_for_every_recipe_and_seed(
     out = tmp_path / "bench"
     recipes = tmp_path / "recipes.yaml"
     recipes.write_text("plainish: {model: {block: plain}, loss: {name: bce}}\nbase: {}\n")
-    args = ("bench", "quality", "--data", str(root), "--out", str(out), "--recipes", str(recipes), "--folds", "2",
+    args = ("quality", "--data", str(root), "--out", str(out), "--recipes", str(recipes), "--folds", "2",
             "--seeds", "2", "--budget-s", "1", *TINY)
-    proc = run_cli(*args)
+    proc = run_bench(*args)
     assert proc.returncode == 0, proc.stderr
     r = json.loads((out / "quality.json").read_text())
     rows = [json.loads(x) for x in (out / "quality-runs" / "runs.jsonl").read_text().splitlines()]
@@ -110,12 +110,12 @@ def test_bench_quality_scores_every_image_out_of_fold_for_every_recipe_and_seed(
     assert "| plainish | " in (out / "README.md").read_text()
     assert r["image_part"] == "all" and r["images"] == len(made["ids"])
     # the same command again finds every run done and trains nothing
-    proc = run_cli(*args)
+    proc = run_bench(*args)
     assert proc.returncode == 0 and len((out / "quality-runs" / "runs.jsonl").read_text().splitlines()) == 8
 
 
 def test_quality_compares_each_recipe_with_the_baseline_pair_by_pair():
-    from salttune.bench.quality import summarise
+    from benchmarks.quality import summarise
 
     rows = [{"recipe": n, "seed": s, "fold": f, "oof_score": v, "epochs_run": 3, "image_scores": [v]}
             for n, vals in (("default_v0", [0.5, 0.6, 0.7]), ("new", [0.55, 0.7, 0.72])) for (s, f), v in zip([(0, 0), (0, 1), (1, 0)], vals)]
@@ -131,7 +131,7 @@ def test_quality_compares_each_recipe_with_the_baseline_pair_by_pair():
 def test_the_choose_and_score_parts_are_disjoint_fixed_and_stratified():
     import numpy as np
 
-    from salttune.bench.quality import image_part
+    from benchmarks.quality import image_part
 
     rng = np.random.default_rng(0)
     masks = np.zeros((100, 4, 4), bool)
@@ -148,17 +148,35 @@ def test_bench_quality_refuses_a_bad_recipe_before_training(tgs_folder, tmp_path
     root, _ = tgs_folder
     recipes = tmp_path / "recipes.yaml"
     recipes.write_text("bad: {model: {blok: plain}}\n")
-    proc = run_cli("bench", "quality", "--data", str(root), "--out", str(tmp_path / "b"), "--recipes", str(recipes))
+    proc = run_bench("quality", "--data", str(root), "--out", str(tmp_path / "b"), "--recipes", str(recipes))
     assert_user_error(proc, "model.blok")
-    assert_user_error(run_cli("bench", "quality", "--data", str(root), "--out", str(tmp_path / "b"), "--only", "nope"),
+    assert_user_error(run_bench("quality", "--data", str(root), "--out", str(tmp_path / "b"), "--only", "nope"),
                       "--only: unknown recipe 'nope'")
-    assert_user_error(run_cli("bench", "quality", "--data", str(root), "--out", str(tmp_path / "b"), "--budget-s", "0"),
-                      "--budget-s 0: must be a positive number")
+    assert_user_error(run_bench("quality", "--data", str(root), "--out", str(tmp_path / "b"), "--budget-s", "0"),
+                      "argument --budget-s: 0: must be a positive number of seconds")
     assert not (tmp_path / "b" / "quality-runs").exists()
 
 
-@pytest.mark.parametrize("flag", ["--seeds", "--trials", "--repeats"])
-def test_bench_counts_below_one_are_refused(tmp_path, flag):
-    proc = run_cli("bench", "quality", "--data", str(tmp_path), "--out", str(tmp_path / "bench"), flag, "0")
-    assert proc.returncode == 2 and f"{flag} must be at least 1, not 0" in proc.stderr
+@pytest.mark.parametrize("name, flag", [("quality", "--seeds"), ("search", "--trials"), ("train", "--repeats"),
+                                        ("predict", "--images")])
+def test_bench_counts_below_one_are_refused(tmp_path, name, flag):
+    proc = run_bench(name, "--data", str(tmp_path), "--out", str(tmp_path / "bench"), flag, "0")
+    assert_user_error(proc, f"python -m benchmarks {name}: error: argument {flag}: must be at least 1, not 0")
     assert not (tmp_path / "bench").exists()
+
+
+def test_each_benchmark_takes_only_its_own_flags(tmp_path):
+    # --budget-s is quality's: train refuses it rather than ignoring it
+    assert_user_error(run_bench("train", "--data", str(tmp_path), "--budget-s", "5"), "unrecognized arguments: --budget-s 5")
+    assert_user_error(run_bench("train"), "the following arguments are required: --data")  # no default outside the checkout
+    assert_user_error(run_bench("fastest"), "invalid choice: 'fastest'", "train")
+
+
+@pytest.mark.parametrize("name, algorithm", [("bench", "tpe+asha"), ("replay", "random")])
+def test_the_benchmark_spaces_are_valid(name, algorithm):
+    from salttune.search.space import load_space
+
+    space = load_space(ROOT / "benchmarks" / "spaces" / f"{name}.yaml")
+    assert space.name == name and space.metric == "val_score" and space.mode == "max" and space.algorithm == algorithm
+    assert any(p.when for p in space.params)  # conditional parameters (SGD's momentum)
+    assert space.resources.gpu > 0  # fractional GPUs; ignored with a notice on CPU-only machines

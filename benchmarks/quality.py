@@ -1,4 +1,4 @@
-"""``salttune bench quality``: recipes compared out of fold, at the same wall-clock budget, over folds and seeds.
+"""``python -m benchmarks quality``: recipes compared out of fold, at the same wall-clock budget, over folds and seeds.
 
 The protocol, for each seed ``s`` (a fold assignment and a training seed) and each of ``k`` coverage-stratified
 folds:
@@ -43,8 +43,8 @@ __all__ = ["RECIPES", "BASELINE", "IMAGE_PARTS", "bench_quality", "image_part", 
 IMAGE_PARTS = ("all", "choose", "score")
 _PART_SEED, _CHOOSE_SHARE = 12345, 0.4
 
-# The default config before issue 14, pinned key by key so that the row stays what it was when the defaults move.
-# (Two fixes of issue 14 apply to it all the same: the logit conv starts near 0, and focal's alpha is not used.)
+# The first default config (default_v0), pinned key by key so that the row stays what it was when the defaults move.
+# Two later fixes apply to it all the same: the logit conv starts near 0, and focal's alpha is not used.
 DEFAULT_V0 = {
     "batch_size": 32,
     "model": {"network": "unet", "base_width": 16, "depth": 4, "block": "residual", "init": "he_normal", "dropout": 0.0},

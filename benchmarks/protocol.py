@@ -1,4 +1,4 @@
-"""``salttune bench protocol``: how honest and how good each way of using the labels is, on a holdout.
+"""``python -m benchmarks protocol``: how honest and how good each way of using the labels is, on a holdout.
 
 For each seed, one real ``salttune search`` (its own search seed, split seed and holdout seed) and then, on the
 images it held out:

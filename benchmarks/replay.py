@@ -3,7 +3,7 @@
 Hyperparameter-optimisation research compares algorithms this way (LCBench, HPOBench, YAHPO Gym): train many
 configurations once, keeping every epoch, then replay many searches against the recording.
 
-1. **Record** (once, about an hour on 2 cores): ``salttune search --space search_spaces/replay.yaml`` runs random
+1. **Record** (once, about an hour on 2 cores): ``salttune search --space benchmarks/spaces/replay.yaml`` runs random
    search without early stopping over a broad space on the real images; :func:`record_curves` turns that
    search's folder into a small table: each trial's sampled parameters, validation score per epoch, seconds
    per epoch and, for a trial that failed (a diverged loss), the reason.
@@ -13,7 +13,8 @@ configurations once, keeping every epoch, then replay many searches against the 
    replays its own curve; any other configuration replays the forests' prediction.
    :func:`validate_surrogate` measures how faithful that is on configurations left out of the fit.
 3. **Search in virtual time** (:func:`simulate`): salttune's own searcher and scheduler, built by the
-   factories of :mod:`salttune.search.algorithms` exactly as ``salttune search`` builds them, are driven the way
+   factories of :mod:`salttune.search.algorithms` exactly as ``salttune search`` builds them (and the variants
+   of :func:`variants`, built from the same public pieces), are driven the way
    Ray Tune's controller drives them (``tune_controller._process_trial_result``): every result goes to the
    scheduler first; unless it says STOP the searcher hears it; a trial that ends (STOP, or its last epoch)
    is completed on both; a failed trial is an error on the scheduler and a ``fail`` on the searcher (what
@@ -42,10 +43,9 @@ from types import SimpleNamespace
 import numpy as np
 
 from salttune.errors import SalttuneError
-from salttune.fileio import write_json
 
 __all__ = ["Curve", "record_curves", "load_curves", "Surrogate", "validate_surrogate", "simulate", "SearchTrace",
-           "time_to", "best_by", "bench_replay", "variants", "TARGET_QUANTILES"]
+           "time_to", "best_by", "bench_replay", "variants", "tpe_with", "TARGET_QUANTILES"]
 
 SIGNALS = ("val_score", "val_iou", "val_loss")  # the metrics a curve keeps per epoch (asha.rung_metric may use them)
 TARGET_QUANTILES = (0.90, 0.98)  # the targets: the scores of the best 10% and the best 2% of recorded configurations
@@ -122,11 +122,11 @@ def load_curves(path: str | Path) -> tuple[object, list[Curve]]:
     try:
         table = json.loads(path.read_text())
     except FileNotFoundError:
-        raise SalttuneError(f"{path}: no such file; record one with  salttune bench record --search results/replay --out {path}") from None
+        raise SalttuneError(f"{path}: no such file; record one with  python -m benchmarks record --search results/replay --out {path}") from None
     except json.JSONDecodeError as e:
         raise SalttuneError(f"{path}: not a JSON curve table ({e.msg}, line {e.lineno}); record it again") from None
     if not isinstance(table, dict) or not isinstance(table.get("space"), dict) or not isinstance(table.get("curves"), list):
-        raise SalttuneError(f"{path}: not a curve table of salttune bench record (no 'space' and 'curves'); record it again")
+        raise SalttuneError(f"{path}: not a curve table of python -m benchmarks record (no 'space' and 'curves'); record it again")
     space = space_from_dict(table["space"], source=str(path))
     return space, [Curve(c["params"], tuple(c["scores"]), tuple(c["seconds"]), c.get("failed"),
                          {k: tuple(v) for k, v in (c.get("signals") or {}).items()}) for c in table["curves"]]
@@ -274,7 +274,7 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
     """One search (seed ``space.seed``, ``space.concurrent`` trials at once) for ``horizon_s`` virtual seconds:
     trials start while the clock is below the horizon and the trial budget lasts.
 
-    ``algorithm``: a name of :data:`VARIANTS` (every entry of salttune.search.algorithms.ALGORITHMS is one);
+    ``algorithm``: a name of :func:`variants` (every entry of salttune.search.algorithms.ALGORITHMS is one);
     None: ``space.algorithm``.
     """
     from salttune.search.asha import STOP  # (Ray stays inside salttune.search)
@@ -357,27 +357,50 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def tpe_with(space, local_dir: Path, *, failed_as: str = "worst", startup: int | None = None, brackets: int = 1,
+             **tpe_options) -> tuple:
+    """TPE + ASHA with each of its choices explicit, built from salttune's public pieces as ``tpe+asha`` is (the
+    replay measures the choices one by one). What rungs compare (``asha.rung_metric``, ``asha.rung_score``) is the
+    space's, shared with random+asha.
+
+    Args:
+        failed_as: a failed trial is the ``worst`` at its epoch for TPE, or ``ignored`` (Optuna's FAIL).
+        startup: random trials before TPE models (None: ``space.startup_trials``).
+        brackets: ASHA's brackets (1: ASHA; more: asynchronous Hyperband).
+        tpe_options: other arguments of Optuna's ``TPESampler`` (``multivariate``, ``n_ei_candidates``...).
+    """
+    from salttune.search.algorithms import asha_scheduler
+    from salttune.search.resume import STUDY_FILE
+    from salttune.search.sampler import make_searcher, tpe_sampler
+
+    if startup is not None:
+        space = dataclasses.replace(space, startup_trials=startup)
+    searcher = make_searcher(space, Path(local_dir) / STUDY_FILE, tpe_sampler(space, **tpe_options), failed_as=failed_as)
+    return searcher, asha_scheduler(space, Path(local_dir), brackets)
+
+
 def variants() -> dict:
     """Every algorithm the replay can run: salttune's ALGORITHMS, and variants that change one thing each, so the
     benchmark can say what each choice is worth. ``NAME/last``: rungs compare the last epoch's value, not the best
     so far; ``NAME/iou``, ``NAME/loss``: rungs compare val_iou or val_loss; ``/ignored``: TPE ignores failed trials
-    (Optuna's FAIL); ``/startupN``: N random start-up trials; ``tpe+hyperband/3``: three asynchronous brackets."""
+    (Optuna's FAIL); ``/startupN``: N random start-up trials; ``tpe+hyperband/3``: three asynchronous brackets;
+    ``tpe+asha/v0``: the first tpe+asha (failed trials ignored, rungs on the last val_score)."""
     from functools import partial
 
-    from salttune.search.algorithms import ALGORITHMS, tpe_with
+    from salttune.search.algorithms import ALGORITHMS, build
 
     def on(factory, **asha):
         def build(space, local_dir):
             return factory(dataclasses.replace(space, asha=dataclasses.replace(space.asha, **asha)), local_dir)
         return build
 
-    out = dict(ALGORITHMS)
+    out = {name: partial(build, algorithm) for name, algorithm in ALGORITHMS.items()}
     for name in ("tpe+asha", "random+asha"):
-        out[f"{name}/last"] = on(ALGORITHMS[name], rung_score="last")
-        out[f"{name}/iou"] = on(ALGORITHMS[name], rung_metric="val_iou")
-        out[f"{name}/score"] = on(ALGORITHMS[name], rung_metric="val_score")
-        out[f"{name}/loss"] = on(ALGORITHMS[name], rung_metric="val_loss")
-    out["tpe+asha/v0"] = on(partial(tpe_with, failed_as="ignored"), rung_score="last", rung_metric="val_score")  # before issue 16
+        out[f"{name}/last"] = on(out[name], rung_score="last")
+        out[f"{name}/iou"] = on(out[name], rung_metric="val_iou")
+        out[f"{name}/score"] = on(out[name], rung_metric="val_score")
+        out[f"{name}/loss"] = on(out[name], rung_metric="val_loss")
+    out["tpe+asha/v0"] = on(partial(tpe_with, failed_as="ignored"), rung_score="last", rung_metric="val_score")
     out["tpe+asha/ignored"] = partial(tpe_with, failed_as="ignored")
     for n in (2, 10, 20):
         out[f"tpe+asha/startup{n}"] = partial(tpe_with, startup=n)
