@@ -193,6 +193,17 @@ BENCHMARKS: dict[str, Callable[[argparse.Namespace, Path], tuple[str, dict, str 
 }
 
 
+def _codestats(args: argparse.Namespace) -> int:
+    """Print the package's size and shape (lines, long modules and functions, import cycles, file-name literals)."""
+    from benchmarks.codestats import code_stats, format_stats
+
+    if not Path(args.package).is_dir():
+        raise SalttuneError(f"{args.package}: no such folder; give --package the folder of a Python package, e.g. salttune")
+    stats = code_stats(args.package)
+    print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     """Run one benchmark, save its result with the command and the machine, and render the folder's README."""
     from benchmarks.figures import plot_anytime, render_readme, save_result
@@ -313,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top", type=COUNT, help="ensemble members of the timed prediction (default 10 on a GPU, 2 on the CPU)")
     s.add_argument("--concurrent", type=COUNT, help="the most training processes sharing the device (K = 1, 2, 4, 8 up "
                                                     "to it; default 8 on a GPU, 2 on the CPU)")
+
+    s = sub.add_parser("codestats", help="the package's lines, modules over 400 and functions over 60 lines, import "
+                       "cycles, file-name literals (read from source; prints, writes nothing)")
+    s.add_argument("--package", default="salttune", help="the package folder to read (default salttune)")
+    s.add_argument("--json", action="store_true", help="print the figures as JSON")
+    s.set_defaults(func=_codestats)
     return p
 
 

@@ -124,9 +124,3 @@ def format_stats(stats: dict) -> str:
     out += [f"  {' <-> '.join(group)}" for group in stats["import_cycles"]]
     out.append("file-name literals: " + ", ".join(f"{k} {v}" for k, v in stats["file_literals"].items()))
     return "\n".join(out)
-
-
-if __name__ == "__main__":
-    import sys
-
-    print(format_stats(code_stats(*sys.argv[1:2])))
