@@ -19,20 +19,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from salttune.layout import SearchFiles
+
 if TYPE_CHECKING:
     from salttune.search.space import SearchSpace
 
-__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "STUDY_FILE", "ASHA_FILE", "WITH_ASHA", "build_algorithm", "tpe_with"]
+__all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "WITH_ASHA", "build_algorithm", "tpe_with"]
 
 DEFAULT_ALGORITHM = "tpe+asha"
-STUDY_FILE = "optuna.db"  # the Optuna study, inside the search's folder
-ASHA_FILE = "asha_state.json"  # ASHA's rungs and stop decisions, inside the search's folder
 
 
 def _searcher(space: SearchSpace, local_dir: Path, sampler, **options):
     from salttune.search.sampler import make_searcher
 
-    return make_searcher(space, local_dir / STUDY_FILE, sampler, **options)
+    return make_searcher(space, SearchFiles(local_dir).study, sampler, **options)
 
 
 # What rungs compare when the space does not say (asha.rung_metric: null): val_iou for a val_score search. On the
@@ -61,7 +61,7 @@ def _asha(space: SearchSpace, local_dir: Path, brackets: int = 1):
     from salttune.search.asha import ResumableASHA
 
     metric, mode = rung_metric(space)
-    return ResumableASHA(local_dir / ASHA_FILE, metric=metric, mode=mode, max_t=space.asha.max_t,
+    return ResumableASHA(SearchFiles(local_dir).asha_state, metric=metric, mode=mode, max_t=space.asha.max_t,
                          grace_period=space.asha.grace_period, reduction_factor=space.asha.reduction_factor,
                          rung_score=space.asha.rung_score, brackets=brackets)
 
@@ -125,7 +125,7 @@ ALGORITHMS: dict[str, Callable[[SearchSpace, Path], tuple[Any, Any]]] = {
 }
 
 
-# the algorithms whose scheduler keeps ASHA_FILE (checked by --resume)
+# the algorithms whose scheduler keeps asha_state.json (checked by --resume)
 WITH_ASHA = frozenset({"tpe+asha", "random+asha", "bohb"})
 
 
