@@ -162,6 +162,10 @@ class KFoldFiles:
     def summary(self) -> Path:
         return self.root / "folds.json"
 
+    @property
+    def record(self) -> Path:
+        return self.root / RECORD
+
     def fold(self, i: int) -> RunFiles:
         return RunFiles(self.root / f"fold_{i}")
 
@@ -210,6 +214,10 @@ class EnsembleFiles:
     @property
     def weights(self) -> Path:
         return self.root / "weights.json"
+
+    @property
+    def record(self) -> Path:
+        return self.root / RECORD
 
     @property
     def outputs(self) -> tuple[Path, ...]:

@@ -69,6 +69,7 @@ def test_search_kfold_and_ensemble_names():
     assert [p.name for p in s.ensemble.outputs] == ["submission.csv", "submission_round0.csv", "report.md", "report.json",
                                                     "weights.json"]
     assert s.ensemble == EnsembleFiles(root / "ensemble") and s.ensemble.pseudo("ab12").name == "pseudo-ab12"
+    assert s.ensemble.record == root / "ensemble" / "record.json"
     k = KFoldFiles("out")
-    assert (k.config, k.summary, k.fold(2).summary) == (Path("out/config.yaml"), Path("out/folds.json"),
-                                                         Path("out/fold_2/summary.json"))
+    assert (k.config, k.summary, k.record, k.fold(2).summary) == (
+        Path("out/config.yaml"), Path("out/folds.json"), Path("out/record.json"), Path("out/fold_2/summary.json"))
