@@ -249,7 +249,8 @@ def _refit(checked: Checked, where: Path, data_dir: Path, extra: Arrays | None) 
     for trial, path in trials.items():
         cfg = dataclasses.replace(config_from_dict(load_checkpoint(path)["config"]), time_budget_s=checked.time_budget_s)
         for f in range(k):
-            jobs.append(FoldJob(f"trial {trial} fold {f + 1}/{k}", fold_config(cfg, k, f), KFoldFiles(where / trial_name(trial)).fold(f).root))
+            fold_run = KFoldFiles(where / trial_name(trial)).fold(f).root
+            jobs.append(FoldJob(f"trial {trial} fold {f + 1}/{k}", fold_config(cfg, k, f), fold_run))
     results = run_folds(jobs, str(Path(data_dir).resolve()), checked.resources, extra=extra, address=checked.address)
     configs = []
     for trial in trials:

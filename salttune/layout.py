@@ -20,12 +20,18 @@ string annotation as required.
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import TypedDict
+
+try:
+    from typing import NotRequired
+except ImportError:  # Python 3.10; typing_extensions comes with torch
+    from typing_extensions import NotRequired
 
 from salttune.errors import SalttuneError
 
-__all__ = ["CONFIG", "RECORD", "REPORT", "GIT_DIFF", "EXPERIMENT", "SNAPSHOTS", "TRIAL_PREFIX", "EpochMetrics", "Snapshot", "RunSummary", "read_summary",
-           "CheckpointFiles", "RunFiles", "KFoldFiles", "TrialFiles", "EnsembleFiles", "SearchFiles", "trial_name"]
+__all__ = ["CONFIG", "RECORD", "REPORT", "GIT_DIFF", "EXPERIMENT", "SNAPSHOTS", "TRIAL_PREFIX", "EpochMetrics", "Snapshot",
+           "RunSummary", "read_summary", "CheckpointFiles", "RunFiles", "KFoldFiles", "TrialFiles", "EnsembleFiles",
+           "SearchFiles", "trial_name"]
 
 CONFIG = "config.yaml"  # a run's resolved config (a K-fold run's too)
 RECORD = "record.json"  # the experiment record of a run, K-fold run, search or ensemble (salttune.record)
@@ -94,13 +100,16 @@ def read_summary(path: str | Path) -> RunSummary:
 
 
 @dataclass(frozen=True)
-class CheckpointFiles:
-    """A checkpoint folder: ``fit`` rewrites it after every epoch and a search's trial reports it to Tune."""
-
-    root: Path
+class _Folder:
+    root: Path  # given as a str or Path
 
     def __post_init__(self):
         object.__setattr__(self, "root", Path(self.root))
+
+
+@dataclass(frozen=True)
+class CheckpointFiles(_Folder):
+    """A checkpoint folder: ``fit`` rewrites it after every epoch and a search's trial reports it to Tune."""
 
     @property
     def state(self) -> Path:
@@ -116,13 +125,8 @@ class CheckpointFiles:
 
 
 @dataclass(frozen=True)
-class RunFiles:
+class RunFiles(_Folder):
     """The folder of one training run (``--out``, a fold of a K-fold run)."""
-
-    root: Path
-
-    def __post_init__(self):
-        object.__setattr__(self, "root", Path(self.root))
 
     @property
     def config(self) -> Path:
@@ -146,13 +150,8 @@ class RunFiles:
 
 
 @dataclass(frozen=True)
-class KFoldFiles:
+class KFoldFiles(_Folder):
     """A K-fold run: its config and record, ``folds.json``, and one :class:`RunFiles` per fold."""
-
-    root: Path
-
-    def __post_init__(self):
-        object.__setattr__(self, "root", Path(self.root))
 
     @property
     def config(self) -> Path:
@@ -176,10 +175,8 @@ def trial_name(trial_id: str) -> str:
 
 
 @dataclass(frozen=True)
-class TrialFiles:
+class TrialFiles(_Folder):
     """A trial's folder inside a search's Tune experiment (Tune writes it)."""
-
-    root: Path
 
     @property
     def result(self) -> Path:
@@ -187,13 +184,8 @@ class TrialFiles:
 
 
 @dataclass(frozen=True)
-class EnsembleFiles:
+class EnsembleFiles(_Folder):
     """What ``salttune ensemble`` writes (``results/NAME/ensemble`` or ``--out``)."""
-
-    root: Path
-
-    def __post_init__(self):
-        object.__setattr__(self, "root", Path(self.root))
 
     @property
     def submission(self) -> Path:
@@ -230,7 +222,7 @@ class EnsembleFiles:
 
 
 @dataclass(frozen=True)
-class SearchFiles:
+class SearchFiles(_Folder):
     """A search's folder, ``results/NAME`` (``--storage DIR`` moves the whole folder; with ``--storage s3://...``
     the trials go to the bucket and the files marked * stay in ``results/NAME/`` on the driver)::
 
@@ -247,11 +239,6 @@ class SearchFiles:
         ensemble/          salttune ensemble's results (EnsembleFiles)
         refit/kK/          the ensemble's K-fold refits of the top trials: trial_<id>/fold_<i>/
     """
-
-    root: Path
-
-    def __post_init__(self):
-        object.__setattr__(self, "root", Path(self.root))
 
     @property
     def space(self) -> Path:

@@ -53,7 +53,8 @@ def resume_config(run_dir: str | Path, sets: list[str], data: str | Path, config
                             f"leave out --config (--set may change {', '.join(_names())})")
     state_file = files.checkpoint.state
     if not state_file.is_file():
-        raise SalttuneError(f"{run_dir}: no {state_file.relative_to(run_dir).as_posix()} to resume; train without --resume or give the run's --out")
+        raise SalttuneError(f"{run_dir}: no {state_file.relative_to(run_dir).as_posix()} to resume; "
+                            "train without --resume or give the run's --out")
     state = load_checkpoint(state_file)
     saved, done = state["config"], int(state["epoch"]) + 1
     overrides, old = parse_overrides(sets), flatten(saved)

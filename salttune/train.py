@@ -432,7 +432,8 @@ def _keep_best(snapshots: list[dict], k: int, open_cycle: int | None) -> list[di
     return _drop(snapshots, lambda s: id(s) not in keep)
 
 
-def _summary(history: list[EpochMetrics], snapshots: list[Snapshot], cfg: TrainConfig, train_images: int, val_images: int) -> RunSummary:
+def _summary(history: list[EpochMetrics], snapshots: list[Snapshot], cfg: TrainConfig, train_images: int,
+             val_images: int) -> RunSummary:
     best = max(history, key=lambda m: m["val_score"]) if history else None
     return {
         "best_score": best["val_score"] if best else None,
