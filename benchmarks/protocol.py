@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from salttune.errors import SalttuneError
+from salttune.layout import EnsembleFiles, SearchFiles
 
 __all__ = ["split_labelled", "bench_protocol"]
 
@@ -111,21 +112,21 @@ def bench_protocol(data: str | Path, out: Path, *, space: str = "search_spaces/q
     for seed in range(seeds):
         name = f"protocol-{data.name}-s{seed}"
         search_dir = out / "results" / name
-        if not (search_dir / "leaderboard.csv").is_file():
+        if not SearchFiles(search_dir).leaderboard.is_file():
             shutil.rmtree(search_dir, ignore_errors=True)  # an unfinished search starts again
             _cli("search", "--space", space, "--name", name, "--data", str(data), "--storage", str(out / "results"),
                  "--set", f"seed={seed}", "--set", f"data.split_seed={seed}", "--set", f"data.holdout_seed={seed}",
                  *[a for s in sets for a in ("--set", s)], log=log)
         common = ("--search", name, "--results", str(out / "results"), "--top", str(top), "--quiet")
         one, refit = search_dir / "ensemble-one-split", search_dir / "ensemble-refit"
-        if not (one / "report.json").is_file():
+        if not EnsembleFiles(one).report_json.is_file():
             _cli("ensemble", *common, "--out", str(one), "--force", log=log)
-        if not (refit / "report.json").is_file():
+        if not EnsembleFiles(refit).report_json.is_file():
             _cli("ensemble", *common, "--refit-folds", str(refit_folds), "--pseudo-confidence", str(pseudo_confidence),
                  "--pseudo-share", str(pseudo_share), "--out", str(refit), "--force", log=log)
-        r1 = json.loads((one / "report.json").read_text())
-        r2 = json.loads((refit / "report.json").read_text())
-        board = read_leaderboard(search_dir / "leaderboard.csv")
+        r1 = json.loads(EnsembleFiles(one).report_json.read_text())
+        r2 = json.loads(EnsembleFiles(refit).report_json.read_text())
+        board = read_leaderboard(SearchFiles(search_dir).leaderboard)
         best = board[0]
         row_a = next(r for r in r1["rows"] if r["name"] == f"trial {best['trial_id']}: best snapshot" and r["tta"] == "flip")
         c, d = r2["rounds"][0], r2["rounds"][-1]  # one round when no test image was confident: (d) is (c)
@@ -139,8 +140,8 @@ def bench_protocol(data: str | Path, out: Path, *, space: str = "search_spaces/q
         sub_a = search_dir / "best-trial-submission.csv"
         if truth.is_file() and not sub_a.is_file():
             _cli("predict", "--checkpoint", snap, "--data", str(data), "--out", str(sub_a), "--quiet", log=log)
-        subs = {"a": sub_a, "b": one / "submission.csv", "d": refit / "submission.csv",
-                "c": refit / ("submission_round0.csv" if len(r2["rounds"]) > 1 else "submission.csv")}
+        subs = {"a": sub_a, "b": EnsembleFiles(one).submission, "d": EnsembleFiles(refit).submission,
+                "c": EnsembleFiles(refit).submission_round0 if len(r2["rounds"]) > 1 else EnsembleFiles(refit).submission}
         for k, w in ways.items():
             w["gap"] = w["cv"] - w["holdout"]
             w["test"] = _test_score(subs[k], truth, log)

@@ -43,6 +43,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from salttune.errors import SalttuneError
+from salttune.layout import TRIAL_PREFIX, SearchFiles, TrialFiles
 
 __all__ = ["Curve", "record_curves", "load_curves", "Surrogate", "validate_surrogate", "simulate", "SearchTrace",
            "time_to", "best_by", "bench_replay", "variants", "tpe_with", "TARGET_QUANTILES"]
@@ -79,14 +80,15 @@ def record_curves(search_dir: str | Path, *, partial: bool = False) -> dict:
     from salttune.search.space import load_space, space_to_dict
 
     search_dir = Path(search_dir)
-    space_file = search_dir / "space.yaml"
+    files = SearchFiles(search_dir)
+    space_file = files.space
     if not space_file.is_file():
         raise SalttuneError(f"{search_dir}: no space.yaml here; give the folder of a finished search, e.g. --search results/replay")
     space = load_space(space_file)
     curves = []
-    for trial in sorted((search_dir / "trials").glob("trial_*")):
-        rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines() if line.strip()] \
-            if (trial / "result.json").is_file() else []
+    for trial in sorted(files.trials.glob(f"{TRIAL_PREFIX}*")):
+        result = TrialFiles(trial).result
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()] if result.is_file() else []
         error = next((p for p in (trial / "error.txt",) if p.is_file()), None)
         if not rows and error is None:
             continue  # never started
@@ -369,13 +371,13 @@ def tpe_with(space, local_dir: Path, *, failed_as: str = "worst", startup: int |
         brackets: ASHA's brackets (1: ASHA; more: asynchronous Hyperband).
         tpe_options: other arguments of Optuna's ``TPESampler`` (``multivariate``, ``n_ei_candidates``...).
     """
+    from salttune.layout import SearchFiles
     from salttune.search.algorithms import asha_scheduler
-    from salttune.search.resume import STUDY_FILE
     from salttune.search.sampler import make_searcher, tpe_sampler
 
     if startup is not None:
         space = dataclasses.replace(space, startup_trials=startup)
-    searcher = make_searcher(space, Path(local_dir) / STUDY_FILE, tpe_sampler(space, **tpe_options), failed_as=failed_as)
+    searcher = make_searcher(space, SearchFiles(local_dir).study, tpe_sampler(space, **tpe_options), failed_as=failed_as)
     return searcher, asha_scheduler(space, Path(local_dir), brackets)
 
 

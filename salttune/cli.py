@@ -94,11 +94,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from salttune.config import config_to_dict, load_config
     from salttune.data import load_dataset
     from salttune.record import recorded_run, sigterm_interrupts
-    from salttune.resume import STATE, resume_config
+    from salttune.layout import RunFiles, read_summary
+    from salttune.resume import resume_config
     from salttune.split import Split, split_data
     from salttune.train import WATCHERS, fit
 
     out = Path(args.out or f"results/train-{time.strftime('%Y%m%d-%H%M%S')}")
+    files = RunFiles(out)
     unknown = [w for w in args.watch or [] if w not in WATCHERS]
     if unknown:
         raise SalttuneError(f"--watch {unknown[0]!r} is unknown; allowed: {', '.join(WATCHERS)}")
@@ -107,7 +109,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg, done = resume_config(out, args.set or [], args.data, args.config)
     else:
         cfg, done = load_config(args.config, args.set or []), 0
-        if (out / "summary.json").exists() and not args.force:
+        if files.summary.exists() and not args.force:
             raise SalttuneError(f"{out}: already holds a run; add --resume to continue it, --force to overwrite, or choose another --out")
     data = load_dataset(args.data, with_test=False)
     train, val, holdout = split_data(data, Split.of(cfg))
@@ -120,14 +122,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
             run.result(resumed_after_epoch=done)
         started = time.time()
         try:
-            summary = fit(cfg, train, val, out, _print_epoch, resume_from=out / STATE.parent if args.resume else None,
+            summary = fit(cfg, train, val, out, _print_epoch, resume_from=files.checkpoint.root if args.resume else None,
                           watchers=[WATCHERS[w] for w in args.watch or []], progress=not args.quiet)
         finally:  # after Ctrl-C too: the record keeps what this run's finished epochs reached (summary.json)
-            path = out / "summary.json"
+            path = files.summary
             if path.is_file() and path.stat().st_mtime >= started:
-                run.result(**{k: v for k, v in json.loads(path.read_text()).items() if k in ("best_score", "best_epoch", "epochs_run")})
+                s = read_summary(path)
+                run.result(best_score=s["best_score"], best_epoch=s["best_epoch"], epochs_run=s["epochs_run"])
     print(f"best score {summary['best_score']:.4f} at epoch {summary['best_epoch']}; "
-          f"{len(summary['snapshots'])} snapshot(s) in {out / 'checkpoint' / 'snapshots'}")
+          f"{len(summary['snapshots'])} snapshot(s) in {files.checkpoint.snapshots}")
     return 0
 
 
@@ -139,12 +142,14 @@ def _train_folds(args: argparse.Namespace) -> int:
 
     from salttune.config import config_to_dict, load_config
     from salttune.data import load_dataset
-    from salttune.folds import SUMMARY, finished, fold_config, fold_dir, summarize, train_fold
+    from salttune.folds import finished, fold_config, summarize, train_fold
+    from salttune.layout import KFoldFiles, RunFiles
     from salttune.record import recorded_run, sigterm_interrupts
     from salttune.split import Split, split_data
 
     out = Path(args.out or f"results/train-{time.strftime('%Y%m%d-%H%M%S')}")
-    base = out / "config.yaml"
+    files = KFoldFiles(out)
+    base = files.config
     if args.resume:  # the K-fold run's own config; every fold's run keeps its own
         if args.set or args.config:
             raise SalttuneError("--resume --folds continues the K-fold run with its own config; leave out --set and --config")
@@ -155,8 +160,8 @@ def _train_folds(args: argparse.Namespace) -> int:
             raise SalttuneError(f"--folds {args.folds}: {out} was trained with {cfg.folds} folds; give --folds {cfg.folds}")
     else:
         cfg = fold_config(load_config(args.config, args.set or []), args.folds, 0)
-        if ((out / SUMMARY).exists() or (out / "summary.json").exists() or any(
-                (fold_dir(out, f) / "summary.json").exists() for f in range(args.folds))) and not args.force:
+        if (files.summary.exists() or RunFiles(out).summary.exists() or any(
+                files.fold(f).summary.exists() for f in range(args.folds))) and not args.force:
             raise SalttuneError(f"{out}: already holds a run; add --resume to continue it, --force to overwrite, or choose another --out")
     data = load_dataset(args.data, with_test=False)
     train, val, holdout = split_data(data, Split.of(cfg))
@@ -169,7 +174,7 @@ def _train_folds(args: argparse.Namespace) -> int:
     with sigterm_interrupts(), recorded_run(out, kind="train", name=out.name, config=config_to_dict(cfg), seed=cfg.seed,
                                             data=args.data, argv=sys.argv, resumed=args.resume) as run:
         for f in range(args.folds):
-            run_dir = fold_dir(out, f)
+            run_dir = files.fold(f).root
             if args.resume and finished(run_dir):
                 print(f"fold {f + 1}/{args.folds}: finished earlier, kept", flush=True)
                 continue
@@ -181,7 +186,7 @@ def _train_folds(args: argparse.Namespace) -> int:
                    fold_scores=[r["best_score"] for r in summary["rows"]])
     for r in summary["rows"]:
         print(f"fold {r['fold']}: best score {r['best_score']:.4f} at epoch {r['best_epoch']}")
-    print(f"mean {summary['mean_score']:.4f} ± {summary['sd_score']:.4f} (sd over {args.folds} folds); {out / SUMMARY}")
+    print(f"mean {summary['mean_score']:.4f} ± {summary['sd_score']:.4f} (sd over {args.folds} folds); {files.summary}")
     return 0
 
 
@@ -223,13 +228,15 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     if not search_dir.is_dir():
         raise SalttuneError(f"{search_dir}: no such search; give --search NAME of a folder in {args.results}/")
     from salttune.ensemble_job import Pseudo, check_ensemble, run_ensemble, top_members
+    from salttune.layout import EnsembleFiles, SearchFiles
     from salttune.record import data_folder, recorded_run, sigterm_interrupts
 
     members = top_members(search_dir, args.top)  # fail on a bad request before anything is written
     data = args.data or data_folder(search_dir)
     if not data:
         raise SalttuneError(f"{search_dir}: the search's data folder is not recorded; give --data DIR")
-    out = Path(args.out) if args.out else search_dir / "ensemble"
+    files = EnsembleFiles(args.out) if args.out else SearchFiles(search_dir).ensemble
+    out = files.root
     settings = {"search": args.search, "top": args.top, "tta": args.tta, "combiner": args.combiner, "folds": args.folds,
                 "refit_folds": args.refit_folds, "pseudo_confidence": args.pseudo_confidence, "pseudo_share": args.pseudo_share}
     pseudo = Pseudo(args.pseudo_confidence, args.pseudo_share) if args.pseudo_confidence is not None else None
@@ -240,9 +247,9 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
                                             data=data, argv=sys.argv) as run:
         report = run_ensemble(checked, search_dir, Path(data), args.tta, out, progress=not args.quiet)
         run.result(best_score=report["score"], headline=report["headline"], cv_score=report["cv_score"],
-                   holdout_se=report["holdout_se"], combiner=report["chosen"], submission=str(out / "submission.csv"))
-    print((out / "report.md").read_text())
-    print(f"wrote {out / 'submission.csv'} ({report['test_images']} images) in {report['seconds_test']:.1f}s")
+                   holdout_se=report["holdout_se"], combiner=report["chosen"], submission=str(files.submission))
+    print(files.report_md.read_text())
+    print(f"wrote {files.submission} ({report['test_images']} images) in {report['seconds_test']:.1f}s")
     return 0
 
 

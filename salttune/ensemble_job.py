@@ -47,14 +47,12 @@ from salttune.ensemble import (AUTO, BASELINE, COMBINERS, Member, combiners_for,
                                member_outputs, predict_masks)
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
+from salttune.layout import CheckpointFiles, EnsembleFiles, KFoldFiles, RunFiles, SearchFiles, read_summary, trial_name
 from salttune.metric import score_per_image
 from salttune.predict import write_submission_stream
 from salttune.split import Arrays, Split, split_data
 
-__all__ = ["OUTPUTS", "Pseudo", "Checked", "top_members", "check_ensemble", "run_ensemble"]
-
-OUTPUTS = ("submission.csv", "submission_round0.csv", "report.md", "report.json", "weights.json")
-REFIT = "refit"  # results/NAME/refit/kK/trial_<id>/fold_<f>/: the refit runs, shared by every ensemble of the search
+__all__ = ["Pseudo", "Checked", "top_members", "check_ensemble", "run_ensemble"]
 
 
 def _snapshots_of(row: dict[str, str], search_dir: Path) -> list[str]:
@@ -63,13 +61,13 @@ def _snapshots_of(row: dict[str, str], search_dir: Path) -> list[str]:
     if not paths and (row.get("checkpoint_path") or "").strip():
         ckpt = Path(row["checkpoint_path"])
         ckpt = ckpt if ckpt.is_absolute() else search_dir / ckpt
-        paths = sorted(str(p) for p in (ckpt / "snapshots").glob("*.pt"))
+        paths = sorted(str(p) for p in CheckpointFiles(ckpt).snapshots.glob("*.pt"))
     return [p if Path(p).is_absolute() else str(search_dir / p) for p in paths]
 
 
 def top_members(search_dir: Path, top: int) -> list[Member]:
     """The snapshots of the ``top`` best trials of a search that did not fail and have a score."""
-    board_path = search_dir / leaderboard.FILE
+    board_path = SearchFiles(search_dir).leaderboard
     if not board_path.is_file():
         raise SalttuneError(f"{board_path}: no leaderboard; run 'salttune search' first or give the right --search/--results")
     done = [r for r in leaderboard.read_leaderboard(board_path)
@@ -154,9 +152,9 @@ def check_ensemble(members: list[Member], data_dir: Path, out_dir: Path, *, forc
             or pseudo-labelling without refits.
     """
     names = combiners_for(combiner)
-    existing = [n for n in OUTPUTS if (out_dir / n).exists()]
+    existing = [p for p in EnsembleFiles(out_dir).outputs if p.exists()]
     if existing and not force:
-        raise SalttuneError(f"{out_dir / existing[0]}: already exists; add --force to overwrite or choose another --out")
+        raise SalttuneError(f"{existing[0]}: already exists; add --force to overwrite or choose another --out")
     if folds < 2:
         raise SalttuneError(f"--folds {folds}: cross-validation needs at least 2 folds")
     if pseudo is not None and refit_folds is None:
@@ -187,10 +185,10 @@ def check_ensemble(members: list[Member], data_dir: Path, out_dir: Path, *, forc
 def _search_resources(search_dir: Path | None, data_dir: Path):
     """The search's per-trial resources and fixed ``time_budget_s`` (its ``space.yaml``); one CPU each and no
     budget for a search without one."""
-    from salttune.search.resume import SPACE_FILE, saved_space
+    from salttune.search.resume import saved_space
     from salttune.search.space import Resources
 
-    if search_dir is None or not (search_dir / SPACE_FILE).is_file():
+    if search_dir is None or not SearchFiles(search_dir).space.is_file():
         return Resources(cpu=1.0, gpu=0.0), None
     space = saved_space(search_dir, str(data_dir))
     return space.resources, space.fixed.get("time_budget_s")
@@ -239,8 +237,6 @@ def _snapshot_prediction(checked: Checked, ttas, device, bar) -> Predicted:
 def _refit(checked: Checked, where: Path, data_dir: Path, extra: Arrays | None) -> list[tuple[str, list[list[str]], float]]:
     """Train (or reuse) the top configurations on every fold; returns (trial, [fold f's snapshot paths], mean
     fold score) per configuration whose folds all finished."""
-    import json
-
     from salttune.config import config_from_dict
     from salttune.folds import fold_config
     from salttune.search.refit import FoldJob, run_folds
@@ -253,18 +249,19 @@ def _refit(checked: Checked, where: Path, data_dir: Path, extra: Arrays | None) 
     for trial, path in trials.items():
         cfg = dataclasses.replace(config_from_dict(load_checkpoint(path)["config"]), time_budget_s=checked.time_budget_s)
         for f in range(k):
-            jobs.append(FoldJob(f"trial {trial} fold {f + 1}/{k}", fold_config(cfg, k, f), where / f"trial_{trial}" / f"fold_{f}"))
+            fold_run = KFoldFiles(where / trial_name(trial)).fold(f).root
+            jobs.append(FoldJob(f"trial {trial} fold {f + 1}/{k}", fold_config(cfg, k, f), fold_run))
     results = run_folds(jobs, str(Path(data_dir).resolve()), checked.resources, extra=extra, address=checked.address)
     configs = []
     for trial in trials:
-        mine = [j for j in jobs if j.out.parent.name == f"trial_{trial}"]
+        mine = [j for j in jobs if j.out.parent.name == trial_name(trial)]
         failed = [f"{j.name}: {results[j.name]}" for j in mine if not isinstance(results[j.name], dict)]
         if failed:
             warnings.warn(f"trial {trial} left out of the ensemble: {failed[0]}", stacklevel=2)
             continue
         # the snapshot files by name in the fold's folder (as a run's summary lists them), wherever the folder now is
-        paths = [[str(j.out / "checkpoint" / "snapshots" / Path(s["path"]).name)
-                  for s in json.loads((j.out / "summary.json").read_text())["snapshots"]] for j in mine]
+        paths = [[str(RunFiles(j.out).checkpoint.snapshots / Path(s["path"]).name)
+                  for s in read_summary(RunFiles(j.out).summary)["snapshots"]] for j in mine]
         configs.append((trial, paths, float(np.mean([results[j.name]["best_score"] for j in mine]))))
     if not configs:
         raise SalttuneError(f"every refit configuration failed; see the reasons above and the runs in {where}")
@@ -369,8 +366,9 @@ def run_ensemble(checked: Checked, search_dir: Path, data_dir: Path, tta: str, o
     bar = _bar if progress else (lambda it, **kw: it)
     ttas = ["none", "flip"] if tta == "flip" else ["none"]
     out_dir.mkdir(parents=True, exist_ok=True)
+    files = EnsembleFiles(out_dir)
     rounds = []
-    extra, where = None, search_dir.resolve() / REFIT / f"k{checked.refit_folds}"
+    extra, where = None, SearchFiles(search_dir.resolve()).refit(checked.refit_folds)
     for rnd in range(2 if checked.pseudo else 1):
         t0 = time.perf_counter()
         if checked.refit_folds:
@@ -381,7 +379,7 @@ def run_ensemble(checked: Checked, search_dir: Path, data_dir: Path, tta: str, o
         sel = _select(pred, checked.combiners, checked.folds)
         val_seconds = time.perf_counter() - t0
         last = rnd == (1 if checked.pseudo else 0)
-        sub = out_dir / ("submission.csv" if last else "submission_round0.csv")
+        sub = files.submission if last else files.submission_round0
         collector, test_seconds = _write_test(pred.members, sel, checked.data, device, sub, None if last else checked.pseudo, progress)
         rounds.append({**{k: v for k, v in sel.items() if k not in ("final",)}, "round": rnd, "members": pred.members,
                        "final": sel["final"], "seconds_validation": val_seconds, "seconds_test": test_seconds,
@@ -390,11 +388,11 @@ def run_ensemble(checked: Checked, search_dir: Path, data_dir: Path, tta: str, o
         if collector is not None and not collector.kept:  # nothing to add: a second round would train the same
             print("pseudo-labels: no test image is confident enough; no second round (lower --pseudo-confidence or "
                   "--pseudo-share)", flush=True)
-            (out_dir / "submission_round0.csv").replace(out_dir / "submission.csv")
+            files.submission_round0.replace(files.submission)
             break
         if collector is not None:
             extra = collector.arrays()
-            where = out_dir.resolve() / f"pseudo-{collector.fingerprint()}"
+            where = EnsembleFiles(out_dir.resolve()).pseudo(collector.fingerprint())
             print(f"pseudo-labels: {len(extra.ids)} of {collector.seen} test images are confident "
                   f"(confidence {checked.pseudo.confidence:g} on {checked.pseudo.share:.1%} of pixels); refitting with them", flush=True)
     return _write_reports(checked, rounds, search_dir, data_dir, out_dir)
@@ -407,7 +405,8 @@ def _write_reports(checked: Checked, rounds: list[dict], search_dir: Path, data_
                "min_area": final.min_area, "salt_cutoff": final.salt_cutoff, "members": [
                    {"trial": m.trial, "snapshot": m.path, "models": list(m.paths), "val_score": m.score, "weight": float(w)}
                    for m, w in zip(members, final.weights)]}
-    write_json(out_dir / "weights.json", weights, "ensemble weights")
+    files = EnsembleFiles(out_dir)
+    write_json(files.weights, weights, "ensemble weights")
     public = [{k: v for k, v in r.items() if k not in ("members", "final")} for r in rounds]
     report = {"search": str(search_dir), "data": str(data_dir), "top": len({m.trial for m in checked.members}),
               "snapshots": len(checked.members), "members": len(members), "refit_folds": checked.refit_folds,
@@ -419,8 +418,8 @@ def _write_reports(checked: Checked, rounds: list[dict], search_dir: Path, data_
               "folds": checked.folds, "rows": last["rows"], "chosen": last["chosen"], "rounds": public,
               "test_images": len(checked.data.test_ids), "seconds_validation": sum(r["seconds_validation"] for r in rounds),
               "seconds_test": sum(r["seconds_test"] for r in rounds)}
-    write_json(out_dir / "report.json", report, "ensemble report")
-    atomic_write_text(out_dir / "report.md", _report_md(report, search_dir, final), "ensemble report")
+    write_json(files.report_json, report, "ensemble report")
+    atomic_write_text(files.report_md, _report_md(report, search_dir, final), "ensemble report")
     return report
 
 

@@ -1,9 +1,8 @@
 """K-fold training: one configuration trained once per coverage-stratified fold, so every image trains models.
 
-A K-fold run is a folder of ordinary runs, one per fold (each exactly what ``salttune train`` writes)::
-
-    fold_0/ ... fold_{K-1}/   config.yaml (folds=K, fold=i), metrics.jsonl, summary.json, checkpoint/
-    folds.json                the per-fold best scores, their mean and spread, and what each fold validated on
+A K-fold run is a folder of ordinary runs, one per fold (each exactly what ``salttune train`` writes, with
+``folds=K, fold=i`` in its config), and ``folds.json``, the per-fold best scores, their mean and spread
+(:class:`salttune.layout.KFoldFiles`).
 
 Fold ``i`` validates on the ``i``-th of K folds of the images outside the holdout (:mod:`salttune.split`), so the
 K validation parts partition those images: a K-fold run scores each of them with a model that never trained
@@ -18,7 +17,6 @@ K-fold run loses at most the epoch in progress.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Callable
@@ -28,11 +26,10 @@ import numpy as np
 from salttune.config import TrainConfig
 from salttune.errors import SalttuneError
 from salttune.fileio import write_json
+from salttune.layout import KFoldFiles, RunFiles, RunSummary, read_summary
 from salttune.split import Arrays, Split, split_data
 
-__all__ = ["SUMMARY", "fold_config", "fold_dir", "finished", "train_fold", "summarize", "with_extra"]
-
-SUMMARY = "folds.json"
+__all__ = ["fold_config", "finished", "train_fold", "summarize", "with_extra"]
 
 
 def fold_config(cfg: TrainConfig, folds: int, fold: int) -> TrainConfig:
@@ -42,17 +39,13 @@ def fold_config(cfg: TrainConfig, folds: int, fold: int) -> TrainConfig:
     return dataclasses.replace(cfg, folds=folds, fold=fold)
 
 
-def fold_dir(out: str | Path, fold: int) -> Path:
-    return Path(out) / f"fold_{fold}"
-
-
-def finished(run_dir: Path) -> dict | None:
+def finished(run_dir: Path) -> RunSummary | None:
     """The summary of a finished run in ``run_dir`` (all its epochs, or stopped by its time budget), else None."""
-    path = run_dir / "summary.json"
+    path = RunFiles(run_dir).summary
     if not path.is_file():
         return None
-    s = json.loads(path.read_text())
-    return s if s.get("epochs_run") == s.get("epochs") or s.get("stopped_by_time_budget") else None
+    s = read_summary(path)
+    return s if s["epochs_run"] == s["epochs"] or s.get("stopped_by_time_budget") else None
 
 
 def with_extra(train: Arrays, extra: Arrays | None) -> Arrays:
@@ -64,14 +57,14 @@ def with_extra(train: Arrays, extra: Arrays | None) -> Arrays:
 
 
 def train_fold(cfg: TrainConfig, data, out: str | Path, *, extra: Arrays | None = None,
-               report: Callable[[dict, Path], None] = lambda m, c: None, progress: bool = False, fresh: bool = False) -> dict:
+               report: Callable[[dict, Path], None] = lambda m, c: None, progress: bool = False, fresh: bool = False) -> RunSummary:
     """Train (or finish) one fold's run in ``out``: skip it when finished, resume it from its checkpoint when
     it has one, else start it. ``cfg`` names the fold (``cfg.folds``, ``cfg.fold``).
 
     Args:
         cfg: the fold's resolved config (:func:`fold_config`).
         data: a :class:`salttune.data.TGSData` or its folder (a Ray task loads the folder itself).
-        out: the fold's run folder (:func:`fold_dir`).
+        out: the fold's run folder (``KFoldFiles(root).fold(i).root``).
         extra: images added to the training part only (pseudo-labels).
         report: called after every epoch, as by :func:`salttune.train.fit`.
         fresh: train from scratch whatever ``out`` holds (``--force``).
@@ -80,7 +73,6 @@ def train_fold(cfg: TrainConfig, data, out: str | Path, *, extra: Arrays | None 
         The run's summary (``summary.json``).
     """
     from salttune.data import load_dataset
-    from salttune.resume import STATE
     from salttune.train import fit
 
     out = Path(out)
@@ -90,21 +82,22 @@ def train_fold(cfg: TrainConfig, data, out: str | Path, *, extra: Arrays | None 
     if isinstance(data, (str, Path)):
         data = load_dataset(data, with_test=False)
     train, val, _ = split_data(data, Split.of(cfg))
-    resume = out / STATE.parent if (out / STATE).is_file() and not fresh else None
+    ckpt = RunFiles(out).checkpoint
+    resume = ckpt.root if ckpt.state.is_file() and not fresh else None
     return fit(cfg, with_extra(train, extra), val, out, report, resume_from=resume, progress=progress)
 
 
 def summarize(out: str | Path, folds: int) -> dict:
     """Per-fold best scores, their mean and standard deviation, written to ``out/folds.json``."""
-    out = Path(out)
+    files = KFoldFiles(out)
     rows = []
     for f in range(folds):
-        s = json.loads((fold_dir(out, f) / "summary.json").read_text())
+        s = read_summary(files.fold(f).summary)
         rows.append({"fold": f, "best_score": s["best_score"], "best_epoch": s["best_epoch"],
                      "epochs_run": s["epochs_run"], "seconds": s["seconds"], "snapshots": len(s["snapshots"])})
     scores = np.array([r["best_score"] for r in rows], float)
     summary = {"folds": folds, "rows": rows, "mean_score": float(scores.mean()),
                "sd_score": float(scores.std(ddof=1)) if folds > 1 else math.nan,
                "note": "each fold's best validation score is over its own fold (out of fold); the holdout is in none"}
-    write_json(out / SUMMARY, summary, "K-fold summary")
+    write_json(files.summary, summary, "K-fold summary")
     return summary

@@ -24,10 +24,8 @@ from pathlib import Path
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text
 
-__all__ = ["FILE", "COLUMNS", "FINISHED", "PRUNED", "FAILED", "INTERRUPTED", "UNFINISHED", "STOPPED", "STATES",
+__all__ = ["COLUMNS", "FINISHED", "PRUNED", "FAILED", "INTERRUPTED", "UNFINISHED", "STOPPED", "STATES",
            "write_leaderboard", "read_leaderboard", "best_score", "snapshots", "parameters"]
-
-FILE = "leaderboard.csv"
 
 COLUMNS = ("rank", "trial", "trial_id", "state", "best_score", "best_epoch", "epochs_run", "max_epochs", "reason", "node",
            "seed", "checkpoint_path", "snapshots")

@@ -29,11 +29,11 @@ from typing import Any, Iterator
 
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
+from salttune.layout import GIT_DIFF, RECORD, SearchFiles
 
-__all__ = ["RECORD", "folder_fingerprint", "machine_info", "git_info", "package_versions", "recorded_run", "find_records",
+__all__ = ["folder_fingerprint", "machine_info", "git_info", "package_versions", "recorded_run", "find_records",
            "load_record", "data_folder", "sigterm_interrupts"]
 
-RECORD = "record.json"
 # What an earlier record of the same folder leaves in the new record's ``earlier`` list.
 _EARLIER_KEYS = ("status", "started", "ended", "seconds", "argv", "result", "error", "config")
 _PACKAGES = ("salttune", "torch", "ray", "optuna", "numpy", "scikit-learn", "albumentations", "pandas", "opencv-python-headless")
@@ -162,8 +162,8 @@ def recorded_run(run_dir: str | Path, *, kind: str, name: str, config: dict, see
     git = git_info()
     diff = git.pop("diff", "")
     if diff:
-        atomic_write_text(run_dir / "git.diff", diff, "git diff")
-        git["diff_file"] = "git.diff"
+        atomic_write_text(run_dir / GIT_DIFF, diff, "git diff")
+        git["diff_file"] = GIT_DIFF
     rec = {"name": name, "kind": kind, "status": "running", "started": _now(), "ended": None, "seconds": None,
            "argv": argv, "seed": seed, "config": config, "space": space, "git": git,
            "data": folder_fingerprint(data) if data is not None and Path(data).is_dir() else ({"path": str(data)} if data else None),
@@ -213,8 +213,7 @@ def find_records(results: str | Path) -> list[tuple[Path, dict]]:
 
 def data_folder(run_dir: str | Path) -> str | None:
     """The data folder a run used, as its ``search.json`` (a search) or ``record.json`` recorded it; else ``None``."""
-    for name in ("search.json", RECORD):
-        f = Path(run_dir) / name
+    for f in (SearchFiles(run_dir).info, Path(run_dir) / RECORD):
         if f.is_file():
             data = json.loads(f.read_text()).get("data")
             data = data.get("path") if isinstance(data, dict) else data  # record.json: the folder's fingerprint

@@ -21,6 +21,7 @@ import numpy as np
 from salttune import leaderboard as lb
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text
+from salttune.layout import REPORT, RunFiles, SearchFiles, read_summary
 from salttune.record import data_folder
 
 __all__ = ["trial_histories", "write_report"]
@@ -54,23 +55,17 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SalttuneError(f"{path}: not readable JSON ({e}); delete it or restore it") from None
-
-
 def trial_histories(run_dir: Path) -> list[dict]:
     """``[{"label", "state", "params", "best_score", "history": [{"epoch", "val_score", ...}], ...}]``."""
-    board = run_dir / lb.FILE
+    search, run = SearchFiles(run_dir), RunFiles(run_dir)
+    board = search.leaderboard
     if board.is_file():
         out = []
         rows = lb.read_leaderboard(board)
         if not rows:
             raise SalttuneError(f"{board}: no trials (header only); report the search once a trial has run")
         for row in rows:
-            result = run_dir / "trials" / f"trial_{row['trial_id']}" / "result.json"  # Tune's trial folder
+            result = search.trial(row["trial_id"]).result
             hist = [{"epoch": r["epoch"], "val_score": r.get("val_score")} for r in _read_jsonl(result) if "epoch" in r] if result.is_file() else []
             trial = row.get("trial") or ""
             out.append({"label": f"trial {trial}" if trial else row["trial_id"], "order": float(trial) if trial else len(out),
@@ -78,16 +73,16 @@ def trial_histories(run_dir: Path) -> list[dict]:
                         "params": {k: _number(v) for k, v in lb.parameters(row).items()},
                         "snapshots": lb.snapshots(row), "reason": row.get("reason") or "", "history": hist})
         return out
-    metrics = run_dir / "metrics.jsonl"
+    metrics = run.metrics
     if metrics.is_file():
         hist = _read_jsonl(metrics)
         if not hist:
             raise SalttuneError(f"{metrics}: no epochs recorded yet; report the run once an epoch has finished")
-        summary = _read_json(run_dir / "summary.json") if (run_dir / "summary.json").is_file() else {}
+        snapshots = read_summary(run.summary)["snapshots"] if run.summary.is_file() else []
         return [{"label": run_dir.name, "order": 0, "state": _RUN, "params": {}, "reason": "",
                  "best_score": max((h["val_score"] for h in hist), default=None),
-                 "snapshots": [s["path"] for s in summary.get("snapshots", [])], "history": hist}]
-    raise SalttuneError(f"{run_dir}: neither leaderboard.csv (a search) nor metrics.jsonl (a training run); give a run's folder")
+                 "snapshots": [s["path"] for s in snapshots], "history": hist}]
+    raise SalttuneError(f"{run_dir}: neither {board.name} (a search) nor {metrics.name} (a training run); give a run's folder")
 
 
 def _number(text: str) -> float | str:
@@ -171,7 +166,7 @@ def _slices(trials: list[dict]) -> str | None:
 
 
 def _importance(run_dir: Path) -> tuple[str | None, str]:
-    db = run_dir / "optuna.db"
+    db = SearchFiles(run_dir).study
     if not db.is_file():
         return None, "No Optuna study in this folder."
     try:
@@ -240,7 +235,8 @@ def _best_model(trials: list[dict], data_dir: str | None, n: int = 12) -> str:
 
 
 def _ensemble(run_dir: Path) -> str:
-    rep, w = run_dir / "ensemble" / "report.json", run_dir / "ensemble" / "weights.json"
+    files = SearchFiles(run_dir).ensemble
+    rep, w = files.report_json, files.weights
     if not rep.is_file():
         return "<p>No ensemble yet: run <code>salttune ensemble --top N</code>.</p>"
     r = json.loads(rep.read_text())
@@ -298,7 +294,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     if not run_dir.is_dir():
         raise SalttuneError(f"{run_dir}: no such run folder; give a search name or a run folder in results/")
     trials = trial_histories(run_dir)
-    is_search = (run_dir / lb.FILE).is_file()
+    is_search = SearchFiles(run_dir).leaderboard.is_file()
     data_dir = data_folder(run_dir)
     counts = {s: sum(t["state"] == s for t in trials) for s in sorted({t["state"] for t in trials})}
     best = max((t["best_score"] for t in trials if t["best_score"] is not None), default=None)
@@ -323,4 +319,4 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
         parts += ["<h2>Ensemble</h2>", _ensemble(run_dir)]
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>salttune report: {html.escape(run_dir.name)}</title>"
             f"<style>{_STYLE}</style>{_CHECK}</head><body>{''.join(parts)}</body></html>")
-    return atomic_write_text(Path(out) if out else run_dir / "report.html", page, "report")
+    return atomic_write_text(Path(out) if out else run_dir / REPORT, page, "report")

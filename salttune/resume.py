@@ -21,13 +21,13 @@ from pathlib import Path
 from salttune.checkpoint import load_checkpoint
 from salttune.config import TrainConfig, config_from_dict, config_to_dict
 from salttune.errors import SalttuneError
-from salttune.record import RECORD, folder_fingerprint, load_record
+from salttune.layout import RunFiles
+from salttune.record import folder_fingerprint, load_record
 from salttune.settings import apply_overrides, flatten, parse_overrides
 
-__all__ = ["CHANGEABLE", "STATE", "resume_config"]
+__all__ = ["CHANGEABLE", "resume_config"]
 
 CHANGEABLE = ("epochs", "num_workers", "faults.")  # a key, or a section ending in "."
-STATE = Path("checkpoint") / "state.pt"
 
 
 def _changeable(key: str) -> bool:
@@ -47,13 +47,15 @@ def resume_config(run_dir: str | Path, sets: list[str], data: str | Path, config
     Raises:
         SalttuneError: one line naming what prevents the resume; nothing has been written.
     """
-    run_dir = Path(run_dir)
+    run_dir, files = Path(run_dir), RunFiles(run_dir)
     if config_file is not None:
-        raise SalttuneError(f"--config {config_file}: a resumed run keeps its own config ({run_dir / 'config.yaml'}); "
+        raise SalttuneError(f"--config {config_file}: a resumed run keeps its own config ({files.config}); "
                             f"leave out --config (--set may change {', '.join(_names())})")
-    if not (run_dir / STATE).is_file():
-        raise SalttuneError(f"{run_dir}: no {STATE.as_posix()} to resume; train without --resume or give the run's --out")
-    state = load_checkpoint(run_dir / STATE)
+    state_file = files.checkpoint.state
+    if not state_file.is_file():
+        raise SalttuneError(f"{run_dir}: no {state_file.relative_to(run_dir).as_posix()} to resume; "
+                            "train without --resume or give the run's --out")
+    state = load_checkpoint(state_file)
     saved, done = state["config"], int(state["epoch"]) + 1
     overrides, old = parse_overrides(sets), flatten(saved)
     _refuse_fixed(overrides, old)  # the keys as given first: a new loss.name must not fail on the old loss.weights
@@ -81,7 +83,7 @@ def _names() -> list[str]:
 
 def _check_same_data(run_dir: Path, data: Path) -> None:
     """Refuse a data folder whose contents differ from the one the run's record fingerprinted."""
-    record = run_dir / RECORD
+    record = RunFiles(run_dir).record
     try:
         before = (load_record(record).get("data") or {}).get("sha256") if record.is_file() else None
     except SalttuneError:

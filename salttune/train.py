@@ -5,13 +5,7 @@ hands the metrics and the checkpoint folder to a ``report`` callable: the CLI pr
 ``tune.report``, tests append to a list. Anything else a user wants to watch is a *watcher*, a function
 ``(model, optimizer) -> dict`` whose values join each epoch's metrics, without touching the loop.
 
-Output folder of a run::
-
-    config.yaml          the resolved config
-    metrics.jsonl        one line per epoch
-    summary.json         best score and epoch, snapshots
-    checkpoint/state.pt  everything needed to resume (weights, optimizer, schedule, RNG, history)
-    checkpoint/snapshots/snapshot_XX.pt   one self-describing checkpoint per cycle (best kept)
+A run's folder and what its files hold: :mod:`salttune.layout` (``RunFiles``, ``EpochMetrics``, ``RunSummary``).
 """
 
 from __future__ import annotations
@@ -38,6 +32,7 @@ from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
 from salttune.heads import build_training_loss, to_float
 from salttune.losses import StagedLoss
+from salttune.layout import CheckpointFiles, EpochMetrics, RunFiles, RunSummary, Snapshot
 from salttune.metric import competition_score, mean_iou
 from salttune.model import build_model
 from salttune.optim import make_optimizer
@@ -51,7 +46,7 @@ __all__ = [
     "TrainingStep", "build_step", "train_epoch", "evaluate", "fit",
 ]
 
-Report = Callable[[dict, Path], None]
+Report = Callable[[EpochMetrics, Path], None]
 Watcher = Callable[[nn.Module, torch.optim.Optimizer], dict]
 
 
@@ -244,8 +239,8 @@ def _no_best() -> dict:
 class _Book:
     """The run's bookkeeping, saved in ``state.pt`` after every epoch and restored on resume."""
 
-    snapshots: list[dict] = field(default_factory=list)  # {"path", "epoch", "score", "cycle"}, one per cycle
-    history: list[dict] = field(default_factory=list)  # every epoch's metrics
+    snapshots: list[Snapshot] = field(default_factory=list)  # one per cycle
+    history: list[EpochMetrics] = field(default_factory=list)  # every epoch's metrics
     cycle_best: dict = field(default_factory=_no_best)  # the open cycle's best epoch
     next_epoch: int = 0
     val_images: int = 0
@@ -261,7 +256,7 @@ def fit(
     resume_from: str | Path | None = None,
     watchers: Sequence[Watcher] = (),
     progress: bool = False,
-) -> dict:
+) -> RunSummary:
     """Train one model, reporting after every epoch; resume from a checkpoint folder if given.
 
     Args:
@@ -278,7 +273,7 @@ def fit(
         The summary: best score and epoch, epochs run, snapshots (path, epoch, score).
     """
     out = Path(out_dir)
-    ckpt_dir = out / "checkpoint"
+    ckpt_dir = RunFiles(out).checkpoint.root
     step = _setup(cfg, train, out)
     book = _restore(step, Path(resume_from), out) if resume_from is not None else _start(out)
     book.val_images = len(val.ids)
@@ -305,8 +300,8 @@ def fit(
 
 def _setup(cfg: TrainConfig, train: Arrays, out: Path) -> TrainingStep:
     """Write the resolved config, seed everything and build the training step."""
-    (out / "checkpoint" / "snapshots").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False), "config")
+    RunFiles(out).checkpoint.snapshots.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(RunFiles(out).config, yaml.safe_dump(config_to_dict(cfg), sort_keys=False), "config")
     device = pick_device(cfg.device)
     seed_everything(cfg.seed, cfg.deterministic or device.type == "cpu")
     return build_step(cfg, train, device)
@@ -314,32 +309,34 @@ def _setup(cfg: TrainConfig, train: Arrays, out: Path) -> TrainingStep:
 
 def _start(out: Path) -> _Book:
     """Fresh bookkeeping; the metrics of an earlier run in ``out`` are dropped."""
-    (out / "metrics.jsonl").unlink(missing_ok=True)
+    RunFiles(out).metrics.unlink(missing_ok=True)
     return _Book()
 
 
 def _restore(step: TrainingStep, src: Path, out: Path) -> _Book:
     """Load ``src/state.pt`` into the step, bring its snapshots into ``out`` and rewrite the metrics so far."""
-    state = load_checkpoint(src / "state.pt")
+    src, run = CheckpointFiles(src), RunFiles(out)
+    state = load_checkpoint(src.state)
     step.model.load_state_dict(state["model"])
     step.optimizer.load_state_dict(state["optimizer"])
     step.schedule.load_state_dict(state["schedule"])
     torch.set_rng_state(state["torch_rng"])
     book = _Book(state["snapshots"], state["history"], state["cycle_best"], state["epoch"] + 1)
-    dst = out / "checkpoint" / "snapshots"
-    if (src / "snapshots").resolve() != dst.resolve():
+    dst = run.checkpoint.snapshots
+    if src.snapshots.resolve() != dst.resolve():
         for s in book.snapshots:
             name = Path(s["path"]).name
-            payload = load_checkpoint(src / "snapshots" / name)
+            payload = load_checkpoint(src.snapshots / name)
             save_checkpoint(dst / name, {k: v for k, v in payload.items() if k != "format"})
     # An append log (a line per epoch, as in _save_state), rewritten in place: the history up to the resumed epoch.
-    with open(out / "metrics.jsonl", "w") as f:
+    with open(run.metrics, "w") as f:
         f.writelines(json.dumps(h) + "\n" for h in book.history)
     return book
 
 
 def _run_epoch(cfg: TrainConfig, step: TrainingStep, val: Arrays, epoch: int, progress: bool) -> dict:
-    """Train one epoch, then score the whole validation part: the epoch's metrics."""
+    """Train one epoch, then score the whole validation part: the epoch's metrics (``EpochMetrics`` less
+    ``epoch_seconds``, which ``fit`` adds)."""
     loader = step.batches.epoch(epoch)
     if progress:
         from tqdm.auto import tqdm
@@ -399,7 +396,7 @@ def _update_snapshots(cfg: TrainConfig, step: TrainingStep, book: _Book, ckpt_di
     epoch (a cosine cycle cut short still has a high rate), which are dropped when a finished cycle exists.
     """
     cycle = step.schedule.state.cycle
-    path = ckpt_dir / "snapshots" / f"snapshot_{cycle:02d}.pt"
+    path = CheckpointFiles(ckpt_dir).snapshot(cycle)
     if step.schedule.keeps_last_of_cycle or metrics["val_score"] > book.cycle_best["score"]:
         book.cycle_best = {"score": metrics["val_score"], "epoch": epoch + 1, "metrics": metrics}
         save_checkpoint(path, _snapshot_payload(step.model, cfg, epoch + 1, metrics, cycle))
@@ -414,21 +411,22 @@ def _update_snapshots(cfg: TrainConfig, step: TrainingStep, book: _Book, ckpt_di
     book.snapshots = _keep_best(book.snapshots, cfg.schedule.max_snapshots, None if last else open_cycle)
 
 
-def _save_state(cfg: TrainConfig, step: TrainingStep, book: _Book, out: Path, epoch: int, metrics: dict) -> None:
+def _save_state(cfg: TrainConfig, step: TrainingStep, book: _Book, out: Path, epoch: int, metrics: EpochMetrics) -> None:
     """Append the epoch to the history; write ``state.pt`` and ``summary.json``, then the ``metrics.jsonl`` line.
 
     In that order, so that a run stopped at any moment (Ctrl-C, SIGTERM, a crash) has a checkpoint of every
     epoch ``metrics.jsonl`` lists, and ``--resume`` continues after the last of them.
     """
     book.history.append(metrics)
-    save_checkpoint(out / "checkpoint" / "state.pt", {
+    run = RunFiles(out)
+    save_checkpoint(run.checkpoint.state, {
         "kind": "state", "model_args": dict(step.model.config), "config": config_to_dict(cfg),
         "model": step.model.state_dict(), "optimizer": step.optimizer.state_dict(),
         "schedule": step.schedule.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
         "metrics": metrics, "history": book.history, "snapshots": book.snapshots, "cycle_best": book.cycle_best,
     })
-    write_json(out / "summary.json", _summary(book.history, book.snapshots, cfg, len(step.batches), book.val_images), "summary")
-    with open(out / "metrics.jsonl", "a") as f:
+    write_json(run.summary, _summary(book.history, book.snapshots, cfg, len(step.batches), book.val_images), "summary")
+    with open(run.metrics, "a") as f:
         f.write(json.dumps(metrics) + "\n")
 
 
@@ -457,7 +455,8 @@ def _keep_best(snapshots: list[dict], k: int, open_cycle: int | None) -> list[di
     return _drop(snapshots, lambda s: id(s) not in keep)
 
 
-def _summary(history: list[dict], snapshots: list[dict], cfg: TrainConfig, train_images: int, val_images: int) -> dict:
+def _summary(history: list[EpochMetrics], snapshots: list[Snapshot], cfg: TrainConfig, train_images: int,
+             val_images: int) -> RunSummary:
     best = max(history, key=lambda m: m["val_score"]) if history else None
     return {
         "best_score": best["val_score"] if best else None,
@@ -468,7 +467,7 @@ def _summary(history: list[dict], snapshots: list[dict], cfg: TrainConfig, train
         "stopped_by_time_budget": bool(cfg.time_budget_s) and len(history) < cfg.epochs and _out_of_time(cfg.time_budget_s, history, 0.0, 0),
         "snapshots": snapshots,
         "seconds": sum(m["epoch_seconds"] for m in history),
-        "train_images": train_images,  # pseudo-labelled images included (salttune.folds.with_extra)
+        "train_images": train_images,
         "val_images": val_images,
-        "data_path": resolve_path(cfg.augment.path, cfg.augment.names),  # where batches were made: device or loader
+        "data_path": resolve_path(cfg.augment.path, cfg.augment.names),
     }

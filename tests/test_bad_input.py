@@ -387,7 +387,7 @@ def _train_run(tmp: Path) -> Path:
     """A training run's folder as ``salttune report`` reads it (metrics.jsonl and summary.json)."""
     d = tmp / "results" / "run"
     _write(d / "metrics.jsonl", '{"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "val_score": 0.5, "val_iou": 0.5, "lr": 0.001}\n')
-    _write(d / "summary.json", '{"best_score": 0.5, "best_epoch": 1}')
+    _write(d / "summary.json", '{"best_score": 0.5, "best_epoch": 1, "snapshots": []}')
     return d
 
 

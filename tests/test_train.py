@@ -9,6 +9,7 @@ from conftest import assert_user_error, run_cli
 from salttune.checkpoint import build_from_checkpoint, load_checkpoint
 from salttune.config import config_from_dict
 from salttune.data import load_dataset
+from salttune.layout import CheckpointFiles, RunFiles
 from salttune.predict import predict_proba
 from salttune.split import Arrays, Split, split_data
 from salttune.train import NonFiniteLoss, WATCHERS, fit, train_epoch
@@ -37,12 +38,12 @@ def test_fit_writes_run_and_reports_every_epoch(parts, tmp_path):
     for m, ckpt_dir in log:
         assert 0.0 <= m["val_score"] <= 1.0 and m["lr"] == 3e-3 and m["grad_norm"] > 0
         assert any(k.startswith("weight_norm/") for k in m)  # a watcher's values join the metrics
-        assert (ckpt_dir / "state.pt").exists()
-    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+        assert CheckpointFiles(ckpt_dir).state.exists()
+    lines = [json.loads(x) for x in RunFiles(tmp_path / "run").metrics.read_text().splitlines()]
     assert [x["epoch"] for x in lines] == [1, 2, 3]
     best = max(lines, key=lambda x: x["val_score"])
     assert summary["best_score"] == best["val_score"] and summary["best_epoch"] == best["epoch"]
-    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    saved = json.loads(RunFiles(tmp_path / "run").summary.read_text())
     assert saved["best_score"] == summary["best_score"]
     (snap,) = summary["snapshots"]
     model, ckpt = build_from_checkpoint(snap["path"])  # the snapshot rebuilds the network on its own
@@ -59,16 +60,16 @@ def test_same_seed_same_weights_and_metrics(parts, tmp_path):
     cfg = tiny_cfg(epochs=2, model={"base_width": 4, "depth": 2, "dropout": 0.2})
     a = fit(cfg, train, val, tmp_path / "a")
     b = fit(cfg, train, val, tmp_path / "b")
-    ma = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
-    mb = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    ma = RunFiles(tmp_path / "a").metrics.read_text().splitlines()
+    mb = RunFiles(tmp_path / "b").metrics.read_text().splitlines()
     strip = lambda s: {k: v for k, v in json.loads(s).items() if "seconds" not in k and "per_s" not in k}
     assert [strip(x) for x in ma] == [strip(x) for x in mb]
-    wa = load_checkpoint(tmp_path / "a" / "checkpoint" / "state.pt")["model"]
-    wb = load_checkpoint(tmp_path / "b" / "checkpoint" / "state.pt")["model"]
+    wa = load_checkpoint(RunFiles(tmp_path / "a").checkpoint.state)["model"]
+    wb = load_checkpoint(RunFiles(tmp_path / "b").checkpoint.state)["model"]
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
     c = fit(tiny_cfg(epochs=2, seed=1), train, val, tmp_path / "c")
-    wc = load_checkpoint(tmp_path / "c" / "checkpoint" / "state.pt")["model"]
+    wc = load_checkpoint(RunFiles(tmp_path / "c").checkpoint.state)["model"]
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
@@ -79,25 +80,25 @@ def test_resume_continues_at_the_right_epoch_identically(parts, tmp_path):
     fit(tiny_cfg(epochs=2, schedule={"name": "cosine_snapshots", "cycle_epochs": 1}), train, val, tmp_path / "part")
     log = []
     resumed = fit(cfg, train, val, tmp_path / "resumed", lambda m, c: log.append(m["epoch"]),
-                  resume_from=tmp_path / "part" / "checkpoint")
+                  resume_from=RunFiles(tmp_path / "part").checkpoint.root)
     assert log == [3]
     assert resumed["epochs_run"] == 3 and len(resumed["snapshots"]) == 3
     assert resumed["best_score"] == full["best_score"]
-    wf = load_checkpoint(tmp_path / "full" / "checkpoint" / "state.pt")["model"]
-    wr = load_checkpoint(tmp_path / "resumed" / "checkpoint" / "state.pt")["model"]
+    wf = load_checkpoint(RunFiles(tmp_path / "full").checkpoint.state)["model"]
+    wr = load_checkpoint(RunFiles(tmp_path / "resumed").checkpoint.state)["model"]
     for k in wf:
         assert torch.equal(wf[k], wr[k]), k
     for s in resumed["snapshots"]:  # snapshots were brought along into the new folder
-        assert (tmp_path / "resumed" / "checkpoint" / "snapshots" / s["path"].split("/")[-1]).exists()
+        assert (RunFiles(tmp_path / "resumed").checkpoint.snapshots / s["path"].split("/")[-1]).exists()
 
 
 def test_cosine_snapshots_keep_top_k(parts, tmp_path):
     train, val = parts
     cfg = tiny_cfg(epochs=4, schedule={"name": "cosine_snapshots", "cycle_epochs": 1, "max_snapshots": 2})
     s = fit(cfg, train, val, tmp_path / "r")
-    files = sorted(p.name for p in (tmp_path / "r" / "checkpoint" / "snapshots").glob("*.pt"))
+    files = sorted(p.name for p in RunFiles(tmp_path / "r").checkpoint.snapshots.glob("*.pt"))
     assert len(s["snapshots"]) == 2 and files == sorted(x["path"].split("/")[-1] for x in s["snapshots"])
-    scores = [json.loads(x)["val_score"] for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    scores = [json.loads(x)["val_score"] for x in RunFiles(tmp_path / "r").metrics.read_text().splitlines()]
     # every cycle closed: the two best of the four, whichever cycle they came from
     assert sorted(x["score"] for x in s["snapshots"]) == sorted(scores)[-2:]
 
@@ -124,7 +125,7 @@ def test_a_cosine_cycle_cut_short_leaves_no_mid_cycle_snapshot(parts, tmp_path):
     cfg = tiny_cfg(epochs=3, schedule={"name": "cosine_snapshots", "cycle_epochs": 2, "max_snapshots": 5})
     s = fit(cfg, train, val, tmp_path / "r")
     assert [(x["cycle"], x["epoch"]) for x in s["snapshots"]] == [(0, 2)]
-    assert [p.name for p in (tmp_path / "r" / "checkpoint" / "snapshots").glob("*.pt")] == ["snapshot_00.pt"]
+    assert [p.name for p in RunFiles(tmp_path / "r").checkpoint.snapshots.glob("*.pt")] == ["snapshot_00.pt"]
 
 
 def test_the_time_budget_stops_training_before_an_epoch_that_would_not_fit(parts, tmp_path):
@@ -142,7 +143,7 @@ def test_the_time_budget_stops_training_before_an_epoch_that_would_not_fit(parts
     s = fit(tiny_cfg(epochs=50, time_budget_s=max(1.0, 2.5 * epoch_s)), train, val, tmp_path / "budget")
     assert 1 <= s["epochs_run"] < 50 and s["stopped_by_time_budget"]
     assert s["seconds"] <= max(1.0, 2.5 * epoch_s) * 1.5 + epoch_s  # within the budget, give or take one epoch's noise
-    assert json.loads((tmp_path / "budget" / "summary.json").read_text())["epochs_run"] == s["epochs_run"]
+    assert json.loads(RunFiles(tmp_path / "budget").summary.read_text())["epochs_run"] == s["epochs_run"]
 
 
 def test_logits_start_near_zero():
@@ -238,10 +239,10 @@ def test_cli_train_and_predict(tgs_folder, tmp_path):
                    "--set", "batch_size=4", "--set", "model.base_width=4", "--set", "model.depth=2")
     assert proc.returncode == 0, proc.stderr
     assert "epoch   2" in proc.stdout and "best score" in proc.stdout
-    assert (out / "config.yaml").exists() and (out / "summary.json").exists()
+    assert RunFiles(out).config.exists() and RunFiles(out).summary.exists()
     # a finished run is not overwritten by accident
     assert_user_error(run_cli("train", "--data", str(root), "--out", str(out)), "already holds a run")
-    snap = json.loads((out / "summary.json").read_text())["snapshots"][0]["path"]
+    snap = json.loads(RunFiles(out).summary.read_text())["snapshots"][0]["path"]
     sub = tmp_path / "sub.csv"
     proc = run_cli("predict", "--checkpoint", snap, "--data", str(root), "--out", str(sub), "--tta", "flip", "--quiet")
     assert proc.returncode == 0, proc.stderr
@@ -254,7 +255,7 @@ def test_cli_train_and_predict(tgs_folder, tmp_path):
 def test_channels_last_false_keeps_weights_and_optimiser_state_contiguous(parts, tmp_path):
     train, val = parts
     fit(tiny_cfg(epochs=2, channels_last=False), train, val, tmp_path / "run")  # evaluates after epoch 1, then steps
-    state = load_checkpoint(tmp_path / "run" / "checkpoint" / "state.pt")
+    state = load_checkpoint(RunFiles(tmp_path / "run").checkpoint.state)
     convs = [k for k, v in state["model"].items() if v.ndim == 4 and v.shape[1] > 1]
     assert convs and all(state["model"][k].is_contiguous() for k in convs)
     moments = [s["exp_avg"] for s in state["optimizer"]["state"].values() if s["exp_avg"].ndim == 4 and s["exp_avg"].shape[1] > 1]

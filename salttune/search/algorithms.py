@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
+from salttune.layout import SearchFiles
 from salttune.search.catalog import ALGORITHMS, DEFAULT_ALGORITHM, Algorithm
-from salttune.search.resume import ASHA_FILE, STUDY_FILE
 from salttune.search.space import SearchSpace, rung_metric
 
 __all__ = ["ALGORITHMS", "DEFAULT_ALGORITHM", "Algorithm", "SAMPLERS", "build", "build_algorithm", "asha_scheduler", "rung_metric"]
@@ -57,7 +57,7 @@ def asha_scheduler(space: SearchSpace, local_dir: Path, brackets: int = 1) -> An
     from salttune.search.asha import ResumableASHA
 
     metric, mode = rung_metric(space)
-    return ResumableASHA(Path(local_dir) / ASHA_FILE, metric=metric, mode=mode, max_t=space.asha.max_t,
+    return ResumableASHA(SearchFiles(local_dir).asha_state, metric=metric, mode=mode, max_t=space.asha.max_t,
                          grace_period=space.asha.grace_period, reduction_factor=space.asha.reduction_factor,
                          rung_score=space.asha.rung_score, brackets=brackets)
 
@@ -74,7 +74,7 @@ def build(algorithm: Algorithm, space: SearchSpace, local_dir: Path) -> tuple[An
     if algorithm.sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {algorithm.sampler!r}; allowed: {', '.join(SAMPLERS)}")
     local_dir = Path(local_dir)
-    searcher = make_searcher(space, local_dir / STUDY_FILE, SAMPLERS[algorithm.sampler](space, **algorithm.options))
+    searcher = make_searcher(space, SearchFiles(local_dir).study, SAMPLERS[algorithm.sampler](space, **algorithm.options))
     if algorithm.stops_early:
         return searcher, asha_scheduler(space, local_dir, algorithm.brackets)
     from ray.tune.schedulers import FIFOScheduler

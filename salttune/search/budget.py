@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from salttune.errors import SalttuneError
 from salttune.fileio import write_json
+from salttune.layout import SearchFiles
 from salttune.search.catalog import ALGORITHMS
 from salttune.search.duration import format_duration
 
@@ -45,10 +46,10 @@ if TYPE_CHECKING:
     from salttune.search.space import Resources, SearchSpace
     from salttune.split import Arrays
 
-__all__ = ["BUDGET_FILE", "FULL_TRIALS_PER_SLOT", "TRIAL_OVERHEAD_S", "end_reserve", "fits_at_once", "rungs", "expected_epochs", "size_to_budget", "sizing_line", "cutoff_s",
-           "measure_epoch", "typical_point", "write_budget", "read_budget", "mark_sampling_ended"]
+__all__ = ["FULL_TRIALS_PER_SLOT", "TRIAL_OVERHEAD_S", "end_reserve", "fits_at_once", "rungs", "expected_epochs",
+           "size_to_budget", "sizing_line", "cutoff_s", "measure_epoch", "typical_point", "write_budget", "read_budget",
+           "mark_sampling_ended"]
 
-BUDGET_FILE = "budget.json"  # the deadline of the trials, inside the search's folder (re-written by --resume)
 FULL_TRIALS_PER_SLOT = 3  # max_t is cut so that one trial running all of it takes at most a third of a slot's time
 # Seconds a trial costs besides its epochs: its worker's start (torch imported, the data fetched), its checkpoints.
 # A rough figure that matters only when epochs are short: measured 12-14 s on 2 CPU cores shared with another
@@ -226,7 +227,7 @@ def write_budget(local_dir: Path, budget_s: float, deadline: float, epoch_s: flo
               "epoch_s": epoch_s, "stop_sampling_s": cutoff}
     if sampling_ended is not None:
         budget["sampling_ended"] = sampling_ended
-    write_json(Path(local_dir) / BUDGET_FILE, budget, "time budget")
+    write_json(SearchFiles(local_dir).budget, budget, "time budget")
     return budget
 
 
@@ -235,13 +236,13 @@ def mark_sampling_ended(local_dir: Path) -> dict:
     budget = read_budget(local_dir)
     if budget is not None and "sampling_ended" not in budget:
         budget["sampling_ended"] = time.strftime("%Y-%m-%d %H:%M:%S")
-        write_json(Path(local_dir) / BUDGET_FILE, budget, "time budget")
+        write_json(SearchFiles(local_dir).budget, budget, "time budget")
     return budget
 
 
 def read_budget(local_dir: Path) -> dict | None:
     """``budget.json`` of a search, or None when it has none (no time budget)."""
-    path = Path(local_dir) / BUDGET_FILE
+    path = SearchFiles(local_dir).budget
     if not path.is_file():
         return None
     try:

@@ -1,17 +1,6 @@
 """``salttune search``: validate everything, start or join Ray, run (or resume) the search, write the leaderboard.
 
-Files of a search, under ``results/NAME/`` (``--storage DIR`` moves the whole folder; with ``--storage s3://...``
-the trials go to the bucket and the files marked * stay in ``results/NAME/`` on the driver)::
-
-    space.yaml         * the resolved search space (read back by --resume)
-    search.json        * data fingerprint, storage, versions
-    optuna.db          * the Optuna study (optuna-dashboard sqlite:///results/NAME/optuna.db)
-    asha_state.json    * ASHA's rungs and stop decisions (restored by --resume; algorithms with ASHA only)
-    budget.json        * the trials' deadline under a time budget (re-written by --resume --time-budget)
-    leaderboard.csv    * one row per trial, best first
-    search.lock        * the running driver's pid and host (one driver per search; gone when it ends)
-    trials/            Tune's experiment: tuner.pkl, experiment_state-*.json, searcher-state-*.pkl (for --resume)
-      trial_<id>/      one trial: result.json, progress.csv, checkpoint_NNNNNN/ (state.pt, snapshots/)
+Files of a search, under ``results/NAME/``: :class:`salttune.layout.SearchFiles`.
 
 Ray and Optuna are imported inside :func:`search`, so ``salttune --help`` does not pay for them.
 """
@@ -30,16 +19,15 @@ import yaml
 
 from salttune.errors import SalttuneError
 from salttune.fileio import atomic_write_text, write_json
-from salttune.search.budget import BUDGET_FILE, read_budget, write_budget
+from salttune.layout import EXPERIMENT, SearchFiles
+from salttune.search.budget import read_budget, write_budget
 from salttune.search.duration import format_duration, parse_duration
-from salttune.search.lock import LOCK, refuse_if_running, search_lock
-from salttune.search.resume import (ASHA_FILE, INFO_FILE, SPACE_FILE, STUDY_FILE, check_asha, check_experiment, check_study,
-                                    saved_space, search_info)
+from salttune.search.lock import refuse_if_running, search_lock
+from salttune.search.resume import check_asha, check_experiment, check_study, saved_space, search_info
 from salttune.search.space import SearchSpace, load_space, space_to_dict
 
 __all__ = ["configure_parser", "run", "plan", "search"]
 
-EXPERIMENT = "trials"  # Tune's experiment folder inside results/NAME
 STATE_PERIOD_S = 2  # seconds between Tune's experiment-state saves (the TUNE_GLOBAL_CHECKPOINT_S default)
 
 
@@ -75,6 +63,10 @@ class Plan:
     storage: str  # Tune's storage_path: an absolute folder or a URI
     resume: bool
     budget_s: float | None = None  # the seconds this run of the driver may take (a time budget), or None
+
+    @property
+    def files(self) -> SearchFiles:
+        return SearchFiles(self.local_dir)
 
     @property
     def tune_storage(self) -> str:
@@ -124,7 +116,7 @@ def plan(space_path: str | None, name: str | None, sets: list[str], storage: str
         if space_path:
             given = space_to_dict(load_space(space_path, data=space.data.folder))
             if _unsized({**given, "name": name}, space) != _unsized(space_to_dict(space), space):
-                raise SalttuneError(f"{space_path}: differs from the space of the search being resumed ({local / SPACE_FILE}); "
+                raise SalttuneError(f"{space_path}: differs from the space of the search being resumed ({SearchFiles(local).space}); "
                                     "resume without --space, or start a new --name")
         info = search_info(local)
         if storage is None and info.get("storage"):
@@ -148,7 +140,7 @@ def plan(space_path: str | None, name: str | None, sets: list[str], storage: str
     if local.is_file():
         raise SalttuneError(f"{local}: is a file where the search's folder goes; move it, or choose another --name")
     refuse_if_running(local)
-    if local.exists() and any(p.name != LOCK for p in local.iterdir()):  # a stale lock alone is no search
+    if local.exists() and any(p != SearchFiles(local).lock for p in local.iterdir()):  # a stale lock alone is no search
         raise SalttuneError(f"{local}: a search named {name!r} is already there; add --resume to continue it, or choose another --name")
     return Plan(space, local, tune_storage, False, space.time_budget)
 
@@ -180,7 +172,7 @@ def _check_resume_budget(local: Path, space: SearchSpace, budget: float | None) 
         raise SalttuneError(f"{local}: the search had a time budget ({format_duration(space.time_budget)}); give the time "
                             "the rest may take, e.g. --resume --time-budget 30m")
     if space.time_budget is not None and read_budget(local) is None:
-        raise SalttuneError(f"{local / BUDGET_FILE}: the search's time budget is missing; restore it from a backup, or "
+        raise SalttuneError(f"{SearchFiles(local).budget}: the search's time budget is missing; restore it from a backup, or "
                             "start the search again under a new --name")
     if space.time_budget is None and budget is not None:
         raise SalttuneError(f"--time-budget: the search in {local} started without one, and its trials and epochs are "
@@ -217,10 +209,10 @@ def _write_plan(plan: Plan, fingerprint: str) -> None:
     import ray
 
     plan.local_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(plan.local_dir / SPACE_FILE, yaml.safe_dump(space_to_dict(plan.space), sort_keys=False), "resolved space")
+    atomic_write_text(plan.files.space, yaml.safe_dump(space_to_dict(plan.space), sort_keys=False), "resolved space")
     info = {"data": plan.space.data.folder, "fingerprint": fingerprint, "storage": plan.storage, "source": plan.space.source,
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "ray": ray.__version__, "optuna": optuna.__version__}
-    write_json(plan.local_dir / INFO_FILE, info, "search record")
+    write_json(plan.files.info, info, "search record")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -289,7 +281,7 @@ def _search(plan: Plan, address: str | None, dashboard_host: str, started: float
               f"{plan.space.concurrent} at a time, {len(train.ids)} training / {len(val.ids)} validation images"
               f"{f' ({len(holdout.ids)} held out: no trial sees them)' if len(holdout.ids) else ''}; "
               f"results in {plan.local_dir}")
-        print(f"  Optuna study: optuna-dashboard sqlite:///{plan.local_dir / STUDY_FILE}")
+        print(f"  Optuna study: optuna-dashboard sqlite:///{plan.files.study}")
         from salttune.record import recorded_run
 
         with recorded_run(plan.local_dir, kind="search", name=plan.space.name, config=space_to_dict(plan.space),
@@ -373,8 +365,8 @@ def _tuner(plan: Plan, resources, train, val, deadline: float | None):
     stoppers = [StopAt(space.metric, space.mode, space.stop_at)] if space.stop_at is not None else []
     search_alg, concurrent = searcher, space.concurrent
     if deadline is not None:  # Tune limits the concurrency through this wrapper, which also stops sampling in time
-        search_alg, concurrent = SampleUntil(searcher, space.concurrent, plan.local_dir / BUDGET_FILE), None
-        stoppers.append(Deadline(plan.local_dir / BUDGET_FILE))
+        search_alg, concurrent = SampleUntil(searcher, space.concurrent, plan.files.budget), None
+        stoppers.append(Deadline(plan.files.budget))
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -409,7 +401,7 @@ def _finish(plan: Plan, results, budget: dict | None = None) -> tuple[int, float
 
     sp = plan.space
     prune_finished(results, plan.experiment)
-    stopped = set((read_state(plan.local_dir / ASHA_FILE) or {}).get("stopped", {}))
+    stopped = set((read_state(plan.files.asha_state) or {}).get("stopped", {}))
     rows = leaderboard_rows(results, sp, stopped=stopped)
     scores = [r["best_score"] for r in rows if r["best_score"] is not None]
     best = (max(scores) if sp.mode == "max" else min(scores)) if scores else None
@@ -419,7 +411,7 @@ def _finish(plan: Plan, results, budget: dict | None = None) -> tuple[int, float
         for r in rows:
             if r["state"] == INTERRUPTED:
                 r["state"], r["reason"] = STOPPED, reason
-        settle_stopped(plan.local_dir / STUDY_FILE, sp.name, reason)
+        settle_stopped(plan.files.study, sp.name, reason)
     over = False  # the time budget ended the sampling
     if budget is not None:
         budget = read_budget(plan.local_dir)  # again: the sampler records there when it stopped for the deadline
@@ -431,7 +423,7 @@ def _finish(plan: Plan, results, budget: dict | None = None) -> tuple[int, float
                 when = f"after epoch {r['epochs_run']}" if r["epochs_run"] else "before its first epoch"
                 r["state"], r["reason"] = STOPPED, f"stopped by the time budget {when}"
         if cut:  # the deadline's stop_all ends trials without telling the searcher
-            settle_stopped(plan.local_dir / STUDY_FILE, sp.name, "stopped by the time budget")
+            settle_stopped(plan.files.study, sp.name, "stopped by the time budget")
     interrupted = [r for r in rows if r["state"] == INTERRUPTED]
     resume = f"continue it with  salttune search --resume --name {sp.name}" + (
         f" --storage {plan.storage}" if plan.storage != str(Path('results').resolve()) else "")
@@ -439,8 +431,8 @@ def _finish(plan: Plan, results, budget: dict | None = None) -> tuple[int, float
     if not done and (interrupted or short):  # Ctrl-C, or the driver stopped before the budget
         for r in interrupted:
             r["reason"] = f"the search was interrupted after epoch {r['epochs_run']}; --resume continues it"
-        mark_interrupted(plan.local_dir / STUDY_FILE, sp.name, "salttune search --resume continues it")
-    path = write_leaderboard(rows, plan.local_dir / "leaderboard.csv")
+        mark_interrupted(plan.files.study, sp.name, "salttune search --resume continues it")
+    path = write_leaderboard(rows, plan.files.leaderboard)
     print(f"leaderboard: {path}")
     for row in rows[:5]:
         score = f"{row['best_score']:.4f}" if row["best_score"] is not None else "-"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from salttune.layout import SNAPSHOTS, TRIAL_PREFIX
 from salttune.leaderboard import FAILED, FINISHED, INTERRUPTED, PRUNED
 from salttune.search.monitor import error_line
 from salttune.search.space import SearchSpace
@@ -21,7 +22,7 @@ def _snapshots(checkpoint) -> list[str]:
     """The snapshot files inside a Tune checkpoint, wherever it is stored."""
     import pyarrow.fs
 
-    fs, base = checkpoint.filesystem, f"{checkpoint.path}/snapshots"
+    fs, base = checkpoint.filesystem, f"{checkpoint.path}/{SNAPSHOTS}"
     try:
         infos = fs.get_file_info(pyarrow.fs.FileSelector(base, allow_not_found=True))
     except OSError:
@@ -49,7 +50,7 @@ def leaderboard_rows(results, space: SearchSpace, reasons: dict[str, str] | None
                 i = hist[space.metric].idxmax() if space.mode == "max" else hist[space.metric].idxmin()
                 score, best_epoch = float(hist.loc[i, space.metric]), int(hist.loc[i, "epoch"])
                 epochs_run = int(hist["epoch"].max())
-        trial_id = metrics.get("trial_id") or Path(r.path).name.removeprefix("trial_")
+        trial_id = metrics.get("trial_id") or Path(r.path).name.removeprefix(TRIAL_PREFIX)
         if r.error is not None:
             state = FAILED
         elif epochs_run >= space.asha.max_t:

@@ -22,17 +22,17 @@ from pathlib import Path
 from typing import Iterator
 
 from salttune.errors import SalttuneError
+from salttune.layout import SearchFiles
 
-__all__ = ["LOCK", "lock_owner", "refuse_if_running", "search_lock"]
+__all__ = ["lock_owner", "refuse_if_running", "search_lock"]
 
-LOCK = "search.lock"
 FRESH_S = 10.0  # an unreadable lock younger than this is being written by its owner right now
 
 
 def lock_owner(folder: Path) -> dict | None:
     """The owner recorded in ``folder/search.lock`` ({pid, host, started}), ``{}`` if unreadable, None if absent."""
     try:
-        owner = json.loads((Path(folder) / LOCK).read_text())
+        owner = json.loads(SearchFiles(folder).lock.read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
@@ -68,7 +68,7 @@ def _held(path: Path, owner: dict) -> SalttuneError:
 
 def refuse_if_running(folder: Path) -> None:
     """Raise if a live driver holds the search in ``folder`` (a check before anything starts; see :func:`search_lock`)."""
-    path = Path(folder) / LOCK
+    path = SearchFiles(folder).lock
     owner = lock_owner(folder)
     if owner is not None and not _stale(owner, path):
         raise _held(path, owner)
@@ -83,7 +83,7 @@ def search_lock(folder: Path) -> Iterator[Path]:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK
+    path = SearchFiles(folder).lock
     me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     for _ in range(2):  # the second pass follows the removal of a stale lock
         try:

@@ -14,16 +14,12 @@ import sqlite3
 from pathlib import Path
 
 from salttune.errors import SalttuneError
+from salttune.layout import SearchFiles
 from salttune.search.catalog import ALGORITHMS
 from salttune.search.space import SearchSpace, load_space
 
-__all__ = ["SPACE_FILE", "INFO_FILE", "STUDY_FILE", "ASHA_FILE", "saved_space", "search_info", "check_study", "check_asha",
-           "check_experiment", "read_asha_state"]
+__all__ = ["saved_space", "search_info", "check_study", "check_asha", "check_experiment", "read_asha_state"]
 
-SPACE_FILE = "space.yaml"
-INFO_FILE = "search.json"
-STUDY_FILE = "optuna.db"  # the Optuna study
-ASHA_FILE = "asha_state.json"  # ASHA's rungs and stop decisions (salttune.search.asha)
 _FIX = "restore it from a backup, or start the search again under a new --name"
 
 
@@ -37,9 +33,9 @@ def _file(path: Path, what: str) -> Path:
 
 def saved_space(local: Path, data: str | None) -> SearchSpace:
     """The resolved space the search started with (``--data`` may move its data folder)."""
-    path = Path(local) / SPACE_FILE
+    path = SearchFiles(local).space
     if not path.exists() and not path.is_symlink():
-        raise SalttuneError(f"{local}: no search to resume there (no {SPACE_FILE}); check --name and --storage")
+        raise SalttuneError(f"{local}: no search to resume there (no {path.name}); check --name and --storage")
     _file(path, "resolved space")
     try:
         return load_space(path, data=data)
@@ -50,7 +46,7 @@ def saved_space(local: Path, data: str | None) -> SearchSpace:
 
 def search_info(local: Path) -> dict:
     """``search.json``: the data fingerprint and the storage the search started with."""
-    path = _file(Path(local) / INFO_FILE, "record of its data and storage")
+    path = _file(SearchFiles(local).info, "record of its data and storage")
     try:
         info = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError):
@@ -75,7 +71,7 @@ def _study(path: Path, name: str) -> sqlite3.Connection:
 
 def check_study(local: Path, name: str) -> int:
     """The study in ``optuna.db`` can be read; returns the highest epoch any trial reported to it."""
-    path = _file(Path(local) / STUDY_FILE, "Optuna study")
+    path = _file(SearchFiles(local).study, "Optuna study")
     con = _study(path, name)
     try:
         (top,) = con.execute("select max(v.step) from trial_intermediate_values v join trials t on t.trial_id = v.trial_id "
@@ -110,7 +106,7 @@ def check_asha(local: Path, space: SearchSpace, top_epoch: int) -> None:
     """``asha_state.json`` can be read, and exists once some trial passed ASHA's first rung."""
     if not ALGORITHMS[space.algorithm].stops_early:
         return
-    path = Path(local) / ASHA_FILE
+    path = SearchFiles(local).asha_state
     if not path.exists() and top_epoch < space.asha.grace_period:
         return  # no trial reached a rung yet: nothing to have saved
     _file(path, "ASHA state (its rungs and stop decisions)")

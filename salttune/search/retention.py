@@ -22,6 +22,8 @@ import time
 import pyarrow.fs
 from ray.tune import Callback
 
+from salttune.layout import TRIAL_PREFIX
+
 __all__ = ["CheckpointRetention", "prune_finished"]
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ def prune_finished(results, experiment_path: str) -> None:
         known[r.path.rstrip("/").rsplit("/", 1)[-1]] = r.checkpoint.path.rstrip("/").rsplit("/", 1)[-1] if r.checkpoint else None
     for info in fs.get_file_info(pyarrow.fs.FileSelector(base, allow_not_found=True)):
         name = info.path.rstrip("/").rsplit("/", 1)[-1]
-        if info.type != pyarrow.fs.FileType.Directory or not name.startswith("trial_"):
+        if info.type != pyarrow.fs.FileType.Directory or not name.startswith(TRIAL_PREFIX):
             continue
         if name not in known:
             _delete(fs, info.path)  # a trial the experiment state never recorded

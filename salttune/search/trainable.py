@@ -28,6 +28,7 @@ from ray import tune
 
 from salttune.checkpoint import load_checkpoint
 from salttune.config import TrainConfig
+from salttune.layout import CheckpointFiles, EpochMetrics, trial_name
 from salttune.search.space import SearchSpace, trial_config
 from salttune.split import Arrays
 from salttune.train import fit
@@ -61,7 +62,7 @@ def train_trial(config: dict, *, space: SearchSpace, train: Arrays, val: Arrays,
         if deadline is not None:
             cfg = dataclasses.replace(cfg, time_budget_s=time_left(cfg, deadline, resume_from))
 
-        def report(metrics: dict, checkpoint_dir: Path) -> None:
+        def report(metrics: EpochMetrics, checkpoint_dir: Path) -> None:
             tune.report({**metrics, "node_id": node_id, "seed": cfg.seed}, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
 
         fit(cfg, train, val, Path(tmp) / "run", report, resume_from=resume_from)
@@ -72,11 +73,11 @@ def time_left(cfg: TrainConfig, deadline: float, resume_from: str | Path | None)
     restored trial ran before (``fit`` counts those against its budget too); never above a budget the space fixed."""
     spent = 0.0
     if resume_from is not None:
-        spent = sum(h["epoch_seconds"] for h in load_checkpoint(Path(resume_from) / "state.pt")["history"])
+        spent = sum(h["epoch_seconds"] for h in load_checkpoint(CheckpointFiles(resume_from).state)["history"])
     budget = max(1.0, spent + deadline - time.time())  # 1 s: the config's least; fit still trains one epoch
     return min(budget, cfg.time_budget_s) if cfg.time_budget_s else budget
 
 
 def trial_dirname(trial) -> str:
     """Short trial folders (Tune's default name holds every parameter and a date)."""
-    return f"trial_{trial.trial_id}"
+    return trial_name(trial.trial_id)
