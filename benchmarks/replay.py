@@ -371,7 +371,6 @@ def tpe_with(space, local_dir: Path, *, failed_as: str = "worst", startup: int |
         brackets: ASHA's brackets (1: ASHA; more: asynchronous Hyperband).
         tpe_options: other arguments of Optuna's ``TPESampler`` (``multivariate``, ``n_ei_candidates``...).
     """
-    from salttune.layout import SearchFiles
     from salttune.search.algorithms import asha_scheduler
     from salttune.search.sampler import make_searcher, tpe_sampler
 
