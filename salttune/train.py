@@ -172,19 +172,7 @@ def train_epoch(
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             out = model(x, z if use_depth else None)  # (B, 1, H, W) logits, or the heads' dict (salttune.heads)
         loss = loss_fn(to_float(out), y)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-        else:
-            loss.backward()
-        # Total gradient norm, cheap next to the backward pass; inf max_norm means no clipping.
-        norms.append(nn.utils.clip_grad_norm_(model.parameters(), math.inf).float())
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
+        norms.append(_backward_and_step(loss, model, optimizer, scaler))
         losses.append(loss.detach().float())
         sizes.append(len(x))
     # The epoch's one wait for the device, before the clock stops, so the throughput counts all the work queued.
@@ -197,6 +185,26 @@ def train_epoch(
     total, grad_sq, n = sum(v * b for v, b in zip(step_losses, sizes)), sum(g**2 for g in step_norms), sum(sizes)
     return {"train_loss": total / max(n, 1), "grad_norm": math.sqrt(grad_sq / max(len(sizes), 1)),
             "train_images_per_s": n / seconds}
+
+
+def _backward_and_step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer,
+                       scaler: torch.amp.GradScaler | None) -> torch.Tensor:
+    """Backward and optimiser step (through the float16 scaler when there is one); the total gradient norm, a
+    float32 tensor left on the device."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    else:
+        loss.backward()
+    # Total gradient norm, cheap next to the backward pass; inf max_norm means no clipping.
+    norm = nn.utils.clip_grad_norm_(model.parameters(), math.inf).float()
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return norm
 
 
 def evaluate(
