@@ -303,13 +303,8 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from salttune.ensemble import AUTO, BASELINE, COMBINERS  # numpy only: the registry --combiner offers
-
-    p = OneLineParser(prog="salttune", description=__doc__.splitlines()[0])
-    p.add_argument("--version", action="version", version=f"salttune {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_data_commands(sub) -> None:
+    """synth, score, stats: datasets and submissions, no model."""
     s = sub.add_parser("synth", help="write a synthetic seismic dataset in the Kaggle TGS layout")
     s.add_argument("--out", help="folder to write (train/, test/, train.csv, depths.csv, test_truth.csv)")
     s.add_argument("--n-train", type=int, default=4000, help="training images (default 4000)")
@@ -334,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare", help="a second dataset folder to put side by side")
     s.set_defaults(func=_cmd_stats)
 
+
+def _add_training_commands(sub) -> None:
+    """train, predict: one model, no Ray."""
     s = sub.add_parser("train", help="train one model (no Ray): metrics per epoch, checkpoints, snapshots")
     s.add_argument("--data", required=True, help="dataset folder")
     s.add_argument("--config", help="YAML file of training settings (defaults for the rest)")
@@ -362,9 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_predict)
 
-    from salttune.search import command as search_command  # imports neither Ray nor Optuna until it runs
 
-    search_command.configure_parser(sub.add_parser("search", help="hyperparameter search: Ray Tune + Optuna TPE + ASHA"))
+def _add_ensemble_command(sub) -> None:
+    from salttune.ensemble import AUTO, BASELINE, COMBINERS  # numpy only: the registry --combiner offers
 
     s = sub.add_parser("ensemble", help="combine the top trials' snapshots of a search into one submission")
     s.add_argument("--search", default="quick", help="search name: the folder results/NAME (default quick)")
@@ -389,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true", help="no progress bars")
     s.set_defaults(func=_cmd_ensemble)
 
+
+def _add_record_commands(sub) -> None:
+    """history, report: what earlier runs did."""
     s = sub.add_parser("history", help="list past runs (newest first) or show one run's record")
     s.add_argument("name", nargs="?", help="a run's name or folder: show its whole record")
     s.add_argument("--results", default="results", help="results root (default results)")
@@ -400,6 +401,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="HTML file to write (default results/NAME/report.html)")
     s.set_defaults(func=_cmd_report)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """``salttune``'s parser: one sub-command per job, each with its own flags."""
+    p = OneLineParser(prog="salttune", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"salttune {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data_commands(sub)
+    _add_training_commands(sub)
+    from salttune.search import command as search_command  # imports neither Ray nor Optuna until it runs
+
+    search_command.configure_parser(sub.add_parser("search", help="hyperparameter search: Ray Tune + Optuna TPE + ASHA"))
+    _add_ensemble_command(sub)
+    _add_record_commands(sub)
     return p
 
 
