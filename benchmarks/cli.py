@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from salttune.cli import OneLineParser
+from salttune.cli import OneLineParser, run_command
 from salttune.errors import SalttuneError
 
 __all__ = ["main", "build_parser", "OUT", "REFERENCE", "CURVES"]
@@ -337,11 +337,4 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # a bad flag: one line, exit 2
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded beside the result
-    try:
-        return args.func(args)
-    except SalttuneError as e:
-        print(f"python -m benchmarks {args.command}: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print(f"python -m benchmarks {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(f"python -m benchmarks {args.command}", args.func, args)

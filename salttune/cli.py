@@ -11,11 +11,12 @@ import errno
 import json
 import sys
 from pathlib import Path
+from typing import Callable
 
 from salttune import __version__
 from salttune.errors import SalttuneError
 
-__all__ = ["main", "OneLineParser"]
+__all__ = ["main", "OneLineParser", "run_command"]
 
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
@@ -438,13 +439,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # a bad flag: one line, exit 2 (OneLineParser.error)
     _check_args(parser, args)
+    return run_command(f"salttune {args.command}", args.func, args)
+
+
+def run_command(prog: str, func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command's function with the error contract every command line of this project keeps: a user's
+    mistake (:class:`SalttuneError`) or a full disk is one line on stderr naming ``prog`` and the fix (exit 2),
+    Ctrl-C is one line and exit 130. Programming errors still raise."""
     try:
-        return args.func(args)
+        return func(args)
     except SalttuneError as e:
-        print(f"salttune {args.command}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print(f"salttune {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     except OSError as e:
         if e.errno not in _DISK_FULL:
@@ -452,10 +460,9 @@ def main(argv: list[str] | None = None) -> int:
         # Checkpoints and results are written to a temporary name and renamed, so what was written before
         # is intact; the run can continue with --resume once there is room.
         where = f" writing {e.filename}" if e.filename else ""
-        print(f"salttune {args.command}: error: disk full{where} ({e.strerror}); free space (or choose another --out) "
+        print(f"{prog}: error: disk full{where} ({e.strerror}); free space (or choose another --out) "
               "and run again; earlier results are intact", file=sys.stderr)
         return 2
-
 
 if __name__ == "__main__":
     sys.exit(main())
