@@ -352,7 +352,7 @@ def bench_gpu(cfg: TrainConfig | None = None, device: str | None = None, *, batc
         torch.cuda.empty_cache()  # the memory this process cached goes back to the sharing processes
     shared = sharing(nets["default"], cfg, dev, concurrent=concurrent, batch_size=batch_size, steps=steps,
                      warmup=warmup, size=size, threads=share_threads)
-    stages = build_training_loss(cfg.loss).stages  # the bench trains the first stage's loss
+    stages = build_training_loss(cfg.loss, cfg.epochs).stages  # the bench trains the first stage's loss
     return {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else machine_info()["cpu"],
             "device_type": dev.type, "torch": torch.__version__, "threads": torch.get_num_threads(),
             "precision": _PRECISION_LABELS[dtype], "deterministic": cfg.deterministic,

@@ -132,6 +132,8 @@ class ScheduleConfig:
     min_lr: float = _opt(1e-6, lo=0.0, hi=1.0)
     snapshot_patience: int = _opt(5, lo=1, hi=1000, doc="snapshot_plateau: stalled epochs before a snapshot and restart")
     cycle_epochs: int = _opt(10, lo=1, hi=1000, doc="cosine_snapshots: length of one cosine cycle")
+    cycles: int | None = _opt(None, lo=1, hi=100, doc="cosine_snapshots: split the run into this many equal cycles, so "
+                              "the lengths follow the run's epochs (replaces cycle_epochs); null: cycles of cycle_epochs")
     max_snapshots: int = _opt(5, lo=1, hi=100, doc="snapshots kept (best by score)")
 
 

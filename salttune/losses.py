@@ -36,6 +36,7 @@ __all__ = [
     "Stage",
     "StagedLoss",
     "parse_stages",
+    "resolve_stages",
     "stage_of",
     "bce",
     "build_loss",
@@ -386,16 +387,20 @@ def family_params(spec: str, settings: Mapping[str, object]) -> dict[str, object
 
 # ----------------------------------------------------------------------------------------------
 # Loss stages: "bce+dice:20,lovasz_symmetric" trains 20 epochs with BCE + Dice, then Lovasz to the end,
-# each stage continuing from the weights the last one left. One string, so one categorical search choice.
+# each stage continuing from the weights the last one left; "bce+dice:30%,lovasz_symmetric" gives the first stage
+# 30% of the run's epochs, so the same string fits a trial of 8 epochs and a final fit of 80. One string, so one
+# categorical search choice.
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One loss stage: terms joined by ``+``, a weight per term, and its length (None: to the end)."""
+    """One loss stage: terms joined by ``+``, a weight per term, and its length: ``epochs``, or ``share`` of the
+    run's epochs (:func:`resolve_stages` turns a share into epochs), or neither for the last stage (to the end)."""
 
     spec: str
     weights: tuple[float, ...]
     epochs: int | None
+    share: float | None = None
 
 
 def _parse_term(term: str, stage: str) -> tuple[str, float]:
@@ -415,15 +420,17 @@ def _parse_term(term: str, stage: str) -> tuple[str, float]:
 
 
 def parse_stages(text: str) -> list[Stage]:
-    """Parse ``"terms[:epochs],...,terms"``; each ``terms`` is ``name[*weight]`` joined by ``+``.
+    """Parse ``"terms[:length],...,terms"``; each ``terms`` is ``name[*weight]`` joined by ``+``.
 
-    Every stage but the last gives its number of epochs; the last runs to the end of training. Stages whose
-    epochs start at or after ``epochs`` of the run never train: that is allowed, so one search choice of stages
-    fits runs of any length.
+    Every stage but the last gives its length, in epochs (``bce+dice:8``) or as a share of the run
+    (``bce+dice:30%``); the last runs to the end of training. A stage given in epochs that starts at or after the
+    run's end never trains: that is allowed, so one search choice of stages fits runs of any length. Shares are
+    resolved against the run's epochs (:func:`resolve_stages`), so every stage trains in a run of any length.
 
     Raises:
         SalttuneError: an empty stage, an unknown or repeated term, a bad weight, all weights 0, epochs that are
-            not a whole number >= 1, a stage before the last without epochs, or a last stage with them.
+            not a whole number >= 1, a share outside (0%, 100%) or shares that add up to 100% or more, a stage
+            before the last without a length, or a last stage with one.
     """
     parts = [p.strip() for p in text.split(",")]
     stages = []
@@ -432,13 +439,15 @@ def parse_stages(text: str) -> list[Stage]:
         if not part:
             raise SalttuneError(f"stage {k + 1} of {text!r} is empty; write name[:epochs] separated by commas")
         terms, colon, epochs_text = part.partition(":")
-        epochs = None
+        epochs, share = None, None
         if colon:
             if last:
                 raise SalttuneError(f"the last stage {part!r} runs to the end of training; drop ':{epochs_text.strip()}'")
-            if not epochs_text.strip().isdigit() or int(epochs_text) < 1:
-                raise SalttuneError(f"stage {part!r}: epochs {epochs_text.strip()!r} is not a whole number >= 1")
-            epochs = int(epochs_text)
+            share = _share(epochs_text.strip(), part) if epochs_text.strip().endswith("%") else None
+            if share is None and (not epochs_text.strip().isdigit() or int(epochs_text) < 1):
+                raise SalttuneError(f"stage {part!r}: length {epochs_text.strip()!r} is not a whole number of epochs >= 1 "
+                                    "nor a share of the run such as 30%")
+            epochs = None if share is not None else int(epochs_text)
         elif not last:
             raise SalttuneError(f"stage {part!r} is not the last, so it needs its epochs: write {part}:N")
         named = [_parse_term(t, part) for t in terms.split("+")]
@@ -447,8 +456,41 @@ def parse_stages(text: str) -> list[Stage]:
             raise SalttuneError(f"stage {part!r} repeats a term; give each term once and weigh it instead")
         if not any(w for _, w in named):
             raise SalttuneError(f"stage {part!r}: every weight is 0, so nothing is learnt; give one above 0")
-        stages.append(Stage("+".join(names), tuple(w for _, w in named), epochs))
+        stages.append(Stage("+".join(names), tuple(w for _, w in named), epochs, share))
+    if sum(s.share or 0.0 for s in stages) >= 1.0 - 1e-9:
+        raise SalttuneError(f"the shares of {text!r} add up to 100% or more, so the last stage would never train; "
+                            "give the stages before the last less than 100% in all")
     return stages
+
+
+def _share(text: str, part: str) -> float:
+    try:
+        share = float(text[:-1]) / 100
+    except ValueError:
+        share = math.nan
+    if not 0.0 < share < 1.0:  # `not` also catches NaN
+        raise SalttuneError(f"stage {part!r}: share {text!r} is not a percentage between 0% and 100% (e.g. 30%)")
+    return share
+
+
+def resolve_stages(stages: Sequence[Stage], run_epochs: int) -> list[Stage]:
+    """The stages with every share turned into epochs of a run of ``run_epochs``: ``round(share * run_epochs)``,
+    at least 1, and, while the run is long enough, short enough that every later stage still trains at least one
+    epoch. Stages given in epochs are kept as they are.
+
+    Example: ``bce+dice:30%,lovasz_symmetric`` in a run of 8 epochs trains BCE+Dice for 2 epochs, then Lovasz for 6.
+    """
+    out, used = [], 0
+    for k, s in enumerate(stages):
+        if s.share is None:
+            out.append(s)
+            used += s.epochs or 0
+            continue
+        later = len(stages) - k - 1  # stages after this one, each owed an epoch
+        n = max(1, min(round(s.share * run_epochs), run_epochs - used - later))
+        out.append(Stage(s.spec, s.weights, n))
+        used += n
+    return out
 
 
 def stage_of(stages: Sequence[Stage], epoch: int) -> int:

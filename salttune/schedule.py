@@ -11,7 +11,9 @@ one entry here (plus its test). Training asks the schedule, never its name, how 
 - ``snapshot_plateau``: as ``plateau``, but after ``snapshot_patience`` stalled epochs the cycle closes
   (its best epoch is its snapshot) and the rate restarts at its initial value from the *last* weights.
 - ``cosine_snapshots``: cosine annealing from the initial rate to ``min_lr`` over ``cycle_epochs`` epochs,
-  stepped every batch, restarting each cycle; the snapshot is the weights at the cycle's end.
+  stepped every batch, restarting each cycle; the snapshot is the weights at the cycle's end. With ``cycles``
+  set, the run is split into that many cycles instead (as equal as whole epochs allow, the last one ending at the
+  run's last epoch), so a run of any length ends on a cycle's end.
 
 The config imports ``SCHEDULES`` to validate its names, so this module does not import the config: a schedule
 takes any :class:`ScheduleSettings`, which ``salttune.config.ScheduleConfig`` is.
@@ -29,7 +31,7 @@ from torch.optim import Optimizer
 
 from salttune.errors import SalttuneError
 
-__all__ = ["SCHEDULES", "Schedule", "ScheduleSettings", "ScheduleState", "make_schedule"]
+__all__ = ["SCHEDULES", "Schedule", "ScheduleSettings", "ScheduleState", "cycle_ends", "make_schedule"]
 
 
 class ScheduleSettings(Protocol):
@@ -49,6 +51,8 @@ class ScheduleSettings(Protocol):
     def snapshot_patience(self) -> int: ...
     @property
     def cycle_epochs(self) -> int: ...
+    @property
+    def cycles(self) -> int | None: ...
 
 
 @dataclass
@@ -69,8 +73,9 @@ class Schedule:
 
     keeps_last_of_cycle = False  # the cycle's snapshot is its last epoch (True) or its best one (False)
 
-    def __init__(self, cfg: ScheduleSettings, optimizer: Optimizer, base_lr: float, steps_per_epoch: int):
+    def __init__(self, cfg: ScheduleSettings, optimizer: Optimizer, base_lr: float, steps_per_epoch: int, run_epochs: int):
         self.cfg, self.opt, self.base_lr, self.steps = cfg, optimizer, base_lr, max(1, steps_per_epoch)
+        self.run_epochs = run_epochs
         self.state = ScheduleState()
 
     # -- learning rate -------------------------------------------------------------------------------
@@ -138,13 +143,31 @@ class CosineSnapshots(Schedule):
 
     keeps_last_of_cycle = True
 
+    def cycle_length(self) -> int:
+        """Epochs of the current cycle: ``cycle_epochs``, or with ``cycles`` the run's share (:func:`cycle_ends`)."""
+        if not self.cfg.cycles:
+            return self.cfg.cycle_epochs
+        ends = cycle_ends(self.run_epochs, self.cfg.cycles)
+        k = min(self.state.cycle, len(ends) - 1)
+        return max(1, ends[k] - self.state.cycle_start)
+
     def before_step(self, epoch: int, step: int) -> None:
-        t = ((epoch - self.state.cycle_start) * self.steps + step) / (self.cfg.cycle_epochs * self.steps)
+        t = ((epoch - self.state.cycle_start) * self.steps + step) / (self.cycle_length() * self.steps)
         lo = self.cfg.min_lr
         self._set_lr(lo + 0.5 * (self.base_lr - lo) * (1 + math.cos(math.pi * min(t, 1.0))))
 
     def _cycle_ends(self, epoch: int) -> bool:
-        return epoch + 1 - self.state.cycle_start >= self.cfg.cycle_epochs
+        return epoch + 1 - self.state.cycle_start >= self.cycle_length()
+
+
+def cycle_ends(run_epochs: int, cycles: int) -> list[int]:
+    """The epochs (1-based) at which ``cycles`` cycles of a run of ``run_epochs`` end: ``round(k * run_epochs / cycles)``,
+    the last at ``run_epochs``; fewer cycles when the run has fewer epochs than cycles (each at least one epoch).
+
+    Example: 10 epochs in 3 cycles end at epochs 3, 7 and 10.
+    """
+    n = max(1, min(cycles, run_epochs))
+    return [round((k + 1) * run_epochs / n) for k in range(n)]
 
 
 # Name -> schedule class, read by the config (``schedule.name``) and the search spaces.
@@ -156,8 +179,9 @@ SCHEDULES: dict[str, type[Schedule]] = {
 }
 
 
-def make_schedule(cfg: ScheduleSettings, optimizer: Optimizer, base_lr: float, steps_per_epoch: int) -> Schedule:
-    """The schedule ``cfg.name`` driving ``optimizer`` from ``base_lr``."""
+def make_schedule(cfg: ScheduleSettings, optimizer: Optimizer, base_lr: float, steps_per_epoch: int,
+                  run_epochs: int) -> Schedule:
+    """The schedule ``cfg.name`` driving ``optimizer`` from ``base_lr`` in a run of ``run_epochs`` epochs."""
     if cfg.name not in SCHEDULES:
         raise SalttuneError(f"config key 'schedule.name': unknown {cfg.name!r}; allowed: {', '.join(SCHEDULES)}")
-    return SCHEDULES[cfg.name](cfg, optimizer, base_lr, steps_per_epoch)
+    return SCHEDULES[cfg.name](cfg, optimizer, base_lr, steps_per_epoch, run_epochs)

@@ -128,10 +128,10 @@ def build_step(cfg: TrainConfig, train: Arrays, device: torch.device) -> Trainin
         model = model.to(memory_format=torch.channels_last)
     amp_dtype, needs_scaler = precision(device, cfg.amp)
     scaler = torch.amp.GradScaler("cuda") if needs_scaler else None
-    loss_fn = build_training_loss(cfg.loss)
+    loss_fn = build_training_loss(cfg.loss, cfg.epochs)
     optimizer = make_optimizer(model.parameters(), cfg.optim)  # after the format change: the state follows the weights
     batches = make_batches(cfg, train, device)  # augment.path: on the device, or a DataLoader on the CPU
-    schedule = make_schedule(cfg.schedule, optimizer, cfg.optim.lr, math.ceil(len(batches) / cfg.batch_size))
+    schedule = make_schedule(cfg.schedule, optimizer, cfg.optim.lr, math.ceil(len(batches) / cfg.batch_size), cfg.epochs)
     return TrainingStep(device, model, optimizer, schedule, loss_fn, batches, amp_dtype, scaler)
 
 

@@ -107,8 +107,8 @@ def test_stage_of_epoch():
 
 @pytest.mark.parametrize("text, fragment", [
     ("bce:2,hinge", "unknown loss 'hinge' in stage 'hinge'; valid names: bce, dice"),
-    ("bce:0,lovasz", "stage 'bce:0': epochs '0' is not a whole number >= 1"),
-    ("bce:x,lovasz", "epochs 'x' is not a whole number"),
+    ("bce:0,lovasz", "stage 'bce:0': length '0' is not a whole number of epochs >= 1"),
+    ("bce:x,lovasz", "length 'x' is not a whole number"),
     ("bce,lovasz", "stage 'bce' is not the last, so it needs its epochs: write bce:N"),
     ("bce:2,lovasz:3", "the last stage 'lovasz:3' runs to the end of training; drop ':3'"),
     ("bce:2,,lovasz", "stage 2 of 'bce:2,,lovasz' is empty"),
@@ -124,7 +124,7 @@ def test_parse_stages_errors(text, fragment):
 
 def test_build_training_loss_per_stage_with_family_settings():
     cfg = LossConfig(stages="bce*2+dice:1,lovasz", lovasz_per_image=False, dice_per_image=True, aux_weight=0.3, salt_weight=0.0)
-    staged = build_training_loss(cfg)
+    staged = build_training_loss(cfg, 10)
     first, second = staged.at(0), staged.at(1)
     assert isinstance(first, HeadLoss) and (first.aux_weight, first.salt_weight) == (0.3, 0.0)
     assert isinstance(first.main, CombinedLoss) and first.main.names == ["bce", "dice"] and first.main.weights == [2.0, 1.0]
@@ -132,7 +132,7 @@ def test_build_training_loss_per_stage_with_family_settings():
     assert second.main.names == ["lovasz"] and second.main.params["lovasz"] == {"per_image": False, "nonempty_only": False}
     assert [staged.index(e) for e in range(3)] == [0, 1, 1]
     # Without stages: the single loss of name and weights at every epoch.
-    single = build_training_loss(LossConfig(stages=""))
+    single = build_training_loss(LossConfig(stages=""), 10)
     assert single.at(0) is single.at(99) and single.at(0).main.names == ["bce", "lovasz_symmetric"]
 
 
@@ -211,7 +211,7 @@ def test_fit_trains_the_salt_head(parts, tmp_path):
 @pytest.mark.parametrize("stages, fragments", [
     ("bce:2,hinge", ["loss.stages", "unknown loss 'hinge'", "valid names"]),
     ("bce,lovasz", ["loss.stages", "needs its epochs"]),
-    ("bce:0,lovasz", ["loss.stages", "not a whole number >= 1"]),
+    ("bce:0,lovasz", ["loss.stages", "not a whole number of epochs >= 1"]),
 ])
 def test_bad_stages_one_line_via_cli(tgs_folder, stages, fragments):
     root, _ = tgs_folder
@@ -237,3 +237,33 @@ def test_search_space_can_choose_blocks_heads_and_stages():
     assert cfg.loss.stages == "bce+dice:2,lovasz_symmetric"
     with pytest.raises(SalttuneError, match="loss.stages.*unknown loss 'hinge'"):
         space_from_dict({"space": {"loss.stages": {"choice": ["", "bce:2,hinge"]}}})
+
+
+@pytest.mark.parametrize("text, run, lengths", [
+    ("bce+dice:30%,lovasz_symmetric", 10, [3, None]),
+    ("bce+dice:30%,lovasz_symmetric", 8, [2, None]),  # round(2.4)
+    ("bce+dice:30%,lovasz_symmetric", 1, [1, None]),  # too short for both: the first stage gets its epoch
+    ("bce:50%,dice:40%,lovasz", 10, [5, 4, None]),
+    ("bce:50%,dice:45%,lovasz", 4, [2, 1, None]),  # each later stage keeps at least one epoch
+    ("bce:4,dice:50%,lovasz", 10, [4, 5, None]),  # epochs stay epochs
+])
+def test_stage_shares_resolve_against_the_run(text, run, lengths):
+    from salttune.losses import resolve_stages
+
+    stages = resolve_stages(parse_stages(text), run)
+    assert [s.epochs for s in stages] == lengths and all(s.share is None for s in stages)
+    staged = build_training_loss(LossConfig(stages=text), run)
+    if run >= len(lengths):  # a run long enough trains every stage, the last one included
+        assert sorted({staged.index(e) for e in range(run)}) == list(range(len(lengths)))
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("bce:0%,lovasz", "share '0%' is not a percentage between 0% and 100%"),
+    ("bce:abc%,lovasz", "share 'abc%'"),
+    ("bce:60%,dice:40%,lovasz", "add up to 100% or more"),
+    ("bce:1.5,lovasz", "nor a share of the run such as 30%"),
+])
+def test_bad_shares_are_one_line(text, fragment):
+    with pytest.raises(SalttuneError) as e:
+        parse_stages(text)
+    assert fragment in str(e.value) and "\n" not in str(e.value)

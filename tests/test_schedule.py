@@ -4,12 +4,12 @@ from salttune.config import ScheduleConfig, config_from_dict
 import pytest
 
 from salttune.errors import SalttuneError
-from salttune.schedule import SCHEDULES, make_schedule
+from salttune.schedule import SCHEDULES, cycle_ends, make_schedule
 
 
-def make(name, **kw):
+def make(name, run_epochs=10, **kw):
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    return make_schedule(ScheduleConfig(name=name, **kw), opt, 1.0, steps_per_epoch=4)
+    return make_schedule(ScheduleConfig(name=name, **kw), opt, 1.0, steps_per_epoch=4, run_epochs=run_epochs)
 
 
 def test_plateau_cuts_by_factor_after_patience():
@@ -62,10 +62,28 @@ def test_only_cosine_keeps_the_last_epoch_of_a_cycle():
 def test_unknown_name_lists_the_valid_ones():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     with pytest.raises(SalttuneError, match="unknown 'step'; allowed: none, plateau, snapshot_plateau, cosine_snapshots"):
-        make_schedule(ScheduleConfig(name="step"), opt, 1.0, 4)
+        make_schedule(ScheduleConfig(name="step"), opt, 1.0, 4, 10)
 
 
 def test_config_choices_are_the_dict():
     assert config_from_dict({"schedule": {"name": "cosine_snapshots"}}).schedule.name == "cosine_snapshots"
     with pytest.raises(SalttuneError, match=f"'schedule.name': unknown value 'step'; allowed: {', '.join(SCHEDULES)}"):
         config_from_dict({"schedule": {"name": "step"}})
+
+
+@pytest.mark.parametrize("run, cycles, ends", [(10, 3, [3, 7, 10]), (8, 2, [4, 8]), (2, 4, [1, 2]), (7, 1, [7])])
+def test_cycles_as_shares_of_the_run_end_on_its_last_epoch(run, cycles, ends):
+    assert cycle_ends(run, cycles) == ends
+    s = make("cosine_snapshots", run_epochs=run, cycles=cycles, cycle_epochs=999, min_lr=0.0)
+    closed = [e + 1 for e in range(run) if s.end_epoch(e, 0.0)]
+    assert closed == ends  # every cycle whole, the last one ends the run: its snapshot is the run's last weights
+
+
+def test_cycles_anneal_over_their_own_length():
+    s = make("cosine_snapshots", run_epochs=10, cycles=3, min_lr=0.0)  # cycles of 3, 4 and 3 epochs
+    for e in range(3):
+        s.end_epoch(e, 0.0)
+    s.before_step(3, 0)
+    assert s.lr() == 1.0 and s.state.cycle_start == 3
+    s.before_step(5, 0)  # 2 of the second cycle's 4 epochs: half-way
+    assert abs(s.lr() - 0.5) < 1e-9

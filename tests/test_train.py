@@ -162,7 +162,7 @@ def test_plateau_ignores_gains_below_min_delta():
 
     def lrs(min_delta):
         opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-        s = make_schedule(ScheduleConfig(name="plateau", factor=0.5, patience=1, min_delta=min_delta), opt, 1.0, 4)
+        s = make_schedule(ScheduleConfig(name="plateau", factor=0.5, patience=1, min_delta=min_delta), opt, 1.0, 4, 10)
         out = []
         for e, score in enumerate([0.500, 0.5015, 0.5018, 0.5019]):  # gains of a third of an image of 200 and less
             s.end_epoch(e, score)

@@ -35,7 +35,7 @@ def _count_again(model_args: dict, cfg, batch_size: int, size: int) -> int:
     model = build_model(**model_args).to(memory_format=torch.channels_last)
     batch = (torch.rand(batch_size, 1, size, size).contiguous(memory_format=torch.channels_last),
              (torch.rand(batch_size, 1, size, size) > 0.5).float(), torch.zeros(batch_size))
-    return step_flops(model, make_optimizer(model.parameters(), cfg.optim), build_training_loss(cfg.loss).at(0), batch,
+    return step_flops(model, make_optimizer(model.parameters(), cfg.optim), build_training_loss(cfg.loss, 10).at(0), batch,
                       torch.device("cpu"))
 
 
