@@ -128,6 +128,14 @@ def _protocol(args: argparse.Namespace, out: Path) -> tuple[str, dict, str | Non
     return "protocol", result, None
 
 
+def _budget(args: argparse.Namespace, out: Path) -> tuple[str, dict, str | None]:
+    from benchmarks.budget import bench_budget
+
+    result = bench_budget(args.data, out / "budget-runs", space=args.space, minutes=args.minutes, seeds=args.seed_list,
+                          arms=args.arms.split(","))
+    return "budget", result, None
+
+
 def _replay(args: argparse.Namespace, out: Path) -> tuple[str, dict, str | None]:
     from benchmarks.figures import replay_table
     from benchmarks.replay import bench_replay, variants
@@ -189,7 +197,7 @@ def _record(args: argparse.Namespace) -> int:
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace, Path], tuple[str, dict, str | None]]] = {
     "train": _train, "predict": _predict, "quality": _quality, "search": _search, "scale": _scale,
-    "protocol": _protocol, "replay": _replay, "confirm": _confirm, "gpu": _gpu,
+    "protocol": _protocol, "budget": _budget, "replay": _replay, "confirm": _confirm, "gpu": _gpu,
 }
 
 
@@ -285,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=COUNT, default=1, help="searches (default 1)")
     s.add_argument("--top", type=COUNT, default=3, help="trials ensembled (default 3)")
     s.add_argument("--refit-folds", type=_at_least(2), default=5, help="folds of the refit (default 5)")
+
+    s = _add(sub, "budget", "equal wall-clock: the default trained alone against a budgeted search and its ensemble, "
+             "paired on the same held-out images, several holdout seeds")
+    s.add_argument("--space", default="search_spaces/laptop.yaml", help="the search space (default search_spaces/laptop.yaml)")
+    s.add_argument("--minutes", type=float, default=15.0, help="wall-clock of every arm (default 15)")
+    s.add_argument("--seed-list", type=int, nargs="+", default=[0, 1, 2], help="holdout seeds (default 0 1 2)")
+    s.add_argument("--arms", default="default,search,noprior", help="arms, comma-separated (default default,search,noprior)")
 
     s = sub.add_parser("record", help="turn a finished recording search into the curve table replay reads",
                        description="turn a finished recording search into the curve table replay and confirm read")

@@ -10,6 +10,7 @@ import argparse
 import errno
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -228,11 +229,20 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     search_dir = Path(args.results) / args.search
     if not search_dir.is_dir():
         raise SalttuneError(f"{search_dir}: no such search; give --search NAME of a folder in {args.results}/")
-    from salttune.ensemble_job import Pseudo, check_ensemble, run_ensemble, top_members
+    from salttune.ensemble_job import Pseudo, check_ensemble, final_members, run_ensemble, top_members
     from salttune.layout import EnsembleFiles, SearchFiles
     from salttune.record import data_folder, recorded_run, sigterm_interrupts
 
-    members = top_members(search_dir, args.top)  # fail on a bad request before anything is written
+    final = final_members(search_dir) if args.top is None else []
+    if args.top is None and (not final or args.refit_folds is not None):
+        why = "--refit-folds refits trials" if final else f"{search_dir} has no final models (a search with --time-budget trains them)"
+        raise SalttuneError(f"--top: give the number of best trials to ensemble, e.g. --top 5 ({why})")
+    if final:
+        print(f"members: the {len({m.trial for m in final})} final models of the search ({len(final)} snapshots), "
+              f"trained on every non-holdout image; --top N ensembles the top trials instead")
+        if args.combiner == "auto":  # the selection images trained the final models: a mean, not a fit on them
+            args.combiner = "mean"
+    members = final or top_members(search_dir, args.top)  # fail on a bad request before anything is written
     data = args.data or data_folder(search_dir)
     if not data:
         raise SalttuneError(f"{search_dir}: the search's data folder is not recorded; give --data DIR")
@@ -243,7 +253,8 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     pseudo = Pseudo(args.pseudo_confidence, args.pseudo_share) if args.pseudo_confidence is not None else None
     # Every check passes before the record is written: a refused run leaves an earlier ensemble's record as it was.
     checked = check_ensemble(members, Path(data), out, force=args.force, combiner=args.combiner, folds=args.folds,
-                             refit_folds=args.refit_folds, pseudo=pseudo, search_dir=search_dir, address=args.address)
+                             refit_folds=args.refit_folds, pseudo=pseudo, search_dir=search_dir, address=args.address,
+                             final=bool(final))
     with sigterm_interrupts(), recorded_run(out, kind="ensemble", name=f"{args.search}/ensemble", config=settings,
                                             data=data, argv=sys.argv) as run:
         report = run_ensemble(checked, search_dir, Path(data), args.tta, out, progress=not args.quiet)
@@ -251,7 +262,22 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
                    holdout_se=report["holdout_se"], combiner=report["chosen"], submission=str(files.submission))
     print(files.report_md.read_text())
     print(f"wrote {files.submission} ({report['test_images']} images) in {report['seconds_test']:.1f}s")
+    _within_budget(search_dir)
     return 0
+
+
+def _within_budget(search_dir: Path) -> None:
+    """After an ensemble of a budgeted search: one line on whether the whole job kept its time budget."""
+    from salttune.search.budget import read_budget
+
+    try:
+        budget = read_budget(search_dir)
+    except SalttuneError:
+        return
+    if budget and budget.get("job_ends"):
+        over = time.time() - budget["job_ends"]
+        print(f"time budget of the search and ensemble ({budget['budget_s']:.0f} s): ended {abs(over):.0f} s "
+              f"{'after' if over > 0 else 'before'} its end")
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
@@ -367,7 +393,8 @@ def _add_ensemble_command(sub) -> None:
 
     s = sub.add_parser("ensemble", help="combine the top trials' snapshots of a search into one submission")
     s.add_argument("--search", default="quick", help="search name: the folder results/NAME (default quick)")
-    s.add_argument("--top", type=int, required=True, help="number of best trials whose snapshots are used")
+    s.add_argument("--top", type=int, help="number of best trials whose snapshots are used (default: the final models "
+                   "of a search with --time-budget, which trains them; required otherwise)")
     s.add_argument("--tta", choices=("none", "flip"), default="flip", help="test-time augmentation (default flip)")
     s.add_argument("--combiner", default=AUTO, choices=(AUTO, *COMBINERS), help=f"{AUTO} (the best out of fold of all but "
                    f"{BASELINE}; default), " + ", ".join(f"{n} ({c.label})" for n, c in COMBINERS.items()))

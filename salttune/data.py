@@ -265,6 +265,11 @@ def _no_images(folder: Path, img_dir: Path, test_dir: Path, with_test: bool) -> 
     return f"{folder}: no training images: no PNG files in train/images ({state}){test}; this command needs training images"
 
 
+def test_image_count(folder: str | Path) -> int:
+    """How many test images ``folder/test/images`` holds (0 without that folder), without reading them."""
+    return len(_ids_in(Path(folder) / "test" / "images"))
+
+
 def load_dataset(folder: str | Path, *, with_test: bool = True) -> TGSData:
     """Load a TGS dataset folder into memory.
 

@@ -52,7 +52,7 @@ from salttune.metric import score_per_image
 from salttune.predict import write_submission_stream
 from salttune.split import Arrays, Split, split_data
 
-__all__ = ["Pseudo", "Checked", "top_members", "check_ensemble", "run_ensemble"]
+__all__ = ["Pseudo", "Checked", "top_members", "final_members", "check_ensemble", "run_ensemble"]
 
 
 def _snapshots_of(row: dict[str, str], search_dir: Path) -> list[str]:
@@ -102,6 +102,21 @@ def top_members(search_dir: Path, top: int) -> list[Member]:
     return members
 
 
+def final_members(search_dir: Path) -> list[Member]:
+    """The snapshots of a budgeted search's final models (:mod:`salttune.search.final`), one member each; [] when
+    the search trained none."""
+    from salttune.search.final import final_runs
+
+    members = []
+    for run in final_runs(search_dir):
+        summary = read_summary(RunFiles(run).summary)
+        for snap in summary.get("snapshots", []):
+            path = RunFiles(run).checkpoint.snapshots / Path(snap["path"]).name  # wherever the folder now is
+            if path.is_file():
+                members.append(Member(run.name, str(path), float(snap.get("score", np.nan))))
+    return members
+
+
 def _data_split(members: list[Member]) -> Split:
     """Every member must have been validated on the same images: the same split settings."""
     seen: dict[Split, Member] = {}
@@ -139,11 +154,12 @@ class Checked:
     # a refit trains for the space's own fixed time_budget_s (None: all its epochs), not the time its trial had
     # left before a search's --time-budget deadline (recorded in the snapshot's config)
     time_budget_s: float | None = None
+    final: bool = False  # the members are the search's final models (trained on the validation images too)
 
 
 def check_ensemble(members: list[Member], data_dir: Path, out_dir: Path, *, force: bool = False, combiner: str = "auto",
                    folds: int = 5, refit_folds: int | None = None, pseudo: Pseudo | None = None,
-                   search_dir: Path | None = None, address: str | None = None) -> Checked:
+                   search_dir: Path | None = None, address: str | None = None, final: bool = False) -> Checked:
     """Every check of an ensemble run, before it writes anything (its record included).
 
     Raises:
@@ -179,7 +195,7 @@ def check_ensemble(members: list[Member], data_dir: Path, out_dir: Path, *, forc
         selection = len(val.ids)
     if selection < folds:
         raise SalttuneError(f"--folds {folds}: only {selection} validation images; give fewer folds")
-    return Checked(members, names, data, split, val, holdout, folds, refit_folds, pseudo, resources, address, budget)
+    return Checked(members, names, data, split, val, holdout, folds, refit_folds, pseudo, resources, address, budget, final)
 
 
 def _search_resources(search_dir: Path | None, data_dir: Path):
@@ -230,8 +246,9 @@ def _predict(members: list[Member], sel: list[tuple[list[Member], Arrays]], hold
 
 def _snapshot_prediction(checked: Checked, ttas, device, bar) -> Predicted:
     val = checked.val
+    seen = " (the final models trained on them: an optimistic figure)" if checked.final else ""
     return _predict(checked.members, [(checked.members, val)], checked.holdout, ttas, device, bar,
-                    f"the search's {len(val.ids)} validation images")
+                    f"the search's {len(val.ids)} validation images{seen}")
 
 
 def _refit(checked: Checked, where: Path, data_dir: Path, extra: Arrays | None) -> list[tuple[str, list[list[str]], float]]:
@@ -410,6 +427,7 @@ def _write_reports(checked: Checked, rounds: list[dict], search_dir: Path, data_
     public = [{k: v for k, v in r.items() if k not in ("members", "final")} for r in rounds]
     report = {"search": str(search_dir), "data": str(data_dir), "top": len({m.trial for m in checked.members}),
               "snapshots": len(checked.members), "members": len(members), "refit_folds": checked.refit_folds,
+              "final": checked.final,
               "score": last["holdout"] if last["holdout"] is not None else last["score"],
               "headline": "holdout" if last["holdout"] is not None else "cross-validated",
               "holdout": last["holdout"], "holdout_se": last["holdout_se"], "holdout_images": last["holdout_images"],
@@ -442,7 +460,8 @@ def _headline(r: dict) -> str:
 
 def _report_md(report: dict, search_dir: Path, final) -> str:
     refit = f", refit on {report['refit_folds']} folds" if report["refit_folds"] else ""
-    parts = [f"# Ensemble of the top {report['top']} trials of {search_dir.name}{refit}\n"]
+    parts = [f"# Ensemble of the {report['top']} final models of {search_dir.name}\n" if report.get("final") else
+             f"# Ensemble of the top {report['top']} trials of {search_dir.name}{refit}\n"]
     for r in report["rounds"]:
         title = "Round 0" if r["pseudo"] is None and r["round"] == 0 else f"Round {r['round']}"
         if report["rounds"][0]["pseudo"] is not None or r["round"]:

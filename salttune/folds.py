@@ -57,7 +57,8 @@ def with_extra(train: Arrays, extra: Arrays | None) -> Arrays:
 
 
 def train_fold(cfg: TrainConfig, data, out: str | Path, *, extra: Arrays | None = None,
-               report: Callable[[dict, Path], None] = lambda m, c: None, progress: bool = False, fresh: bool = False) -> RunSummary:
+               report: Callable[[dict, Path], None] = lambda m, c: None, progress: bool = False, fresh: bool = False,
+               everything: bool = False) -> RunSummary:
     """Train (or finish) one fold's run in ``out``: skip it when finished, resume it from its checkpoint when
     it has one, else start it. ``cfg`` names the fold (``cfg.folds``, ``cfg.fold``).
 
@@ -68,6 +69,8 @@ def train_fold(cfg: TrainConfig, data, out: str | Path, *, extra: Arrays | None 
         extra: images added to the training part only (pseudo-labels).
         report: called after every epoch, as by :func:`salttune.train.fit`.
         fresh: train from scratch whatever ``out`` holds (``--force``).
+        everything: train on every non-holdout image, the validation part included (a final model); its
+            validation scores are then on images it trained on: a monitor, not an estimate.
 
     Returns:
         The run's summary (``summary.json``).
@@ -84,6 +87,8 @@ def train_fold(cfg: TrainConfig, data, out: str | Path, *, extra: Arrays | None 
     train, val, _ = split_data(data, Split.of(cfg))
     ckpt = RunFiles(out).checkpoint
     resume = ckpt.root if ckpt.state.is_file() and not fresh else None
+    if everything:
+        train = with_extra(train, val)
     return fit(cfg, with_extra(train, extra), val, out, report, resume_from=resume, progress=progress)
 
 

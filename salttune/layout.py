@@ -238,6 +238,8 @@ class SearchFiles(_Folder):
           trial_<id>/      one trial: result.json, progress.csv, checkpoint_NNNNNN/ (state.pt, snapshots/)
         ensemble/          salttune ensemble's results (EnsembleFiles)
         refit/kK/          the ensemble's K-fold refits of the top trials: trial_<id>/fold_<i>/
+        final/             a budgeted search's final models, trained long on every non-holdout image:
+          trial_<id>[_seedS]/  one run each (RunFiles); salttune ensemble uses them as its members
     """
 
     @property
@@ -282,6 +284,11 @@ class SearchFiles(_Folder):
     @property
     def ensemble(self) -> EnsembleFiles:
         return EnsembleFiles(self.root / "ensemble")
+
+    @property
+    def final(self) -> Path:
+        """The final models of a budgeted search (:mod:`salttune.search.final`), one run folder each."""
+        return self.root / "final"
 
     def refit(self, k: int) -> Path:
         """The K-fold refits of the top trials, shared by every ensemble of the search."""

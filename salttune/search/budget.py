@@ -5,15 +5,20 @@ trials and the driver keep.
 Imports neither Ray nor Optuna; the Tune side of the deadline (the stopper, the sampling cut-off) lives in
 :mod:`salttune.search.stopping`.
 
-How a budgeted search runs (``salttune search``):
+How a budgeted search runs (``salttune search``), the budget being the whole job's: search, final models,
+ensemble and test prediction (``salttune search --time-budget 1h && salttune ensemble --search NAME``):
 
 1. The clock starts when the search does (after the command's own start-up): loading the data, starting Ray,
-   the measurement, the trials and the leaderboard must end within the budget. The trials' deadline is the
-   budget's end less :func:`end_reserve` (the time to write the leaderboard and stop Ray).
-2. One epoch of a typical trial (:func:`measure_epoch`: the middle of every range, the first of every
-   choice) is timed in the driver, with the threads one trial gets.
-3. :func:`size_to_budget` chooses the trials, the concurrency, ASHA's ``max_t`` and ``grace_period`` and the
-   random start of TPE from that epoch and the time left, and :func:`sizing_line` says so.
+   the measurement, the trials, the final models and the leaderboard must end within the budget less the time
+   reserved for the ensemble.
+2. One epoch of a typical trial (:func:`measure_epoch`: the space's prior when it names one, else the middle of
+   every range and of every choice) is timed in the driver, with the threads one trial gets; so is the
+   prediction of its validation images, which prices the ensemble.
+3. :func:`plan_job` splits the time left: the ensemble's predictions (measured, reserved), then ``final_share``
+   of the rest for the final models (the best configurations trained long on every non-holdout image, one per
+   slot: :mod:`salttune.search.final`), the remainder for exploring. :func:`size_to_budget` sizes the
+   exploring trials (the concurrency, ASHA's ``max_t`` and ``grace_period``, the random start of TPE) to
+   their share, and :func:`sizing_line` says how the time is split.
 4. Every trial trains with ``time_budget_s`` set to the time it has until the deadline, so it ends after the
    last epoch that fits; the driver samples no new trial once less than :func:`cutoff_s` is left, stops a
    trial whose next epoch would pass the deadline and, at the deadline, cuts what still runs. Trials ended
@@ -38,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from salttune.errors import SalttuneError
 from salttune.fileio import write_json
-from salttune.layout import SearchFiles
+from salttune.layout import RunFiles, SearchFiles
 from salttune.search.catalog import ALGORITHMS
 from salttune.search.duration import format_duration
 
@@ -46,9 +51,9 @@ if TYPE_CHECKING:
     from salttune.search.space import Resources, SearchSpace
     from salttune.split import Arrays
 
-__all__ = ["FULL_TRIALS_PER_SLOT", "TRIAL_OVERHEAD_S", "end_reserve", "fits_at_once", "rungs", "expected_epochs",
-           "size_to_budget", "sizing_line", "cutoff_s", "measure_epoch", "typical_point", "write_budget", "read_budget",
-           "mark_sampling_ended"]
+__all__ = ["FULL_TRIALS_PER_SLOT", "TRIAL_OVERHEAD_S", "ENSEMBLE_START_S", "JobPlan", "plan_job", "end_reserve",
+           "fits_at_once", "rungs", "comparable_from", "expected_epochs", "size_to_budget", "sizing_line", "cutoff_s", "measure_epoch",
+           "typical_point", "write_budget", "read_budget", "mark_sampling_ended"]
 
 FULL_TRIALS_PER_SLOT = 3  # max_t is cut so that one trial running all of it takes at most a third of a slot's time
 # Seconds a trial costs besides its epochs: its worker's start (torch imported, the data fetched), its checkpoints.
@@ -56,6 +61,53 @@ FULL_TRIALS_PER_SLOT = 3  # max_t is cut so that one trial running all of it tak
 # search and a training run (Ray 2.60), about 4 s of it inside the trial's function; an idle machine needs less.
 TRIAL_OVERHEAD_S = 5.0
 MAX_END_RESERVE_S = 10.0  # kept at the end of the budget to write the leaderboard and stop Ray (7 s measured, busy)
+# The ensemble command's own cost besides its predictions: Python, torch and the data loaded, the combiners
+# cross-validated, the reports written. Measured 15-25 s on 2 CPU cores for 1,000 images.
+ENSEMBLE_START_S = 30.0
+ENSEMBLE_SAFETY = 1.5  # the measured prediction time times this: the ensemble runs once, late, and must fit
+
+
+@dataclasses.dataclass(frozen=True)
+class JobPlan:
+    """How a time budget is spent (:func:`plan_job`); seconds from the moment it was planned."""
+
+    explore_s: float  # the exploring trials (ASHA), ending at the trials' deadline
+    final_s: float  # the final models, after the exploring
+    ensemble_s: float  # reserved for salttune ensemble: its start-up and its predictions
+    final_models: int  # trained at once, one per slot (0: none; the ensemble uses the top trials)
+    final_epochs: int  # epochs of each final model
+    final_images: int  # images each final model trains on
+
+
+def plan_job(left_s: float, epoch_s: float, predict_s: float, slots: int, *, train_images: int, fit_images: int,
+             predicted_images: int, snapshots: int, final_share: float, overhead_s: float = TRIAL_OVERHEAD_S) -> JobPlan:
+    """Split the seconds left of a budget between exploring, the final models and the ensemble.
+
+    - ``ensemble_s = ENSEMBLE_START_S + ENSEMBLE_SAFETY * predict_s * passes``: each of the ``slots`` final
+      models' ``snapshots`` predicts the ``predicted_images`` (validation and holdout three times: without and
+      with the flip, and the flip's own pass; the test images twice);
+    - ``final_s = final_share`` of what is left; a final model trains ``fit_images`` (every non-holdout image)
+      for ``final_epochs = floor((final_s - overhead_s) / (epoch_s * fit_images / train_images))`` epochs; when
+      not one epoch fits, or ``final_share`` is 0, there are no final models and exploring takes it all;
+    - ``explore_s``: the rest.
+
+    Args:
+        left_s: seconds from now to the budget's end, less the end reserve.
+        epoch_s: one epoch of a typical trial on ``train_images`` images (:func:`measure_epoch`).
+        predict_s: seconds to predict one image with one snapshot (:func:`measure_epoch`).
+        slots: trials (and final models) that run at once.
+        predicted_images: ``(validation + holdout) * 3 + test * 2`` image passes per snapshot.
+        snapshots: snapshots a final model keeps (1 for a plateau schedule, the cycles of cosine ones).
+    """
+    models = slots if final_share > 0 else 0
+    ensemble_s = ENSEMBLE_START_S + ENSEMBLE_SAFETY * predict_s * predicted_images * max(1, models) * snapshots
+    rest = max(0.0, left_s - ensemble_s)
+    final_s = final_share * rest
+    per_epoch = epoch_s * fit_images / max(1, train_images)
+    epochs = math.floor((final_s - overhead_s) / per_epoch) if models else 0
+    if epochs < 1:
+        return JobPlan(rest, 0.0, ensemble_s, 0, 0, fit_images)
+    return JobPlan(rest - final_s, final_s, ensemble_s, models, epochs, fit_images)
 
 
 def end_reserve(budget_s: float) -> float:
@@ -104,7 +156,9 @@ def size_to_budget(space: SearchSpace, budget_s: float, epoch_s: float, slots: i
 
     - ``max_t = min(space max_t, max(1, floor(E / FULL_TRIALS_PER_SLOT)))``: a trial that runs to the end takes
       at most a third of a slot's time, so several full-fidelity trials fit;
-    - ``grace_period = min(space grace_period, max_t)``;
+    - ``grace_period = min(space grace_period, max_t)``, raised to :func:`comparable_from` (the first epoch of the
+      last loss stage, or the first cycle's end, when the lengths are shares of the run), so ASHA's first rung
+      compares trials that have all reached the loss they end with;
     - one trial is expected to take ``overhead_s + epoch_s * e`` seconds, ``e`` from :func:`expected_epochs`
       (ASHA's survival shares; ``max_t`` for the algorithms without ASHA);
     - ``trials = ceil(slots * budget_s / that)``: enough to fill every slot until the deadline (a trial too many
@@ -131,7 +185,7 @@ def size_to_budget(space: SearchSpace, budget_s: float, epoch_s: float, slots: i
     epoch_s = max(epoch_s, 1e-3)
     a = space.asha
     max_t = min(a.max_t, max(1, math.floor(budget_s / epoch_s / FULL_TRIALS_PER_SLOT)))
-    grace = min(a.grace_period, max_t)
+    grace = min(max(a.grace_period, comparable_from(space, max_t)), max_t)
     trial_s = overhead_s + epoch_s * expected_epochs(max_t, grace, a.reduction_factor, ALGORITHMS[space.algorithm].stops_early)
     trials = min(100000, math.ceil(slots * budget_s / trial_s))
     concurrent = min(slots, trials, 10000)
@@ -140,17 +194,42 @@ def size_to_budget(space: SearchSpace, budget_s: float, epoch_s: float, slots: i
                                asha=dataclasses.replace(a, max_t=max_t, grace_period=grace))
 
 
-def sizing_line(space: SearchSpace, sized: SearchSpace, total_s: float, budget_s: float, epoch_s: float, slots: int) -> str:
-    """One line: what :func:`size_to_budget` chose, and why."""
+def sizing_line(space: SearchSpace, sized: SearchSpace, total_s: float, budget_s: float, epoch_s: float, slots: int,
+                job: JobPlan | None = None) -> str:
+    """What :func:`plan_job` and :func:`size_to_budget` chose, and why: how the time is split, then the trials."""
     a, b = space.asha, sized.asha
     why_t = (f"the space's {a.max_t} would take over a third of a slot's time" if b.max_t < a.max_t else "the space's")
     at_once = "all that fit" if sized.concurrent == slots else f"{slots} would fit"
     asha = ALGORITHMS[space.algorithm].stops_early
     epochs = expected_epochs(b.max_t, b.grace_period, b.reduction_factor, asha)
-    return (f"time budget {format_duration(total_s)}: first epoch {epoch_s:.1f} s, {budget_s:.0f} s left for the trials; "
+    split = ""
+    if job is not None:
+        final = (f"final models {format_duration(job.final_s)} ({job.final_models} at once, the best configurations "
+                 f"trained {job.final_epochs} epochs on all {job.final_images} non-holdout images)" if job.final_models
+                 else "no final models (the ensemble uses the top trials)")
+        split = (f"; split: explore {format_duration(job.explore_s)}, {final}, ensemble and test prediction "
+                 f"{format_duration(job.ensemble_s)} reserved")
+    return (f"time budget {format_duration(total_s)}: first epoch {epoch_s:.1f} s{split}\n"
+            f"  explore: {budget_s:.0f} s for the trials; "
             f"{sized.concurrent} trial{'s' if sized.concurrent > 1 else ''} at a time ({at_once}), max_t {b.max_t} "
             f"({why_t}), grace_period {b.grace_period}, about {epochs:.1f} epochs a trial"
             f"{' under ASHA' if asha else ''}, so {sized.trials} trials")
+
+
+def comparable_from(space: SearchSpace, max_t: int) -> int:
+    """The first epoch at which a typical trial of ``max_t`` epochs has reached its last loss stage and closed a
+    cosine cycle given as a share of the run (``schedule.cycles``): 1 when neither applies."""
+    from salttune.losses import parse_stages, resolve_stages
+    from salttune.schedule import cycle_ends
+    from salttune.search.space import trial_config
+
+    cfg = trial_config(space, typical_point(space))
+    first = 1
+    if cfg.loss.stages:
+        first = sum(s.epochs or 0 for s in resolve_stages(parse_stages(cfg.loss.stages), max_t)[:-1]) + 1
+    if cfg.schedule.name == "cosine_snapshots" and cfg.schedule.cycles:
+        first = next((e for e in cycle_ends(max_t, cfg.schedule.cycles) if e >= first), max_t)
+    return first
 
 
 def cutoff_s(space: SearchSpace, epoch_s: float, overhead_s: float = TRIAL_OVERHEAD_S) -> float:
@@ -162,7 +241,7 @@ def cutoff_s(space: SearchSpace, epoch_s: float, overhead_s: float = TRIAL_OVERH
 
 class _Typical:
     """Answers Optuna's ``suggest_*`` with the middle of each range (geometric for log ranges, on the step) and
-    the first of each choice: a typical trial, drawn without a sampler."""
+    the middle of each choice: a trial of typical cost, drawn without a sampler."""
 
     @staticmethod
     def _middle(low: float, high: float, log: bool, step: float | None) -> float:
@@ -176,7 +255,7 @@ class _Typical:
         return int(round(self._middle(low, high, log, step)))
 
     def suggest_categorical(self, name: str, choices: list) -> Any:
-        return choices[0]
+        return choices[(len(choices) - 1) // 2]  # the middle one: choices often run from cheap to costly
 
 
 def typical_point(space: SearchSpace) -> dict:
@@ -186,11 +265,11 @@ def typical_point(space: SearchSpace) -> dict:
     return suggest(space, _Typical())
 
 
-def measure_epoch(space: SearchSpace, train: Arrays, val: Arrays, resources: Resources) -> float:
+def measure_epoch(space: SearchSpace, train: Arrays, val: Arrays, resources: Resources) -> tuple[float, float]:
     """Wall seconds of one epoch (training, validation and its checkpoint, as ``fit`` times an epoch) of a typical
-    trial, trained here with the threads one trial gets (``resources.cpu``), on the CPU unless trials get a GPU.
-    Faults the space injects are left out. Building the model and the data is not counted: a trial pays it once,
-    in :data:`TRIAL_OVERHEAD_S`.
+    trial, and seconds to predict one validation image, trained here with the threads one trial gets
+    (``resources.cpu``), on the CPU unless trials get a GPU. Faults the space injects are left out. Building the
+    model and the data is not counted: a trial pays it once, in :data:`TRIAL_OVERHEAD_S`.
 
     The driver's torch thread count is restored afterwards; the run goes to a temporary folder.
     """
@@ -207,7 +286,9 @@ def measure_epoch(space: SearchSpace, train: Arrays, val: Arrays, resources: Res
     torch.set_num_threads(max(1, int(resources.cpu)))
     try:
         with tempfile.TemporaryDirectory(prefix="salttune-epoch-") as tmp:
-            return fit(cfg, train, val, Path(tmp) / "run")["seconds"]
+            summary = fit(cfg, train, val, Path(tmp) / "run")
+            metrics = json.loads(RunFiles(Path(tmp) / "run").metrics.read_text().splitlines()[-1])
+            return summary["seconds"], metrics["eval_seconds"] / max(1, len(val.ids))
     finally:
         torch.set_num_threads(threads)
 
@@ -215,16 +296,18 @@ def measure_epoch(space: SearchSpace, train: Arrays, val: Arrays, resources: Res
 # -- the deadline on disk ------------------------------------------------------------------------------
 
 def write_budget(local_dir: Path, budget_s: float, deadline: float, epoch_s: float, cutoff: float,
-                 sampling_ended: str | None = None) -> dict:
+                 sampling_ended: str | None = None, job: dict | None = None) -> dict:
     """Write ``budget.json``: the trials' deadline (``time.time()`` seconds) and what the driver's stopper and
     sampler need. Read by them rather than kept in their pickles, so that ``--resume`` can move the deadline.
 
     Args:
         sampling_ended: when the sampler stopped for the deadline (:func:`mark_sampling_ended`), kept by a resume:
             Tune's searcher stays finished.
+        job: the rest of the plan (:func:`plan_job`): the final models' deadline and epochs, the ensemble's
+            reserve and the job's end (``time.time()`` seconds).
     """
     budget = {"budget_s": budget_s, "deadline": deadline, "ends": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(deadline)),
-              "epoch_s": epoch_s, "stop_sampling_s": cutoff}
+              "epoch_s": epoch_s, "stop_sampling_s": cutoff, **(job or {})}
     if sampling_ended is not None:
         budget["sampling_ended"] = sampling_ended
     write_json(SearchFiles(local_dir).budget, budget, "time budget")

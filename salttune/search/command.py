@@ -271,12 +271,12 @@ def _search(plan: Plan, address: str | None, dashboard_host: str, started: float
                                     f"delete {plan.local_dir} and start it again")
         budget = None
         if plan.budget_s is not None:
-            plan, clock = _budget(plan, started, resources, train, val)
+            plan, clock, job = _budget(plan, started, resources, train, val, holdout)
         if not plan.resume:
             _write_plan(plan, fingerprint)
         if plan.budget_s is not None:  # a resume keeps the record that sampling had ended (Tune's searcher stays finished)
             ended = (read_budget(plan.local_dir) or {}).get("sampling_ended") if plan.resume else None
-            budget = write_budget(plan.local_dir, plan.budget_s, *clock, sampling_ended=ended)
+            budget = write_budget(plan.local_dir, plan.budget_s, *clock, sampling_ended=ended, job=job)
         print(f"search {plan.space.name}: {plan.space.trials} trials, up to {plan.space.asha.max_t} epochs each, "
               f"{plan.space.concurrent} at a time, {len(train.ids)} training / {len(val.ids)} validation images"
               f"{f' ({len(holdout.ids)} held out: no trial sees them)' if len(holdout.ids) else ''}; "
@@ -287,8 +287,11 @@ def _search(plan: Plan, address: str | None, dashboard_host: str, started: float
         with recorded_run(plan.local_dir, kind="search", name=plan.space.name, config=space_to_dict(plan.space),
                           seed=plan.space.seed, data=plan.space.data.folder, space=space_to_dict(plan.space),
                           argv=sys.argv) as record:
-            results = _fit(_tuner(plan, resources, train, val, budget["deadline"] if budget else None))
-            code, best = _finish(plan, results, budget)
+            results = _fit(_tuner(plan, resources, train, val, budget["deadline"] if budget else None,
+                                  budget["epoch_s"] if budget else None))
+            code, best, rows = _finish(plan, results, budget)
+            if code == 0 and budget is not None and budget.get("final_models"):
+                _final(plan, rows, resources, budget)
             record.result(best_score=best, exit_code=code, resumed=plan.resume)
             record.outcome = {0: "completed", 130: "interrupted"}.get(code, "failed")
         return code
@@ -296,26 +299,60 @@ def _search(plan: Plan, address: str | None, dashboard_host: str, started: float
         ray.shutdown()
 
 
-def _budget(plan: Plan, started: float, resources, train, val) -> tuple[Plan, tuple[float, float, float]]:
+def _budget(plan: Plan, started: float, resources, train, val, holdout) -> tuple[Plan, tuple[float, float, float], dict]:
     """A fresh search sized to its time budget from a measured first epoch; a resumed one keeps its sizing and
-    its measured epoch. Returns the plan and the trials' (deadline, seconds per epoch, sampling cut-off)."""
+    its measured epoch. Returns the plan, the trials' (deadline, seconds per epoch, sampling cut-off) and the rest
+    of the job's plan for ``budget.json`` (the final models' deadline and epochs, the ensemble's reserve)."""
     import ray
 
-    from salttune.search.budget import cutoff_s, end_reserve, fits_at_once, measure_epoch, size_to_budget, sizing_line
+    from salttune.search.budget import (cutoff_s, end_reserve, fits_at_once, measure_epoch, plan_job, size_to_budget,
+                                        sizing_line)
 
-    deadline = started + plan.budget_s - end_reserve(plan.budget_s)
-    ends = time.strftime("%H:%M:%S", time.localtime(deadline))
+    end = started + plan.budget_s - end_reserve(plan.budget_s)
     if plan.resume:
-        epoch_s = read_budget(plan.local_dir)["epoch_s"]
-        print(f"time budget {format_duration(plan.budget_s)} for the rest of the search: its trials end by {ends}")
-        return plan, (deadline, epoch_s, cutoff_s(plan.space, epoch_s))
+        saved = read_budget(plan.local_dir)
+        epoch_s = saved["epoch_s"]
+        # the rest of the budget split as the search's own plan split it: the ensemble's reserve, then the shares
+        explore, final = saved.get("explore_s", 1.0), saved.get("final_s", 0.0)
+        rest = max(0.0, end - time.time() - saved.get("ensemble_s", 0.0))
+        deadline = time.time() + rest * explore / max(1e-9, explore + final)
+        job = {k: saved[k] for k in ("explore_s", "final_s", "ensemble_s", "final_models", "final_epochs") if k in saved}
+        job.update(final_deadline=deadline + rest * final / max(1e-9, explore + final), job_ends=started + plan.budget_s)
+        print(f"time budget {format_duration(plan.budget_s)} for the rest of the search: its trials end by "
+              f"{time.strftime('%H:%M:%S', time.localtime(deadline))}")
+        return plan, (deadline, epoch_s, cutoff_s(plan.space, epoch_s)), job
     print(f"time budget {format_duration(plan.budget_s)}: timing one epoch of a typical trial...", flush=True)
-    epoch_s = measure_epoch(plan.space, train, val, resources)
+    epoch_s, predict_s = measure_epoch(plan.space, train, val, resources)
     slots = fits_at_once(resources, ray.cluster_resources())
-    left = deadline - time.time()
-    sized = size_to_budget(plan.space, left, epoch_s, slots)
-    print(f"{sizing_line(plan.space, sized, plan.budget_s, left, epoch_s, slots)}; the trials end by {ends}")
-    return dataclasses.replace(plan, space=sized), (deadline, epoch_s, cutoff_s(sized, epoch_s))
+    left = end - time.time()
+    n_test = _test_images(plan.space.data.folder)
+    job = plan_job(left, epoch_s, predict_s, slots, train_images=len(train.ids), fit_images=len(train.ids) + len(val.ids),
+                   predicted_images=3 * (len(val.ids) + len(holdout.ids)) + 2 * n_test,
+                   snapshots=_snapshots_per_model(plan.space), final_share=plan.space.final_share)
+    deadline = time.time() + job.explore_s
+    sized = size_to_budget(plan.space, job.explore_s, epoch_s, slots)
+    print(f"{sizing_line(plan.space, sized, plan.budget_s, job.explore_s, epoch_s, slots, job)}; the trials end by "
+          f"{time.strftime('%H:%M:%S', time.localtime(deadline))}")
+    record = {**dataclasses.asdict(job), "final_deadline": deadline + job.final_s, "job_ends": started + plan.budget_s,
+              "predict_s": predict_s}
+    return dataclasses.replace(plan, space=sized), (deadline, epoch_s, cutoff_s(sized, epoch_s)), record
+
+
+def _test_images(folder: str) -> int:
+    from salttune.data import test_image_count
+
+    return test_image_count(folder)
+
+
+def _snapshots_per_model(space: SearchSpace) -> int:
+    """Snapshots a final model of the typical configuration keeps, for pricing the ensemble's predictions."""
+    from salttune.search.budget import typical_point
+    from salttune.search.space import trial_config
+
+    s = trial_config(space, typical_point(space)).schedule
+    if s.name == "cosine_snapshots":
+        return min(s.max_snapshots, s.cycles or s.max_snapshots)
+    return s.max_snapshots if s.name == "snapshot_plateau" else 1
 
 
 class _TuneAdvice(logging.Filter):
@@ -341,7 +378,20 @@ def _fit(tuner):
             log.removeFilter(advice)
 
 
-def _tuner(plan: Plan, resources, train, val, deadline: float | None):
+def _final(plan: Plan, rows: list[dict], resources, budget: dict) -> None:
+    """The final models of the plan (:mod:`salttune.search.final`), then the time the ensemble has."""
+    from salttune.search.final import train_final
+
+    results = train_final(plan.space, rows, plan.local_dir, resources, budget["final_models"], budget["final_epochs"],
+                          budget["final_deadline"])
+    done = sum(isinstance(r, dict) for r in results.values())
+    left = budget["job_ends"] - time.time()
+    print(f"final models: {done} of {len(results)} trained, in {plan.files.final}; {format_duration(max(0.0, left))} "
+          f"of the budget left for  salttune ensemble --search {plan.space.name}  (reserved "
+          f"{format_duration(budget['ensemble_s'])})", flush=True)
+
+
+def _tuner(plan: Plan, resources, train, val, deadline: float | None, epoch_s: float | None = None):
     from ray import tune
     from ray.tune.stopper import CombinedStopper
 
@@ -352,7 +402,8 @@ def _tuner(plan: Plan, resources, train, val, deadline: float | None):
     from salttune.search.trainable import train_trial, trial_dirname
 
     space = plan.space
-    trainable = tune.with_resources(tune.with_parameters(train_trial, space=space, train=train, val=val, deadline=deadline),
+    trainable = tune.with_resources(tune.with_parameters(train_trial, space=space, train=train, val=val, deadline=deadline,
+                                                         epoch_s=epoch_s),
                                     {"cpu": resources.cpu, "gpu": resources.gpu})
     if plan.resume:
         # Tune restores the searcher (with the Optuna study) and the callbacks' state from the experiment;
@@ -385,8 +436,8 @@ def _tuner(plan: Plan, resources, train, val, deadline: float | None):
     )
 
 
-def _finish(plan: Plan, results, budget: dict | None = None) -> tuple[int, float | None]:
-    """Write the leaderboard, settle the study, print the outcome; returns (exit code, best score).
+def _finish(plan: Plan, results, budget: dict | None = None) -> tuple[int, float | None, list[dict]]:
+    """Write the leaderboard, settle the study, print the outcome; returns (exit code, best score, rows).
 
     Under a time budget (``budget``, as :func:`salttune.search.budget.write_budget` wrote it), trials that ended
     short of ``max_t`` because of it (they stopped themselves, the driver stopped them, or the deadline cut them)
@@ -441,16 +492,16 @@ def _finish(plan: Plan, results, budget: dict | None = None) -> tuple[int, float
     if done:
         print(f"the search reached stop_at: {sp.metric} {best:.4f} (stop_at {sp.stop_at}); it started "
               f"{len(rows)} of {sp.trials} trials")
-        return 0, best
+        return 0, best, rows
     if interrupted or short:
         print(f"search interrupted: {resume}" + (" --time-budget DURATION" if budget is not None else ""))
-        return 130, best
+        return 130, best, rows
     if over:
         finished = sum(r["state"] == "finished" for r in rows)
         print(f"the time budget {format_duration(budget['budget_s'])} ended the search: it started {len(rows)} of "
               f"{sp.trials} trials, {finished} ran all {sp.asha.max_t} epochs")
     if all(r["state"] == "failed" for r in rows):
         print(f"salttune search: error: every trial failed; see the reasons in {path}", file=sys.stderr)
-        return 1, best
-    return 0, best
+        return 1, best, rows
+    return 0, best, rows
 

@@ -21,7 +21,7 @@ from salttune.folds import finished
 from salttune.search.space import Resources
 from salttune.split import Arrays
 
-__all__ = ["FoldJob", "run_folds"]
+__all__ = ["FoldJob", "run_folds", "run_tasks"]
 
 
 @dataclass(frozen=True)
@@ -31,16 +31,17 @@ class FoldJob:
     name: str  # for messages, e.g. "trial 3a2b fold 1/5"
     cfg: TrainConfig
     out: Path
+    everything: bool = False  # train on every non-holdout image (a final model), validation part included
 
 
-def _train(cfg: TrainConfig, data_folder: str, out: str, extra: Arrays | None) -> dict:
+def _train(cfg: TrainConfig, data_folder: str, out: str, extra: Arrays | None, everything: bool = False) -> dict:
     """The Ray task: one fold (a plain function; Ray imports salttune on the worker)."""
     import warnings
 
     from salttune.folds import train_fold
 
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")  # arrays from the object store
-    return train_fold(cfg, data_folder, out, extra=extra)
+    return train_fold(cfg, data_folder, out, extra=extra, everything=everything)
 
 
 def run_folds(jobs: list[FoldJob], data_folder: str, resources: Resources, *, extra: Arrays | None = None,
@@ -57,25 +58,39 @@ def run_folds(jobs: list[FoldJob], data_folder: str, resources: Resources, *, ex
     A task that fails (a NaN loss, an exception) is reported by its reason; the others go on. Ctrl-C stops the
     tasks (their finished epochs are kept) and propagates.
     """
-    results: dict[str, dict | str] = {j.name: s for j in jobs if (s := finished(j.out)) is not None}
-    todo = [j for j in jobs if j.name not in results]
-    if not todo:
-        return results
+    if all(finished(j.out) is not None for j in jobs):
+        return {j.name: finished(j.out) for j in jobs}
     from salttune.search.session import prepare_auth, start_ray, usable_resources
 
     prepare_auth(address)
     import ray
 
     start_ray(address)
-    pending: dict = {}
     try:
         res, notes = usable_resources(resources, local=address is None)
         for line in notes:
             print(line, file=sys.stderr)
-        task = ray.remote(_train).options(num_cpus=res.cpu, num_gpus=res.gpu, max_retries=0)
+        return run_tasks(jobs, data_folder, res, extra=extra)
+    finally:
+        ray.shutdown()
+
+
+def run_tasks(jobs: list[FoldJob], data_folder: str, resources: Resources, *, extra: Arrays | None = None,
+              label: str = "refit") -> dict[str, dict | str]:
+    """:func:`run_folds` in a Ray session already started (the search's final models): the unfinished jobs as Ray
+    tasks with ``resources`` each; ``label`` starts the progress lines."""
+    import ray
+
+    results: dict[str, dict | str] = {j.name: s for j in jobs if (s := finished(j.out)) is not None}
+    todo = [j for j in jobs if j.name not in results]
+    if not todo:
+        return results
+    pending: dict = {}
+    try:
+        task = ray.remote(_train).options(num_cpus=resources.cpu, num_gpus=resources.gpu, max_retries=0)
         extra_ref = ray.put(extra) if extra is not None else None
-        print(f"refit: training {len(todo)} fold run(s) as Ray tasks ({res.cpu:g} CPU, {res.gpu:g} GPU each)", flush=True)
-        pending = {task.remote(j.cfg, data_folder, str(j.out), extra_ref): j for j in todo}
+        print(f"{label}: training {len(todo)} run(s) as Ray tasks ({resources.cpu:g} CPU, {resources.gpu:g} GPU each)", flush=True)
+        pending = {task.remote(j.cfg, data_folder, str(j.out), extra_ref, j.everything): j for j in todo}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(done[0])
@@ -84,16 +99,14 @@ def run_folds(jobs: list[FoldJob], data_folder: str, resources: Resources, *, ex
             except ray.exceptions.RayTaskError as e:
                 reason = str(e.cause if getattr(e, "cause", None) is not None else e).strip().splitlines()[-1][:200]
                 results[job.name] = reason
-                print(f"refit: {job.name} failed: {reason}", file=sys.stderr, flush=True)
+                print(f"{label}: {job.name} failed: {reason}", file=sys.stderr, flush=True)
                 continue
             results[job.name] = summary
-            print(f"refit: {job.name}: best score {summary['best_score']:.4f} at epoch {summary['best_epoch']} "
+            print(f"{label}: {job.name}: best score {summary['best_score']:.4f} at epoch {summary['best_epoch']} "
                   f"({len(pending)} to go)", flush=True)
         return results
     except KeyboardInterrupt:
         for ref in pending:
             ray.cancel(ref, force=True)
         raise
-    finally:
-        ray.shutdown()
 

@@ -127,6 +127,9 @@ class SearchSpace:
     stop_at: float | None = opt(None, doc="end the whole search once a trial's metric reaches this; None: run all trials")
     time_budget: float | None = opt(None, lo=0, lo_open=True, doc="seconds the whole search may take (the file also takes "
                                     "90s, 45m, 2h, 1h30m); sizes trials, concurrency and asha to it; None: no budget")
+    final_share: float = opt(0.6, lo=0.0, hi=0.9, doc="under a time budget: the share of the time after the ensemble's reserve "
+                             "that trains the best configurations long on every non-holdout image (0: none, the "
+                             "ensemble uses the top trials); see search.budget")
     algorithm: str = opt(DEFAULT_ALGORITHM, choices=ALGORITHMS, doc="searcher + scheduler, a key of search.catalog.ALGORITHMS")
     asha: Asha = field(default_factory=Asha)
     resources: Resources = field(default_factory=Resources)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import time
 import tempfile
@@ -33,10 +34,11 @@ from salttune.search.space import SearchSpace, trial_config
 from salttune.split import Arrays
 from salttune.train import fit
 
-__all__ = ["train_trial", "trial_dirname", "time_left"]
+__all__ = ["train_trial", "trial_dirname", "time_left", "planned_epochs"]
 
 
-def train_trial(config: dict, *, space: SearchSpace, train: Arrays, val: Arrays, deadline: float | None = None) -> None:
+def train_trial(config: dict, *, space: SearchSpace, train: Arrays, val: Arrays, deadline: float | None = None,
+                epoch_s: float | None = None) -> None:
     """Train one sampled configuration, reporting and checkpointing after every epoch.
 
     Args:
@@ -47,6 +49,9 @@ def train_trial(config: dict, *, space: SearchSpace, train: Arrays, val: Arrays,
         space: the validated search space (fixed settings, epoch budget, data split).
         train, val: the data parts, shared by all trials through Ray's object store.
         deadline: the search's deadline (``time.time()`` seconds) under a time budget; None: no deadline.
+        epoch_s: the measured seconds of a typical epoch under a time budget: a trial that starts too late to
+            reach ``max_t`` before the deadline plans the epochs it has time for, so its loss stages and cycles
+            given as shares of the run still all train (:func:`planned_epochs`).
     """
     cfg = trial_config(space, {k: v for k, v in config.items() if k != "optuna_trial"}, config["optuna_trial"])
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "Checkpoint created" line per epoch otherwise
@@ -61,11 +66,21 @@ def train_trial(config: dict, *, space: SearchSpace, train: Arrays, val: Arrays,
             resume_from = checkpoint.to_directory(os.path.join(tmp, "restored"))
         if deadline is not None:
             cfg = dataclasses.replace(cfg, time_budget_s=time_left(cfg, deadline, resume_from))
+            if epoch_s and resume_from is None:  # a resumed trial keeps the length it started with
+                cfg = dataclasses.replace(cfg, epochs=planned_epochs(cfg.epochs, deadline - time.time(), epoch_s))
 
         def report(metrics: EpochMetrics, checkpoint_dir: Path) -> None:
             tune.report({**metrics, "node_id": node_id, "seed": cfg.seed}, checkpoint=tune.Checkpoint.from_directory(str(checkpoint_dir)))
 
         fit(cfg, train, val, Path(tmp) / "run", report, resume_from=resume_from)
+
+
+def planned_epochs(max_t: int, left_s: float, epoch_s: float) -> int:
+    """The epochs a trial starting with ``left_s`` seconds before the deadline plans: ``max_t``, or the whole
+    epochs that fit (its start-up counted, :data:`salttune.search.budget.TRIAL_OVERHEAD_S`), at least one."""
+    from salttune.search.budget import TRIAL_OVERHEAD_S
+
+    return max(1, min(max_t, math.floor((left_s - TRIAL_OVERHEAD_S) / max(epoch_s, 1e-3))))
 
 
 def time_left(cfg: TrainConfig, deadline: float, resume_from: str | Path | None) -> float:
