@@ -64,17 +64,20 @@ def asha_scheduler(space: SearchSpace, local_dir: Path, brackets: int = 1) -> An
 
 def build(algorithm: Algorithm, space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
     """Tune's (searcher, scheduler) that ``algorithm`` declares, for ``space``, keeping their state under ``local_dir``
-    (also for entries outside ``ALGORITHMS``, such as a benchmark's variants).
+    (also for entries outside ``ALGORITHMS``, such as a benchmark's variants). A space with a ``prior:`` gets the
+    sampler wrapped in :class:`salttune.search.prior.PriorSampler` (whatever the algorithm).
 
     Raises:
         ValueError: the entry's sampler is not in :data:`SAMPLERS`.
     """
+    from salttune.search.prior import with_prior
     from salttune.search.sampler import make_searcher
 
     if algorithm.sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {algorithm.sampler!r}; allowed: {', '.join(SAMPLERS)}")
     local_dir = Path(local_dir)
-    searcher = make_searcher(space, SearchFiles(local_dir).study, SAMPLERS[algorithm.sampler](space, **algorithm.options))
+    sampler = with_prior(SAMPLERS[algorithm.sampler](space, **algorithm.options), space)  # the space's prior: first, then around
+    searcher = make_searcher(space, SearchFiles(local_dir).study, sampler)
     if algorithm.stops_early:
         return searcher, asha_scheduler(space, local_dir, algorithm.brackets)
     from ray.tune.schedulers import FIFOScheduler

@@ -1,5 +1,5 @@
-"""The ``space:`` section of a search-space file: parameter distributions, their ``when:`` conditions, and
-define-by-run sampling. The file format is documented in :mod:`salttune.search.space`.
+"""The ``space:`` section of a search-space file: parameter distributions, their ``when:`` conditions, the values a
+``prior:`` may give them, and define-by-run sampling. The file format is documented in :mod:`salttune.search.space`.
 
 Imports neither Ray nor Optuna: :func:`suggest` talks to any object with Optuna's ``suggest_float`` /
 ``suggest_int`` / ``suggest_categorical`` methods.
@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 from salttune.config import TrainConfig
 from salttune.errors import SalttuneError
-from salttune.settings import allowed_keys, field_type, key_error
+from salttune.settings import allowed_keys, field_type, flatten, key_error
 
-__all__ = ["DISTRIBUTIONS", "WEIGHTS", "Param", "parse_params", "param_to_dict", "suggest", "trial_overrides"]
+__all__ = ["DISTRIBUTIONS", "WEIGHTS", "Param", "parse_params", "parse_prior", "param_to_dict", "suggest", "trial_overrides"]
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 WEIGHTS = "loss.weights"  # searched as one relative weight per term of a combined loss
@@ -171,6 +171,76 @@ def _order(parsed: dict[str, Param]) -> list[Param]:
         done += ready
         todo = [p for p in todo if p not in ready]
     return done
+
+
+def parse_prior(prior_raw: Any, params: tuple[Param, ...], fixed: dict) -> dict:
+    """Validate the ``prior:`` mapping: searched parameters (``--set`` keys, flat or nested) -> a value each can take.
+
+    ``loss.weights`` is named per term, as :func:`suggest` draws it (``loss.weights.dice``: a term after the first
+    of a loss the space can use). A parameter whose ``when:`` is false under the prior may be named; it is then
+    simply not drawn (see :func:`salttune.search.prior.prior_point`).
+
+    Args:
+        params: the space's parameters (:func:`parse_params`).
+        fixed: the space's flat fixed keys (the loss whose weights are searched, when ``loss.name`` is not).
+
+    Returns:
+        ``{dotted key: value}``, flat; a choice as its ``choice:`` entry (a list for a list choice), a number as
+        ``float`` (``uniform``, ``loguniform``) or ``int``.
+    """
+    if prior_raw is None or prior_raw == {}:
+        return {}
+    if not isinstance(prior_raw, dict):
+        raise _bad("prior", "expected a mapping of searched parameters to values, e.g. {optim.lr: 3.0e-3, model.block: residual}")
+    by_key = {p.key: p for p in params}
+    terms = _weighted_terms(by_key, fixed) if WEIGHTS in by_key else []
+    weights = [f"{WEIGHTS}.{t}" for t in terms]
+    searched = [k for k in by_key if k != WEIGHTS] + weights
+    out: dict[str, Any] = {}
+    for key, value in flatten(prior_raw).items():
+        where = f"prior.{key}"
+        if key.startswith(WEIGHTS + ".") and WEIGHTS in by_key:
+            if key.removeprefix(WEIGHTS + ".") not in terms:
+                raise _bad(where, f"not a weighted term of a loss this space uses (the first term's weight is 1); "
+                                  f"allowed: {', '.join(weights) or 'none'}")
+            p = by_key[WEIGHTS]
+        elif key == WEIGHTS and WEIGHTS in by_key:
+            raise _bad(where, f"give one weight per term, as {WEIGHTS}.TERM; allowed: {', '.join(weights) or 'none'}")
+        elif key not in by_key:
+            known = key in allowed_keys(TrainConfig)
+            raise _bad(where, f"{'is not searched (not under space:)' if known else 'unknown parameter'}; a prior gives "
+                              f"values to the searched parameters: {', '.join(searched)}")
+        else:
+            p = by_key[key]
+        out[key] = _prior_value(p, value, where)
+    return out
+
+
+def _weighted_terms(by_key: dict[str, Param], fixed: dict) -> list[str]:
+    """The terms after the first of every loss the space can use: those that get a searched weight."""
+    losses = [_label(c) for c in by_key["loss.name"].choices] if "loss.name" in by_key else [fixed.get("loss.name", _default_loss())]
+    return list(dict.fromkeys(t for name in losses for t in str(name).split("+")[1:]))
+
+
+def _prior_value(p: Param, value: Any, where: str) -> Any:
+    """``value`` checked against ``p``'s distribution (a choice, inside the range, on the step)."""
+    if p.kind == "choice":
+        v = tuple(value) if isinstance(value, list) else value
+        for c in p.choices:  # a list choice may also be given as Optuna records it, 'a+b'
+            if c == v or _label(c) == v:
+                return list(c) if isinstance(c, tuple) else c
+        raise _bad(where, f"{value!r} is not a choice of space.{p.key}; allowed: {', '.join(map(str, map(_label, p.choices)))}")
+    if p.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        raise _bad(where, f"{value!r} is not an integer; allowed: integers in [{p.low}, {p.high}]")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(where, f"{value!r} is not a number; allowed: [{p.low}, {p.high}]")
+    if not p.low <= value <= p.high:  # (NaN fails here too)
+        raise _bad(where, f"{value!r} is out of range; allowed: [{p.low}, {p.high}]")
+    if p.step is not None:
+        k = (value - p.low) / p.step
+        if abs(k - round(k)) > 1e-9:
+            raise _bad(where, f"{value!r} is not on the step; allowed: {p.low} + k * {p.step}, up to {p.high}")
+    return int(value) if p.kind == "int" else float(value)
 
 
 def param_to_dict(p: Param) -> dict:

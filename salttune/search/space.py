@@ -33,6 +33,7 @@ A space file::
       loss.focal_gamma: {uniform: [0.5, 3.0], when: {loss.name: {has_term: focal}}}
       loss.weights:   {loguniform: [0.2, 5.0]}
       model.base_width: {int: [8, 32], step: 8}
+    prior: {optim.lr: 3.0e-3, optim.name: sgd, optim.momentum: 0.9}   # optional: a configuration known to be good
 
 Distributions: ``uniform: [lo, hi]``, ``loguniform: [lo, hi]``, ``int: [lo, hi]`` (``step``, ``log``), ``choice:
 [values]``. ``when: {PARAM: VALUE | [VALUES] | {has_term: TERM}}`` makes a parameter conditional on a
@@ -40,9 +41,15 @@ Distributions: ``uniform: [lo, hi]``, ``loguniform: [lo, hi]``, ``int: [lo, hi]`
 weight per term of a *combined* loss (``loss.weights.<term>``, the first term's weight is 1, since scaling
 all weights only rescales the gradient), and nothing for a single-term loss.
 
+``prior:`` (optional) names a configuration to start from, as ``--set`` keys of searched parameters (``loss.weights``
+per term: ``loss.weights.dice``), each value one its distribution can take. The search trains it as its first trial
+and then draws some trials around it, fewer and fewer (:mod:`salttune.search.prior`); a parameter it leaves out
+takes the middle of its range (geometric for log ranges) or its first choice; one whose ``when:`` is false under it
+is not drawn.
+
 Every key but ``space`` is optional; the defaults and ranges are the fields of
 :class:`SearchSpace` below. ``--set`` takes a setting (``trials=4``, ``asha.max_t=3``), ``space.PARAM={...}``
-(replacing that distribution), ``fixed.KEY=VALUE`` or a bare training-config key (``model.base_width=4``, into
+(replacing that distribution), ``prior.PARAM=VALUE``, ``fixed.KEY=VALUE`` or a bare training-config key (``model.base_width=4``, into
 ``fixed``). ``epochs`` comes from ``asha.max_t``; the split keys (``val_fraction``, ``split_seed``,
 ``max_train_images``, ``holdout_fraction``, ``holdout_seed``, ``folds``, ``fold``) from ``data``.
 
@@ -64,7 +71,7 @@ from salttune.errors import SalttuneError
 from salttune.split import SPLIT_KEYS
 from salttune.search.catalog import ALGORITHMS, DEFAULT_ALGORITHM
 from salttune.search.duration import parse_duration
-from salttune.search.params import DISTRIBUTIONS, Param, param_to_dict, parse_params, suggest, trial_overrides
+from salttune.search.params import DISTRIBUTIONS, Param, param_to_dict, parse_params, parse_prior, suggest, trial_overrides
 from salttune.settings import (allowed_keys, apply_overrides, build, coerce, flatten, key_error, like, nest, opt,
                                parse_set, read_yaml_mapping, to_dict)
 
@@ -78,7 +85,7 @@ __all__ = [
 METRICS = {"val_score": "max", "val_iou": "max", "val_loss": "min", "train_loss": "min"}
 # Training-config keys a space may not search or fix -> the space setting that gives them to every trial.
 RESERVED = {"epochs": "asha.max_t", **{k: f"data.{k}" for k in SPLIT_KEYS}}
-SECTIONS = ("fixed", "space")  # top-level keys read here rather than by the settings machinery
+SECTIONS = ("fixed", "space", "prior")  # top-level keys read here rather than by the settings machinery
 WHAT = "key"  # messages read "FILE: key 'asha.max_t': ..."
 
 
@@ -134,9 +141,10 @@ class SearchSpace:
     asha: Asha = field(default_factory=Asha)
     resources: Resources = field(default_factory=Resources)
     data: DataSpec = field(default_factory=DataSpec)
-    # Read from `fixed:` and `space:` by space_from_dict, not by the settings machinery:
+    # Read from `fixed:`, `space:` and `prior:` by space_from_dict, not by the settings machinery:
     fixed: dict = field(default_factory=dict)  # flat {training-config key: value}, the same for every trial
     params: tuple[Param, ...] = ()  # in sampling order: every parent before its children
+    prior: dict = field(default_factory=dict)  # flat {searched key: value}, the first trial (params.parse_prior); {}: none
     source: str = ""  # the file it came from, for messages
 
 
@@ -187,8 +195,8 @@ def _refuse_training_config(path: Path, raw: dict) -> None:
 
 
 def apply_sets(raw: dict, items: list[str] | tuple[str, ...]) -> dict:
-    """``--set`` on a space: a setting (``trials=4``, ``asha.max_t=3``), ``space.PARAM={...}``, ``fixed.KEY=V``
-    or a bare training-config key (``model.base_width=4``), which goes to ``fixed``."""
+    """``--set`` on a space: a setting (``trials=4``, ``asha.max_t=3``), ``space.PARAM={...}``, ``prior.PARAM=V``,
+    ``fixed.KEY=V`` or a bare training-config key (``model.base_width=4``), which goes to ``fixed``."""
     settings, train_keys = allowed_keys(SearchSpace), allowed_keys(TrainConfig)
     sets: dict = {}
     under: dict[str, dict] = {name: {} for name in SECTIONS}  # each replaced whole, e.g. a distribution
@@ -203,7 +211,7 @@ def apply_sets(raw: dict, items: list[str] | tuple[str, ...]) -> dict:
             under["fixed"][key] = value
         else:
             raise SalttuneError(f"--set {item!r}: unknown key '{key}'; allowed: {', '.join(settings)}, space.PARAM, "
-                                "fixed.KEY or a training-config key such as model.base_width")
+                                "prior.PARAM, fixed.KEY or a training-config key such as model.base_width")
     out = apply_overrides(raw, nest(sets))
     for head, values in under.items():
         if values:
@@ -255,7 +263,8 @@ def _space(raw: dict, default_name: str, source: str) -> SearchSpace:
 
     check({}, "fixed")
     params = parse_params(raw.get("space"), fixed, RESERVED, check)
-    return dataclasses.replace(space, fixed=fixed, params=params, source=source)
+    prior = parse_prior(raw.get("prior"), params, fixed)
+    return dataclasses.replace(space, fixed=fixed, params=params, prior=prior, source=source)
 
 
 def _trial_config(space: SearchSpace, fixed: dict, sampled: dict) -> TrainConfig:
@@ -293,4 +302,5 @@ def trial_config(space: SearchSpace, params: dict, trial_number: int | None = No
 
 def space_to_dict(space: SearchSpace) -> dict:
     """The resolved space as plain YAML-able data (written next to the results; read back on --resume)."""
-    return {**to_dict(space), "fixed": dict(space.fixed), "space": {p.key: param_to_dict(p) for p in space.params}}
+    return {**to_dict(space), "fixed": dict(space.fixed), "space": {p.key: param_to_dict(p) for p in space.params},
+            "prior": dict(space.prior)}
