@@ -217,15 +217,16 @@ def sizing_line(space: SearchSpace, sized: SearchSpace, total_s: float, budget_s
 
 
 def comparable_from(space: SearchSpace, max_t: int) -> int:
-    """The first epoch at which a typical trial of ``max_t`` epochs has reached its last loss stage and closed a
-    cosine cycle given as a share of the run (``schedule.cycles``): 1 when neither applies."""
+    """The first epoch at which a typical trial of ``max_t`` epochs has reached its last loss stage (stage lengths given
+    as shares of the run) and closed a cosine cycle (``schedule.cycles``): 1 when neither applies. Stages given in
+    epochs are left alone: they may never switch within ``max_t``."""
     from salttune.losses import parse_stages, resolve_stages
     from salttune.schedule import cycle_ends
     from salttune.search.space import trial_config
 
     cfg = trial_config(space, typical_point(space))
     first = 1
-    if cfg.loss.stages:
+    if cfg.loss.stages and any(s.share is not None for s in parse_stages(cfg.loss.stages)):
         first = sum(s.epochs or 0 for s in resolve_stages(parse_stages(cfg.loss.stages), max_t)[:-1]) + 1
     if cfg.schedule.name == "cosine_snapshots" and cfg.schedule.cycles:
         first = next((e for e in cycle_ends(max_t, cfg.schedule.cycles) if e >= first), max_t)
@@ -239,30 +240,14 @@ def cutoff_s(space: SearchSpace, epoch_s: float, overhead_s: float = TRIAL_OVERH
 
 # -- the measured first epoch --------------------------------------------------------------------------
 
-class _Typical:
-    """Answers Optuna's ``suggest_*`` with the middle of each range (geometric for log ranges, on the step) and
-    the middle of each choice: a trial of typical cost, drawn without a sampler."""
-
-    @staticmethod
-    def _middle(low: float, high: float, log: bool, step: float | None) -> float:
-        v = math.sqrt(low * high) if log else (low + high) / 2
-        return v if not step else low + min(round((v - low) / step), math.floor((high - low) / step + 1e-9)) * step
-
-    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False, step: float | None = None) -> float:
-        return float(self._middle(low, high, log, step))
-
-    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
-        return int(round(self._middle(low, high, log, step)))
-
-    def suggest_categorical(self, name: str, choices: list) -> Any:
-        return choices[(len(choices) - 1) // 2]  # the middle one: choices often run from cheap to costly
-
-
 def typical_point(space: SearchSpace) -> dict:
-    """The sampled point of a typical trial (see :class:`_Typical`), as :func:`salttune.search.params.suggest` returns it."""
-    from salttune.search.params import suggest
+    """The sampled point of a trial of typical cost, as :func:`salttune.search.params.suggest` returns it: the space's
+    prior when it names one (the search trains it first), else the middle of every range and choice
+    (:class:`salttune.search.params.Typical`)."""
+    from salttune.search.params import Typical, suggest
+    from salttune.search.prior import prior_point
 
-    return suggest(space, _Typical())
+    return prior_point(space) or suggest(space, Typical())
 
 
 def measure_epoch(space: SearchSpace, train: Arrays, val: Arrays, resources: Resources) -> tuple[float, float]:

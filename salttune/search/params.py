@@ -8,6 +8,7 @@ Imports neither Ray nor Optuna: :func:`suggest` talks to any object with Optuna'
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -304,3 +305,22 @@ def trial_overrides(space: Any, params: dict) -> dict:
         terms = str(out.get("loss.name", space.fixed.get("loss.name", _default_loss()))).split("+")
         out[WEIGHTS] = [1.0] + [float(params[f"{WEIGHTS}.{t}"]) for t in terms[1:]]
     return out
+
+
+class Typical:
+    """Answers Optuna's ``suggest_*`` with the middle of each range (geometric for log ranges, on the step) and
+    the middle of each choice: a trial of typical cost, drawn without a sampler."""
+
+    @staticmethod
+    def _middle(low: float, high: float, log: bool, step: float | None) -> float:
+        v = math.sqrt(low * high) if log else (low + high) / 2
+        return v if not step else low + min(round((v - low) / step), math.floor((high - low) / step + 1e-9)) * step
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False, step: float | None = None) -> float:
+        return float(self._middle(low, high, log, step))
+
+    def suggest_int(self, name: str, low: int, high: int, step: int = 1, log: bool = False) -> int:
+        return int(round(self._middle(low, high, log, step)))
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        return choices[(len(choices) - 1) // 2]  # the middle one: choices often run from cheap to costly

@@ -5,7 +5,7 @@ A space may name a configuration it expects to be good (``prior:``, validated by
 :class:`PriorSampler` wraps the space's own Optuna sampler (TPE, random, BOHB's rung TPE):
 
 - trial 0, the study's first, *is* the prior (:func:`prior_point`: the named values, the middle of every range and
-  the first of every choice for the parameters it leaves out);
+  of every choice for the parameters it leaves out);
 - trial ``k > 0`` is drawn *around the prior* with probability ``w_k = 0.5 * n0 / (n0 + k)``, ``n0 = 4`` (0.4 for
   trial 1, 0.2 by trial 6, 0.04 by trial 46), and by the wrapped sampler otherwise. Around the prior, a choice
   keeps the prior's value with probability 0.5 and is otherwise uniform among all the choices; a number is drawn
@@ -26,7 +26,7 @@ shows it). The wrapped sampler sees every trial in the study, so the prior's tri
 
 A parameter the prior point lacks but a perturbed trial draws (a ``when:`` parameter whose condition became true
 when its parent moved away from the prior's value) is centred on its typical value, the middle of its range or its
-first choice, as :func:`prior_point` completes a prior: the prior is then one density over the whole space,
+middle choice, as :func:`prior_point` completes a prior: the prior is then one density over the whole space,
 rather than half a trial from the prior and half from a sampler that has not seen the other half.
 
 References:
@@ -48,8 +48,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, IntD
 from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
-from salttune.search.budget import _Typical
-from salttune.search.params import suggest
+from salttune.search.params import Typical, suggest
 from salttune.search.space import SearchSpace
 
 __all__ = ["PRIOR", "AROUND", "SAMPLER", "ORIGIN", "N0", "prior_point", "prior_weight", "origin", "around",
@@ -63,8 +62,8 @@ KEEP = 0.5  # a choice keeps the prior's value with this probability (else unifo
 _TAG = 0x70726F72  # 'pror': keeps these draws apart from the trial's training seed, also seeded by (seed, number)
 
 
-class _Prior(_Typical):
-    """Answers ``suggest_*`` with the prior's value where it has one, else the typical value (:class:`_Typical`)."""
+class _Prior(Typical):
+    """Answers ``suggest_*`` with the prior's value where it has one, else the typical value (:class:`Typical`)."""
 
     def __init__(self, values: dict):
         self.values = values
@@ -89,7 +88,7 @@ def prior_point(space: SearchSpace) -> dict | None:
     (what trial 0 draws); ``None`` when the space has no ``prior:``.
 
     The parameters the prior does not name take the middle of their range (geometric for a log range, on the step)
-    or their first choice; a parameter whose ``when:`` is false under it is absent.
+    or their middle choice; a parameter whose ``when:`` is false under it is absent.
     """
     return suggest(space, _Prior(_labels(space))) if space.prior else None
 
@@ -112,12 +111,12 @@ def origin(seed: int, number: int) -> str:
 
 
 def _typical(d: BaseDistribution) -> Any:
-    """The typical value of an Optuna distribution (the middle, or the first choice)."""
+    """The typical value of an Optuna distribution (the middle, or the middle choice)."""
     if isinstance(d, CategoricalDistribution):
-        return _Typical().suggest_categorical("", list(d.choices))
+        return Typical().suggest_categorical("", list(d.choices))
     if isinstance(d, IntDistribution):
-        return _Typical().suggest_int("", d.low, d.high, step=d.step, log=d.log)
-    return _Typical().suggest_float("", d.low, d.high, log=d.log, step=d.step)
+        return Typical().suggest_int("", d.low, d.high, step=d.step, log=d.log)
+    return Typical().suggest_float("", d.low, d.high, log=d.log, step=d.step)
 
 
 def around(centre: Any, d: BaseDistribution, rng: np.random.Generator) -> Any:

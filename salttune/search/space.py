@@ -44,7 +44,7 @@ all weights only rescales the gradient), and nothing for a single-term loss.
 ``prior:`` (optional) names a configuration to start from, as ``--set`` keys of searched parameters (``loss.weights``
 per term: ``loss.weights.dice``), each value one its distribution can take. The search trains it as its first trial
 and then draws some trials around it, fewer and fewer (:mod:`salttune.search.prior`); a parameter it leaves out
-takes the middle of its range (geometric for log ranges) or its first choice; one whose ``when:`` is false under it
+takes the middle of its range (geometric for log ranges) or its middle choice; one whose ``when:`` is false under it
 is not drawn.
 
 Every key but ``space`` is optional; the defaults and ranges are the fields of

@@ -89,7 +89,7 @@ def test_the_laptop_example_and_its_line():
     sized = size_to_budget(space, budget_s=7200, epoch_s=7.1, slots=2, overhead_s=3)
     assert (sized.trials, sized.concurrent, sized.startup_trials, sized.asha.max_t) == (293, 2, 4, 10)
     line = sizing_line(space, sized, 7200, 7200, 7.1, 2)
-    assert line.startswith("time budget 2h: first epoch 7.1 s, 7200 s left for the trials; 2 trials at a time (all that fit), ")
+    assert line.startswith("time budget 2h: first epoch 7.1 s\n  explore: 7200 s for the trials; 2 trials at a time (all that fit), ")
     assert "max_t 10 (the space's), grace_period 4, about 6.5 epochs a trial under ASHA, so 293 trials" in line
     short = size_to_budget(space, budget_s=120, epoch_s=10, slots=2, overhead_s=3)
     assert "max_t 4 (the space's 10 would take over a third of a slot's time)" in sizing_line(space, short, 130, 120, 10, 2)
@@ -103,10 +103,10 @@ def test_a_budget_that_holds_no_trial_is_one_line():
 
 # -- the timed epoch ----------------------------------------------------------------------------------
 
-def test_the_typical_trial_is_the_middle_of_each_range_and_the_first_choice():
+def test_the_typical_trial_is_the_middle_of_each_range_and_of_each_choice():
     space = space_from_dict({"space": {
         "optim.lr": {"loguniform": [1e-4, 1e-2]}, "optim.name": {"choice": ["adam", "sgd"]},
-        "optim.momentum": {"uniform": [0.8, 0.99], "when": {"optim.name": "sgd"}},  # not drawn: adam is first
+        "optim.momentum": {"uniform": [0.8, 0.99], "when": {"optim.name": "sgd"}},  # not drawn: adam is the middle (of 2)
         "model.base_width": {"int": [8, 32], "step": 8}, "schedule.factor": {"uniform": [0.1, 0.5], "step": 0.1},
         "augment.names": {"choice": [["hflip"], ["hflip", "translate"]]}}})
     point = typical_point(space)
@@ -123,8 +123,9 @@ def test_one_epoch_is_timed_with_the_trial_threads_and_the_driver_threads_come_b
                              "space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}}, "data": {"val_fraction": 0.25}})
     train, val, _ = split_data(load_dataset(tmp_path / "d", with_test=False), Split(val_fraction=0.25))
     threads = torch.get_num_threads()
-    seconds = measure_epoch(space, train, val, Resources(cpu=1, gpu=0))  # the injected fault is left out
+    seconds, predict_s = measure_epoch(space, train, val, Resources(cpu=1, gpu=0))  # the injected fault is left out
     assert 0 < seconds < 30 and torch.get_num_threads() == threads
+    assert 0 < predict_s < seconds / len(val.ids)  # predicting one image costs less than an epoch over all of them
 
 
 # -- the deadline on disk, as the driver's stopper and sampler read it ---------------------------------
@@ -188,3 +189,36 @@ def test_a_trial_gets_the_time_left_plus_what_it_trained_before_a_retry(tmp_path
     spent = fit(dataclasses.replace(cfg, epochs=1), train, val, tmp_path / "run")["seconds"]
     # fit counts the restored epochs against its budget, so a retried trial gets them back on top of the time left
     assert time_left(cfg, time.time() + 100, tmp_path / "run" / "checkpoint") == pytest.approx(100 + spent, abs=1)
+
+
+def test_the_typical_trial_of_a_space_with_a_prior_is_the_prior():
+    space = space_from_dict({"space": {"optim.lr": {"loguniform": [1e-4, 1e-2]}, "model.block": {"choice": ["plain", "residual", "se"]}},
+                             "prior": {"optim.lr": 5e-3, "model.block": "se"}})
+    assert typical_point(space) == {"optim.lr": 5e-3, "model.block": "se"}
+
+
+def test_asha_first_rung_waits_for_the_last_stage_and_a_cycle_end():
+    from salttune.search.budget import comparable_from
+
+    shares = _space(fixed={"loss.stages": "bce+dice:30%,lovasz_symmetric"})
+    assert comparable_from(shares, 10) == 4  # 3 epochs of BCE+Dice, then the first in Lovasz
+    cycles = _space(fixed={"loss.stages": "bce+dice:30%,lovasz_symmetric", "schedule.name": "cosine_snapshots", "schedule.cycles": 2})
+    assert comparable_from(cycles, 10) == 5  # ... and the first cycle's end at or after it
+    assert comparable_from(_space(), 10) == 1  # the default stages count epochs: left alone
+    sized = size_to_budget(cycles, budget_s=600, epoch_s=10, slots=2, overhead_s=3)
+    assert sized.asha.grace_period == 5 or sized.asha.max_t < 10
+
+
+def test_the_plan_reserves_the_ensemble_then_shares_the_rest():
+    from salttune.search.budget import ENSEMBLE_SAFETY, ENSEMBLE_START_S, plan_job
+
+    # 900 s left; predictions: 0.01 s an image, 1000 passes, 2 models of 2 snapshots: 30 + 1.5 * 0.01 * 1000 * 4 = 90 s
+    job = plan_job(900, epoch_s=10, predict_s=0.01, slots=2, train_images=600, fit_images=800, predicted_images=1000,
+                   snapshots=2, final_share=0.6, overhead_s=5)
+    assert job.ensemble_s == pytest.approx(ENSEMBLE_START_S + ENSEMBLE_SAFETY * 0.01 * 1000 * 4) == pytest.approx(90)
+    assert job.final_s == pytest.approx(0.6 * 810) and job.explore_s == pytest.approx(0.4 * 810)
+    # an epoch on 800 images takes 10 * 800 / 600 = 13.3 s: (486 - 5) / 13.33 = 36.07 -> 36 epochs, one model per slot
+    assert (job.final_models, job.final_epochs, job.final_images) == (2, 36, 800)
+    none = plan_job(900, epoch_s=10, predict_s=0.01, slots=2, train_images=600, fit_images=800, predicted_images=1000,
+                    snapshots=2, final_share=0.0)
+    assert none.final_models == 0 and none.final_s == 0 and none.explore_s == pytest.approx(900 - 30 - 15 * 2)

@@ -61,13 +61,13 @@ def test_the_prior_is_read_flat_and_completed_to_a_full_point(tmp_path):
     space = prior_space(tmp_path)
     assert space.prior == {"optim.lr": 3e-3, "model.block": "residual", "loss.name": "bce+dice", "loss.weights.dice": 2.0,
                            "schedule.patience": 8}
-    # the named values; the middle of the others (geometric for log, on the step) or the first choice; momentum
+    # the named values; the middle of the others (geometric for log, on the step) or the middle choice; momentum
     # (optim.name is adam, the first choice) and focal_gamma (no focal term) are not drawn
     assert prior_point(space) == {"optim.lr": 3e-3, "optim.name": "adam", "model.block": "residual", "loss.name": "bce+dice",
                                   "loss.weights.dice": 2.0, "schedule.max_snapshots": 3, "schedule.patience": 8}
     sgd = prior_space(tmp_path, "prior: {optim.name: sgd, optim.momentum: 0.9, loss.name: focal+dice}\n")
     assert prior_point(sgd) == {"optim.lr": pytest.approx(1e-3), "optim.name": "sgd", "optim.momentum": 0.9,
-                                "model.block": "plain", "loss.name": "focal+dice", "loss.focal_gamma": 1.75,
+                                "model.block": "residual", "loss.name": "focal+dice", "loss.focal_gamma": 1.75,
                                 "loss.weights.dice": pytest.approx(1.0), "schedule.max_snapshots": 3, "schedule.patience": 12}
     # a conditional parameter the prior names while its condition is false under it: simply absent
     assert "optim.momentum" not in prior_point(prior_space(tmp_path, "prior: {optim.name: adam, optim.momentum: 0.9}\n"))
