@@ -11,6 +11,9 @@ For each holdout seed, on the same real images and the same held-out fifth (``ho
   flip TTA);
 - ``noprior``: the same without the space's ``prior:``.
 
+An arm already run in the same folder at the same ``T`` (``runs.json``) is scored again rather than rerun, so the
+seeds and arms can be run in several invocations and the last one compares them all.
+
 The held-out images are the benchmark data folder's test images (symbolic links), so every arm writes a Kaggle
 submission of them, and each submission is scored per image against the true masks: the arms are compared
 *paired*, image by image, and across seeds (mean paired difference and its standard error over seeds, and over
@@ -140,19 +143,26 @@ def _last_stage_reached(search: Path) -> dict:
 def bench_budget(data: str, work: Path, *, space: str, minutes: float, seeds: list[int], arms: list[str]) -> dict:
     """Run every arm for every seed (one after another), score them per image, and compare them paired."""
     src, work = Path(data), Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    done = {(r["arm"], r["seed"]): r for r in (json.loads((work / "runs.json").read_text()) if (work / "runs.json").is_file() else [])
+            if r.get("minutes") == minutes}
     runs, scores = [], {}
     for seed in seeds:
         folder = work / f"data-s{seed}"
         ids = _data_folder(src, folder, seed)
         for arm in arms:
-            print(f"budget: seed {seed}, arm {arm}, {minutes:g} min...", flush=True)
-            r = _arm(arm, seed, folder, work, Path(space), minutes)
+            if (arm, seed) in done:  # an arm run before in this folder, at the same T: scored again, not rerun
+                r = done[(arm, seed)]
+            else:
+                print(f"budget: seed {seed}, arm {arm}, {minutes:g} min...", flush=True)
+                r = {**_arm(arm, seed, folder, work, Path(space), minutes), "minutes": minutes}
             per = _score(Path(r["submission"]), src, ids)
             scores[(arm, seed)] = per
             r.update(score=float(per.mean()), se=float(per.std(ddof=1) / math.sqrt(len(per))), images=len(per))
             runs.append(r)
             print(f"budget: seed {seed}, arm {arm}: {r['score']:.4f} +- {r['se']:.4f} in {r['seconds']:.0f} s", flush=True)
-            (work / "runs.json").write_text(json.dumps(runs, indent=1))
+            kept = [x for k, x in done.items() if k not in {(y["arm"], y["seed"]) for y in runs}]
+            (work / "runs.json").write_text(json.dumps(kept + runs, indent=1))
     pairs = {}
     for a, b in (("search", "default"), ("search", "noprior"), ("noprior", "default")):
         both = [s for s in seeds if (a, s) in scores and (b, s) in scores]

@@ -65,6 +65,7 @@ MAX_END_RESERVE_S = 10.0  # kept at the end of the budget to write the leaderboa
 # cross-validated, the reports written. Measured 15-25 s on 2 CPU cores for 1,000 images.
 ENSEMBLE_START_S = 30.0
 ENSEMBLE_SAFETY = 1.5  # the measured prediction time times this: the ensemble runs once, late, and must fit
+MIN_EXPLORE_EPOCHS = 4  # the final models never take the time of a first trial of this many epochs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,13 +81,15 @@ class JobPlan:
 
 
 def plan_job(left_s: float, epoch_s: float, predict_s: float, slots: int, *, train_images: int, fit_images: int,
-             predicted_images: int, snapshots: int, final_share: float, overhead_s: float = TRIAL_OVERHEAD_S) -> JobPlan:
+             predicted_images: int, snapshots: int, final_share: float, min_final_epochs: int = 1,
+             overhead_s: float = TRIAL_OVERHEAD_S) -> JobPlan:
     """Split the seconds left of a budget between exploring, the final models and the ensemble.
 
     - ``ensemble_s = ENSEMBLE_START_S + ENSEMBLE_SAFETY * predict_s * passes``: each of the ``slots`` final
       models' ``snapshots`` predicts the ``predicted_images`` (validation and holdout three times: without and
       with the flip, and the flip's own pass; the test images twice);
-    - ``final_s = final_share`` of what is left; a final model trains ``fit_images`` (every non-holdout image)
+    - ``final_s = final_share`` of what is left, less what exploring needs for one trial of
+      :data:`MIN_EXPLORE_EPOCHS` epochs; a final model trains ``fit_images`` (every non-holdout image)
       for ``final_epochs = floor((final_s - overhead_s) / (epoch_s * fit_images / train_images))`` epochs; when
       not one epoch fits, or ``final_share`` is 0, there are no final models and exploring takes it all;
     - ``explore_s``: the rest.
@@ -98,14 +101,17 @@ def plan_job(left_s: float, epoch_s: float, predict_s: float, slots: int, *, tra
         slots: trials (and final models) that run at once.
         predicted_images: ``(validation + holdout) * 3 + test * 2`` image passes per snapshot.
         snapshots: snapshots a final model keeps (1 for a plateau schedule, the cycles of cosine ones).
+        min_final_epochs: the fewest epochs worth a final model (the space's ``asha.max_t``: a final model no longer
+            than a trial is no better than the trials, which the ensemble can use instead).
     """
     models = slots if final_share > 0 else 0
     ensemble_s = ENSEMBLE_START_S + ENSEMBLE_SAFETY * predict_s * predicted_images * max(1, models) * snapshots
     rest = max(0.0, left_s - ensemble_s)
-    final_s = final_share * rest
+    # exploring keeps at least the time for one trial of MIN_EXPLORE_EPOCHS (the prior, when there is one)
+    final_s = max(0.0, min(final_share * rest, rest - overhead_s - MIN_EXPLORE_EPOCHS * epoch_s))
     per_epoch = epoch_s * fit_images / max(1, train_images)
     epochs = math.floor((final_s - overhead_s) / per_epoch) if models else 0
-    if epochs < 1:
+    if epochs < max(1, min_final_epochs):  # no longer than a trial: no better than the trials themselves
         return JobPlan(rest, 0.0, ensemble_s, 0, 0, fit_images)
     return JobPlan(rest - final_s, final_s, ensemble_s, models, epochs, fit_images)
 

@@ -328,7 +328,8 @@ def _budget(plan: Plan, started: float, resources, train, val, holdout) -> tuple
     n_test = _test_images(plan.space.data.folder)
     job = plan_job(left, epoch_s, predict_s, slots, train_images=len(train.ids), fit_images=len(train.ids) + len(val.ids),
                    predicted_images=3 * (len(val.ids) + len(holdout.ids)) + 2 * n_test,
-                   snapshots=_snapshots_per_model(plan.space), final_share=plan.space.final_share)
+                   snapshots=_snapshots_per_model(plan.space), final_share=plan.space.final_share,
+                   min_final_epochs=plan.space.asha.max_t)
     deadline = time.time() + job.explore_s
     sized = size_to_budget(plan.space, job.explore_s, epoch_s, slots)
     print(f"{sizing_line(plan.space, sized, plan.budget_s, job.explore_s, epoch_s, slots, job)}; the trials end by "

@@ -42,7 +42,8 @@ def parse_duration(value: Any) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """``7200`` -> ``2h``, ``5400`` -> ``1h30m``, ``40`` -> ``40s``, ``95.5`` -> ``1m35.5s`` (what :func:`parse_duration` reads back)."""
+    """``7200`` -> ``2h``, ``5400`` -> ``1h30m``, ``40`` -> ``40s``, ``95.5`` -> ``1m36s`` (whole seconds past a minute) (what :func:`parse_duration` reads back)."""
+    seconds = round(seconds, 1) if seconds < 60 else round(seconds)  # a planned share reads 2m31s, not 2m30.7847s
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     parts = [f"{int(h)}h" if h else "", f"{int(m)}m" if m else "", f"{s:g}s" if s else ""]

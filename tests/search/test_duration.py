@@ -20,6 +20,10 @@ def test_bad_durations_name_the_value_and_the_forms(text):
     assert repr(text) in str(e.value) and "90s, 45m, 2h, 1h30m" in str(e.value)
 
 
-@pytest.mark.parametrize("seconds, text", [(7200, "2h"), (5400, "1h30m"), (40, "40s"), (95.5, "1m35.5s"), (3661, "1h1m1s")])
+@pytest.mark.parametrize("seconds, text", [(7200, "2h"), (5400, "1h30m"), (40, "40s"), (95, "1m35s"), (3661, "1h1m1s"), (2.5, "2.5s")])
 def test_durations_print_as_they_are_written(seconds, text):
     assert format_duration(seconds) == text and parse_duration(text) == seconds
+
+
+def test_planned_shares_print_in_whole_seconds_past_a_minute():
+    assert format_duration(150.7847) == "2m31s" and format_duration(95.5) == "1m36s" and format_duration(12.34) == "12.3s"
