@@ -203,3 +203,34 @@ def test_pseudo_labelling_needs_refits(held):
     assert_user_error(run_cli("ensemble", "--search", "s3", "--top", "1", "--refit-folds", "1",
                               "--out", str(root / "o3"), cwd=root), "--refit-folds must be at least 2")
     assert not (root / "o3").exists()
+
+
+def test_ensemble_without_top_uses_the_final_models_of_a_budgeted_search(tmp_path):
+    """A budgeted search's final models (results/NAME/final/<run>/) are the members when --top is not given: their
+    cycle-end snapshots averaged, not weighted on the images that trained them."""
+    made, rows = fake_search(tmp_path, "b", [{"schedule": {"name": "cosine_snapshots", "cycles": 2}}])
+    _write_board(tmp_path, "b", rows)
+    data = load_dataset(tmp_path / "data", with_test=False)
+    for k in range(2):  # two final models, as the search's plan trains them (on every non-holdout image)
+        cfg = config_from_dict({"epochs": 2, "batch_size": 8, "seed": 10 + k, "model": {"base_width": 4, "depth": 2},
+                                "schedule": {"name": "cosine_snapshots", "cycles": 2}})
+        tr, va, _ = split_data(data, Split.of(cfg))
+        fit(cfg, tr, va, tmp_path / "results" / "b" / "final" / f"trial_f{k}")
+    proc = run_cli("ensemble", "--search", "b", "--folds", "2", "--quiet", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "the 2 final models of the search (4 snapshots)" in proc.stdout
+    report = json.loads((tmp_path / "results" / "b" / "ensemble" / "report.json").read_text())
+    assert report["final"] is True and report["snapshots"] == 4 and report["chosen"] == "mean"
+    weights = json.loads((tmp_path / "results" / "b" / "ensemble" / "weights.json").read_text())
+    assert {m["trial"] for m in weights["members"]} == {"trial_f0", "trial_f1"}
+    assert [m["weight"] for m in weights["members"]] == pytest.approx([0.25] * 4)
+    assert "final models trained on them" in (tmp_path / "results" / "b" / "ensemble" / "report.md").read_text()
+    # --top N ensembles the trials instead; a search without final models needs --top
+    top = run_cli("ensemble", "--search", "b", "--top", "1", "--folds", "2", "--quiet", "--out", str(tmp_path / "t"), cwd=tmp_path)
+    assert top.returncode == 0, top.stderr
+    assert json.loads((tmp_path / "t" / "report.json").read_text())["final"] is False
+    import shutil
+
+    shutil.rmtree(tmp_path / "results" / "b" / "final")
+    assert_user_error(run_cli("ensemble", "--search", "b", "--quiet", "--out", str(tmp_path / "u"), cwd=tmp_path),
+                      "--top: give the number of best trials to ensemble", "has no final models")
