@@ -67,7 +67,7 @@ def _score(submission: Path, data: Path, ids: list[str]) -> np.ndarray:
 
     truth_all = load_dataset(data, with_test=False)
     index = {i: k for k, i in enumerate(truth_all.train_ids)}
-    sub = pd.read_csv(submission, keep_default_na=False).set_index("id")["rle_mask"]
+    sub = pd.read_csv(submission, keep_default_na=False, dtype=str).set_index("id")["rle_mask"]
     pred = np.stack([rle_decode(str(sub[i])) for i in ids]).astype(bool)
     truth = truth_all.train_masks[[index[i] for i in ids]].astype(bool)
     return score_per_image(pred, truth)
@@ -140,8 +140,13 @@ def _last_stage_reached(search: Path) -> dict:
     return {"finished": len(rows), "in_last_stage": reached}
 
 
-def bench_budget(data: str, work: Path, *, space: str, minutes: float, seeds: list[int], arms: list[str]) -> dict:
-    """Run every arm for every seed (one after another), score them per image, and compare them paired."""
+def bench_budget(data: str, work: Path, *, space: str, minutes: float, seeds: list[int], arms: list[str],
+                 score_only: bool = False) -> dict:
+    """Run every arm for every seed (one after another), score them per image, and compare them paired.
+
+    Args:
+        score_only: run nothing: score and compare the arms already run in ``work`` (the others are left out).
+    """
     src, work = Path(data), Path(work)
     work.mkdir(parents=True, exist_ok=True)
     done = {(r["arm"], r["seed"]): r for r in (json.loads((work / "runs.json").read_text()) if (work / "runs.json").is_file() else [])
@@ -153,6 +158,8 @@ def bench_budget(data: str, work: Path, *, space: str, minutes: float, seeds: li
         for arm in arms:
             if (arm, seed) in done:  # an arm run before in this folder, at the same T: scored again, not rerun
                 r = done[(arm, seed)]
+            elif score_only:
+                continue
             else:
                 print(f"budget: seed {seed}, arm {arm}, {minutes:g} min...", flush=True)
                 r = {**_arm(arm, seed, folder, work, Path(space), minutes), "minutes": minutes}

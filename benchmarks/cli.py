@@ -132,7 +132,7 @@ def _budget(args: argparse.Namespace, out: Path) -> tuple[str, dict, str | None]
     from benchmarks.budget import bench_budget
 
     result = bench_budget(args.data, out / "budget-runs", space=args.space, minutes=args.minutes, seeds=args.seed_list,
-                          arms=args.arms.split(","))
+                          arms=args.arms.split(","), score_only=args.score_only)
     return "budget", result, None
 
 
@@ -300,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--minutes", type=float, default=15.0, help="wall-clock of every arm (default 15)")
     s.add_argument("--seed-list", type=int, nargs="+", default=[0, 1, 2], help="holdout seeds (default 0 1 2)")
     s.add_argument("--arms", default="default,search,noprior", help="arms, comma-separated (default default,search,noprior)")
+    s.add_argument("--score-only", action="store_true", help="run nothing: compare the arms already run in --out")
 
     s = sub.add_parser("record", help="turn a finished recording search into the curve table replay reads",
                        description="turn a finished recording search into the curve table replay and confirm read")
