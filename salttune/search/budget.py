@@ -65,6 +65,7 @@ MAX_END_RESERVE_S = 10.0  # kept at the end of the budget to write the leaderboa
 # cross-validated, the reports written. Measured 15-25 s on 2 CPU cores for 1,000 images.
 ENSEMBLE_START_S = 30.0
 ENSEMBLE_SAFETY = 1.2  # the measured prediction time (one thread) times this: the ensemble runs once, late, and must fit
+MAX_ENSEMBLE_SHARE = 0.25  # the reserve never takes more of the budget (a 40 s budget may end late by the rest)
 MIN_EXPLORE_EPOCHS = 4  # the final models never take the time of a first trial of this many epochs
 
 
@@ -87,7 +88,8 @@ def plan_job(left_s: float, epoch_s: float, predict_s: float, slots: int, *, tra
 
     - ``ensemble_s = ENSEMBLE_START_S + ENSEMBLE_SAFETY * predict_s * passes``: each of the ``slots`` final
       models' ``snapshots`` predicts the ``predicted_images`` (validation and holdout three times: without and
-      with the flip, and the flip's own pass; the test images twice);
+      with the flip, and the flip's own pass; the test images twice); at most :data:`MAX_ENSEMBLE_SHARE` of
+      ``left_s``, so that a budget of a minute still explores (its ensemble may then end late by its start-up);
     - ``final_s = final_share`` of what is left, less what exploring needs for one trial of
       :data:`MIN_EXPLORE_EPOCHS` epochs; a final model trains ``fit_images`` (every non-holdout image)
       for ``final_epochs = floor((final_s - overhead_s) / (epoch_s * fit_images / train_images))`` epochs; when
@@ -106,6 +108,7 @@ def plan_job(left_s: float, epoch_s: float, predict_s: float, slots: int, *, tra
     """
     models = slots if final_share > 0 else 0
     ensemble_s = ENSEMBLE_START_S + ENSEMBLE_SAFETY * predict_s * predicted_images * max(1, models) * snapshots
+    ensemble_s = min(ensemble_s, MAX_ENSEMBLE_SHARE * left_s)  # a budget of seconds still explores
     rest = max(0.0, left_s - ensemble_s)
     # exploring keeps at least the time for one trial of MIN_EXPLORE_EPOCHS (the prior, when there is one)
     final_s = max(0.0, min(final_share * rest, rest - overhead_s - MIN_EXPLORE_EPOCHS * epoch_s))

@@ -403,8 +403,9 @@ def test_stop_at_ends_the_search_once_a_trial_is_good_enough(cluster, data, tmp_
 def test_a_time_budget_sizes_the_search_and_ends_it_on_time(cluster, data, tmp_path):
     f = space_yaml(tmp_path, "budget", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", trials=2, max_t=3, grace=1)
     t0 = time.monotonic()
+    # the exploring alone (final_share 0: no final models; the next test has them)
     proc = run_search_cli("--space", str(f), "--data", str(data), "--address", cluster.address, "--time-budget", "40s",
-                          cwd=tmp_path, env=FAST_STATE)
+                          "--set", "final_share=0", cwd=tmp_path, env=FAST_STATE)
     seconds = time.monotonic() - t0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert seconds < 40 + 15, seconds  # the budget, plus the command's start-up and Ray's goodbye
@@ -432,6 +433,32 @@ def test_a_time_budget_sizes_the_search_and_ends_it_on_time(cluster, data, tmp_p
     # --resume of a budgeted search asks for the time the rest may take (before Ray starts)
     proc = run_search_cli("--resume", "--name", "budget", cwd=tmp_path, timeout=60)
     assert_user_error(proc, f"{out}: the search had a time budget (40s)", "--resume --time-budget 30m")
+
+
+def test_a_budgeted_job_trains_final_models_and_the_ensemble_uses_them(cluster, data, tmp_path):
+    from conftest import run_cli
+    from salttune.layout import read_summary
+    from salttune.search.final import final_runs
+
+    f = space_yaml(tmp_path, "job", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", trials=2, max_t=2, grace=1,
+                   data="holdout_fraction: 0.25")
+    proc = run_search_cli("--space", str(f), "--data", str(data), "--address", cluster.address, "--time-budget", "75s",
+                          "--set", "final_share=0.5", cwd=tmp_path, env=FAST_STATE)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "split: explore" in proc.stdout and "ensemble and test prediction" in proc.stdout
+    out = tmp_path / "results" / "job"
+    budget = json.loads((out / "budget.json").read_text())
+    assert budget["final_models"] == 2 and budget["final_epochs"] >= 2 and budget["job_ends"] > budget["final_deadline"] > budget["deadline"]
+    runs = final_runs(out)
+    assert len(runs) == 2 and "final models: 2 of 2 trained" in proc.stdout
+    for run in runs:  # every non-holdout image trained them: 36 of the 48 (the holdout is a quarter)
+        summary = read_summary(run / "summary.json")
+        assert summary["train_images"] == 36 and summary["epochs_run"] >= 1
+    ens = run_cli("ensemble", "--search", "job", "--folds", "2", "--quiet", cwd=tmp_path)
+    assert ens.returncode == 0, ens.stderr
+    assert "the 2 final models of the search" in ens.stdout and "time budget of the search and ensemble (75 s)" in ens.stdout
+    report = json.loads((out / "ensemble" / "report.json").read_text())
+    assert report["final"] is True and report["chosen"] == "mean" and report["holdout_images"] == 12
 
 
 def test_report_of_a_search_draws_every_trial(e2e, tmp_path):
