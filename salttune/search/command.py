@@ -277,19 +277,30 @@ def _search(plan: Plan, address: str | None, dashboard_host: str, started: float
         if plan.budget_s is not None:  # a resume keeps the record that sampling had ended (Tune's searcher stays finished)
             ended = (read_budget(plan.local_dir) or {}).get("sampling_ended") if plan.resume else None
             budget = write_budget(plan.local_dir, plan.budget_s, *clock, sampling_ended=ended, job=job)
-        print(f"search {plan.space.name}: {plan.space.trials} trials, up to {plan.space.asha.max_t} epochs each, "
-              f"{plan.space.concurrent} at a time, {len(train.ids)} training / {len(val.ids)} validation images"
-              f"{f' ({len(holdout.ids)} held out: no trial sees them)' if len(holdout.ids) else ''}; "
-              f"results in {plan.local_dir}")
-        print(f"  Optuna study: optuna-dashboard sqlite:///{plan.files.study}")
+        explore = budget is None or bool(budget.get("explore_s"))  # a budget too small to explore trains the prior only
+        held = f" ({len(holdout.ids)} held out: no trial sees them)" if len(holdout.ids) else ""
+        if explore:
+            print(f"search {plan.space.name}: {plan.space.trials} trials, up to {plan.space.asha.max_t} epochs each, "
+                  f"{plan.space.concurrent} at a time, {len(train.ids)} training / {len(val.ids)} validation images"
+                  f"{held}; results in {plan.local_dir}")
+            print(f"  Optuna study: optuna-dashboard sqlite:///{plan.files.study}")
+        else:
+            print(f"search {plan.space.name}: no trials, {len(train.ids) + len(val.ids)} images for the final models"
+                  f"{held}; results in {plan.local_dir}")
         from salttune.record import recorded_run
 
         with recorded_run(plan.local_dir, kind="search", name=plan.space.name, config=space_to_dict(plan.space),
                           seed=plan.space.seed, data=plan.space.data.folder, space=space_to_dict(plan.space),
                           argv=sys.argv) as record:
-            results = _fit(_tuner(plan, resources, train, val, budget["deadline"] if budget else None,
-                                  budget["epoch_s"] if budget else None))
-            code, best, rows = _finish(plan, results, budget)
+            if explore:
+                results = _fit(_tuner(plan, resources, train, val, budget["deadline"] if budget else None,
+                                      budget["epoch_s"] if budget else None))
+                code, best, rows = _finish(plan, results, budget)
+            else:
+                from salttune.leaderboard import write_leaderboard
+
+                code, best, rows = 0, None, []
+                write_leaderboard([], plan.files.leaderboard)
             if code == 0 and budget is not None and budget.get("final_models"):
                 _final(plan, rows, resources, budget)
             record.result(best_score=best, exit_code=code, resumed=plan.resume)
@@ -329,11 +340,11 @@ def _budget(plan: Plan, started: float, resources, train, val, holdout) -> tuple
     job = plan_job(left, epoch_s, predict_s, slots, train_images=len(train.ids), fit_images=len(train.ids) + len(val.ids),
                    predicted_images=3 * (len(val.ids) + len(holdout.ids)) + 2 * n_test,
                    snapshots=_snapshots_per_model(plan.space), final_share=plan.space.final_share,
-                   min_final_epochs=plan.space.asha.max_t)
+                   min_final_epochs=plan.space.asha.max_t, depth_epochs=plan.space.final_min_epochs)
     deadline = time.time() + job.explore_s
-    sized = size_to_budget(plan.space, job.explore_s, epoch_s, slots)
-    print(f"{sizing_line(plan.space, sized, plan.budget_s, job.explore_s, epoch_s, slots, job)}; the trials end by "
-          f"{time.strftime('%H:%M:%S', time.localtime(deadline))}")
+    sized = size_to_budget(plan.space, job.explore_s, epoch_s, slots) if job.explore_s else plan.space
+    ends = f"; the trials end by {time.strftime('%H:%M:%S', time.localtime(deadline))}" if job.explore_s else ""
+    print(f"{sizing_line(plan.space, sized, plan.budget_s, job.explore_s, epoch_s, slots, job)}{ends}")
     record = {**dataclasses.asdict(job), "final_deadline": deadline + job.final_s, "job_ends": started + plan.budget_s,
               "predict_s": predict_s}
     return dataclasses.replace(plan, space=sized), (deadline, epoch_s, cutoff_s(sized, epoch_s)), record

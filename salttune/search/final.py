@@ -9,9 +9,11 @@ runs as its members; the holdout, which none of them saw, gives the honest headl
 
 Which configurations: the trials that ran all ``max_t`` epochs, best first, then the rest by how far they got and
 their score; when fewer configurations than slots have a score, the best one is trained again with other seeds.
+A budget too small to explore as well (depth first: :func:`salttune.search.budget.plan_job`) trains the space's
+prior (or its typical point) with one seed per slot, and no trials.
 A final model's validation scores are on images it trained on: a monitor of its training, not an estimate.
 
-Runs go to ``results/NAME/final/trial_<id>[_seedS]/`` (plain run folders); a finished one is not trained again and
+Runs go to ``results/NAME/final/trial_<id>[_seedS]/`` or ``final/prior[_seedS]/`` (plain run folders); a finished one is not trained again and
 an interrupted one continues from its checkpoint.
 """
 
@@ -44,14 +46,24 @@ def choose(rows: list[dict], n: int) -> list[tuple[dict, int]]:
 
 def final_jobs(space: SearchSpace, rows: list[dict], search_dir: Path, models: int, epochs: int,
                time_budget_s: float | None):
-    """One :class:`salttune.search.refit.FoldJob` per final model (``everything`` set: all non-holdout images)."""
+    """One :class:`salttune.search.refit.FoldJob` per final model (``everything`` set: all non-holdout images).
+
+    Without rows (a budget too small to explore: :func:`salttune.search.budget.plan_job`), the final models are
+    the space's prior, or its typical point, with ``models`` seeds: ``final/prior``, ``final/prior_seedS``.
+    """
+    from salttune.search.budget import typical_point
     from salttune.search.refit import FoldJob
 
+    if rows:
+        picks = [(_sampled(row), int(row["trial"]) if str(row.get("trial", "")).strip() else None,
+                  trial_name(str(row["trial_id"])), k) for row, k in choose(rows, models)]
+    else:
+        picks = [(typical_point(space), None, "prior", k) for k in range(models)]
     jobs = []
-    for row, extra_seed in choose(rows, models):
-        cfg = trial_config(space, _sampled(row), int(row["trial"]) if str(row.get("trial", "")).strip() else None)
+    for point, number, name, extra_seed in picks:
+        cfg = trial_config(space, point, number)
         cfg = dataclasses.replace(cfg, epochs=epochs, time_budget_s=time_budget_s, seed=cfg.seed + 1000 * extra_seed)
-        name = trial_name(str(row["trial_id"])) + (f"_seed{cfg.seed}" if extra_seed else "")
+        name += f"_seed{cfg.seed}" if extra_seed else ""
         jobs.append(FoldJob(f"final model {name}", cfg, SearchFiles(search_dir).final / name, everything=True))
     return jobs
 
@@ -82,7 +94,9 @@ def train_final(space: SearchSpace, rows: list[dict], search_dir: Path, resource
     if not jobs:
         print("final models: no trial has a score; the ensemble has no final models to use", flush=True)
         return {}
-    print(f"final models: {len(jobs)} configuration(s) trained {epochs} epochs on every non-holdout image"
+    what = (f"the {'prior' if space.prior else 'middle of the space'}, {len(jobs)} seed(s)," if not rows
+            else f"{len(jobs)} configuration(s)")
+    print(f"final models: {what} trained {epochs} epochs on every non-holdout image"
           + (f", until {time.strftime('%H:%M:%S', time.localtime(deadline))}" if deadline else ""), flush=True)
     return run_tasks(jobs, space.data.folder, resources, label="final models")
 

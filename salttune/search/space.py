@@ -137,6 +137,9 @@ class SearchSpace:
     final_share: float = opt(0.6, lo=0.0, hi=0.9, doc="under a time budget: the share of the time after the ensemble's reserve "
                              "that trains the best configurations long on every non-holdout image (0: none, the "
                              "ensemble uses the top trials); see search.budget")
+    final_min_epochs: int = opt(30, lo=1, hi=100000, doc="under a time budget: the epochs the final models get before "
+                                "exploring gets any time (depth first); a budget too small for them and some exploring "
+                                "trains the prior alone; see search.budget")
     algorithm: str = opt(DEFAULT_ALGORITHM, choices=ALGORITHMS, doc="searcher + scheduler, a key of search.catalog.ALGORITHMS")
     asha: Asha = field(default_factory=Asha)
     resources: Resources = field(default_factory=Resources)
