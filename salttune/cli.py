@@ -238,7 +238,8 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
         why = "--refit-folds refits trials" if final else f"{search_dir} has no final models (a search with --time-budget trains them)"
         raise SalttuneError(f"--top: give the number of best trials to ensemble, e.g. --top 5 ({why})")
     if final:
-        print(f"members: the {len({m.trial for m in final})} final models of the search ({len(final)} snapshots), "
+        n = len({m.trial for m in final})
+        print(f"members: {f'the {n} final models' if n > 1 else 'the final model'} of the search ({len(final)} snapshots), "
               f"trained on every non-holdout image; --top N ensembles the top trials instead")
         if args.combiner == "auto":  # the selection images trained the final models: a mean, not a fit on them
             args.combiner = "mean"

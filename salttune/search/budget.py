@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from salttune.search.space import Resources, SearchSpace
     from salttune.split import Arrays
 
-__all__ = ["FULL_TRIALS_PER_SLOT", "TRIAL_OVERHEAD_S", "MIN_EXPLORE_TRIALS", "ENSEMBLE_START_S", "JobPlan", "plan_job", "end_reserve",
+__all__ = ["FULL_TRIALS_PER_SLOT", "TRIAL_OVERHEAD_S", "MIN_EXPLORE_TRIALS", "ENSEMBLE_START_S", "JobPlan", "plan_job", "depth_only", "end_reserve",
            "fits_at_once", "rungs", "comparable_from", "expected_epochs", "size_to_budget", "sizing_line", "cutoff_s", "measure_epoch",
            "typical_point", "write_budget", "read_budget", "mark_sampling_ended"]
 
@@ -81,28 +81,32 @@ class JobPlan:
     explore_s: float  # the exploring trials (ASHA), ending at the trials' deadline
     final_s: float  # the final models, after the exploring
     ensemble_s: float  # reserved for salttune ensemble: its start-up and its predictions
-    final_models: int  # trained at once, one per slot (0: none; the ensemble uses the top trials)
+    final_models: int  # trained at once (0: none; the ensemble uses the top trials)
     final_epochs: int  # epochs of each final model
     final_images: int  # images each final model trains on
+    final_slots: int = 1  # the trials' resources each final model takes: 1, or every slot (the whole machine)
 
 
 def plan_job(left_s: float, epoch_s: float, predict_s: float, slots: int, *, train_images: int, fit_images: int,
              predicted_images: int, snapshots: int, final_share: float, min_final_epochs: int = 1,
-             depth_epochs: int = 30, overhead_s: float = TRIAL_OVERHEAD_S) -> JobPlan:
+             depth_epochs: int = 30, machine_epoch_s: float | None = None, overhead_s: float = TRIAL_OVERHEAD_S) -> JobPlan:
     """Split the seconds left of a budget between exploring, the final models and the ensemble.
 
-    - ``ensemble_s = ENSEMBLE_START_S + ENSEMBLE_SAFETY * predict_s * passes``: each of the ``slots`` final
-      models' ``snapshots`` predicts the ``predicted_images`` (validation and holdout three times: without and
-      with the flip, and the flip's own pass; the test images twice); at most :data:`MAX_ENSEMBLE_SHARE` of
-      ``left_s``, so that a budget of a minute still explores (its ensemble may then end late by its start-up);
+    - ``ensemble_s = ENSEMBLE_START_S + ENSEMBLE_SAFETY * predict_s * passes``: each final model's ``snapshots``
+      predicts the ``predicted_images`` (validation and holdout three times: without and with the flip, and the
+      flip's own pass; the test images twice); at most :data:`MAX_ENSEMBLE_SHARE` of ``left_s``, so that a budget
+      of a minute still explores (its ensemble may then end late by its start-up);
     - ``final_s``: ``final_share`` of what is left, but at least the time of ``depth_epochs`` epochs of a final model
-      (the space's ``final_min_epochs``: depth first); a final model trains ``fit_images`` (every non-holdout image) for
-      ``final_epochs = floor((final_s - overhead_s) / (epoch_s * fit_images / train_images))`` epochs;
+      (the space's ``final_min_epochs``: depth first); one final model per slot trains ``fit_images`` (every
+      non-holdout image) for ``final_epochs = floor((final_s - overhead_s) / (epoch_s * fit_images / train_images))``
+      epochs;
     - ``explore_s``: the rest, when it holds :data:`MIN_EXPLORE_TRIALS` trials of :data:`MIN_EXPLORE_EPOCHS` epochs
-      (``slots`` at a time); when it does not, there is no exploring: the final models take all of it, and they
-      are the space's prior (or its typical point) trained with ``slots`` seeds (:mod:`salttune.search.final`).
-      With exploring, a final model no longer than ``min_final_epochs`` (a trial's) is no better than the trials,
-      which the ensemble then uses instead: no final models, and exploring takes it all; so it does when
+      (``slots`` at a time). When it does not, there is no exploring: the final models take all of it, and they are
+      the space's prior (or its typical point, :mod:`salttune.search.final`): given ``machine_epoch_s``, one model
+      on the whole machine (``final_slots = slots``; on 2 CPU cores one 2-thread model trains 1.5 times faster than
+      each of two 1-thread ones, and at 15 minutes epochs pay more than seeds), else one per slot, with ``slots``
+      seeds. With exploring, a final model no longer than ``min_final_epochs`` (a trial's) is no better than the
+      trials, which the ensemble then uses instead: no final models, and exploring takes it all; so it does when
       ``final_share`` is 0.
 
     Args:
@@ -114,26 +118,41 @@ def plan_job(left_s: float, epoch_s: float, predict_s: float, slots: int, *, tra
         snapshots: snapshots a final model keeps (1 for a plateau schedule, the cycles of cosine ones).
         min_final_epochs: the fewest epochs worth a final model beside exploring trials (the space's ``asha.max_t``).
         depth_epochs: the epochs the final models get before exploring gets any time.
+        machine_epoch_s: one epoch of the typical trial with every slot's resources, on ``train_images`` images.
     """
+    def reserve(models: int) -> float:
+        s = ENSEMBLE_START_S + ENSEMBLE_SAFETY * predict_s * predicted_images * max(1, models) * snapshots
+        return min(s, MAX_ENSEMBLE_SHARE * left_s)  # a budget of seconds still explores
+
+    scale = fit_images / max(1, train_images)
     models = slots if final_share > 0 else 0
-    ensemble_s = ENSEMBLE_START_S + ENSEMBLE_SAFETY * predict_s * predicted_images * max(1, models) * snapshots
-    ensemble_s = min(ensemble_s, MAX_ENSEMBLE_SHARE * left_s)  # a budget of seconds still explores
+    ensemble_s = reserve(models)
     rest = max(0.0, left_s - ensemble_s)
-    per_epoch = epoch_s * fit_images / max(1, train_images)
     if not models:
         return JobPlan(rest, 0.0, ensemble_s, 0, 0, fit_images)
+    per_epoch = epoch_s * scale
     depth_s = overhead_s + depth_epochs * per_epoch
     explore_min_s = math.ceil(MIN_EXPLORE_TRIALS / max(1, slots)) * (overhead_s + MIN_EXPLORE_EPOCHS * epoch_s)
     final_s = min(rest, max(final_share * rest, depth_s))
     if rest - final_s < explore_min_s:  # too little left to explore: depth only
+        whole = machine_epoch_s is not None and slots > 1
+        if whole:
+            ensemble_s = reserve(1)
+            rest = max(0.0, left_s - ensemble_s)
+            models, per_epoch = 1, machine_epoch_s * scale
         epochs = math.floor((rest - overhead_s) / per_epoch)
         if epochs >= 1:
-            return JobPlan(0.0, rest, ensemble_s, models, epochs, fit_images)
+            return JobPlan(0.0, rest, ensemble_s, models, epochs, fit_images, slots if whole else 1)
         return JobPlan(rest, 0.0, ensemble_s, 0, 0, fit_images)
     epochs = math.floor((final_s - overhead_s) / per_epoch)
     if epochs < max(1, min_final_epochs):  # no longer than a trial: no better than the trials themselves
         return JobPlan(rest, 0.0, ensemble_s, 0, 0, fit_images)
     return JobPlan(rest - final_s, final_s, ensemble_s, models, epochs, fit_images)
+
+
+def depth_only(job: JobPlan) -> bool:
+    """The plan trains final models and explores nothing (a budget too small to explore as well)."""
+    return bool(job.final_models) and not job.explore_s
 
 
 def end_reserve(budget_s: float) -> float:
@@ -229,13 +248,15 @@ def sizing_line(space: SearchSpace, sized: SearchSpace, total_s: float, budget_s
     asha = ALGORITHMS[space.algorithm].stops_early
     epochs = expected_epochs(b.max_t, b.grace_period, b.reduction_factor, asha)
     split = ""
-    if job is not None and job.final_models and not job.explore_s:
+    if job is not None and depth_only(job):
+        what = "the prior" if space.prior else "the middle of the space"
+        how = (f"{what}, one model on the whole machine ({job.final_slots} slots)" if job.final_slots > 1 else
+               f"{what} with {job.final_models} seed{'s' if job.final_models > 1 else ''} at once")
         return (f"time budget {format_duration(total_s)}: first epoch {epoch_s:.1f} s; too short to explore as well "
                 f"(final_min_epochs {space.final_min_epochs} for the final models and {MIN_EXPLORE_TRIALS} trials of "
-                f"{MIN_EXPLORE_EPOCHS} epochs do not fit): final models {format_duration(job.final_s)} (the "
-                f"{'prior' if space.prior else 'middle of the space'} with {job.final_models} seeds at once, "
-                f"{job.final_epochs} epochs on all {job.final_images} non-holdout images), ensemble and test "
-                f"prediction {format_duration(job.ensemble_s)} reserved")
+                f"{MIN_EXPLORE_EPOCHS} epochs do not fit): final model{'s' if job.final_models > 1 else ''} "
+                f"{format_duration(job.final_s)} ({how}, {job.final_epochs} epochs on all {job.final_images} "
+                f"non-holdout images), ensemble and test prediction {format_duration(job.ensemble_s)} reserved")
     if job is not None:
         final = (f"final models {format_duration(job.final_s)} ({job.final_models} at once, the best configurations "
                  f"trained {job.final_epochs} epochs on all {job.final_images} non-holdout images)" if job.final_models

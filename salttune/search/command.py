@@ -316,8 +316,9 @@ def _budget(plan: Plan, started: float, resources, train, val, holdout) -> tuple
     of the job's plan for ``budget.json`` (the final models' deadline and epochs, the ensemble's reserve)."""
     import ray
 
-    from salttune.search.budget import (cutoff_s, end_reserve, fits_at_once, measure_epoch, plan_job, size_to_budget,
-                                        sizing_line)
+    from salttune.data import test_image_count
+    from salttune.search.budget import (cutoff_s, depth_only, end_reserve, fits_at_once, measure_epoch, plan_job,
+                                        size_to_budget, sizing_line)
 
     end = started + plan.budget_s - end_reserve(plan.budget_s)
     if plan.resume:
@@ -327,7 +328,8 @@ def _budget(plan: Plan, started: float, resources, train, val, holdout) -> tuple
         explore, final = saved.get("explore_s", 1.0), saved.get("final_s", 0.0)
         rest = max(0.0, end - time.time() - saved.get("ensemble_s", 0.0))
         deadline = time.time() + rest * explore / max(1e-9, explore + final)
-        job = {k: saved[k] for k in ("explore_s", "final_s", "ensemble_s", "final_models", "final_epochs") if k in saved}
+        job = {k: saved[k] for k in ("explore_s", "final_s", "ensemble_s", "final_models", "final_epochs", "final_slots")
+               if k in saved}
         job.update(final_deadline=deadline + rest * final / max(1e-9, explore + final), job_ends=started + plan.budget_s)
         print(f"time budget {format_duration(plan.budget_s)} for the rest of the search: its trials end by "
               f"{time.strftime('%H:%M:%S', time.localtime(deadline))}")
@@ -336,11 +338,18 @@ def _budget(plan: Plan, started: float, resources, train, val, holdout) -> tuple
     epoch_s, predict_s = measure_epoch(plan.space, train, val, resources)
     slots = fits_at_once(resources, ray.cluster_resources())
     left = end - time.time()
-    n_test = _test_images(plan.space.data.folder)
-    job = plan_job(left, epoch_s, predict_s, slots, train_images=len(train.ids), fit_images=len(train.ids) + len(val.ids),
-                   predicted_images=3 * (len(val.ids) + len(holdout.ids)) + 2 * n_test,
-                   snapshots=_snapshots_per_model(plan.space), final_share=plan.space.final_share,
-                   min_final_epochs=plan.space.asha.max_t, depth_epochs=plan.space.final_min_epochs)
+    n_test = test_image_count(plan.space.data.folder)
+    sizes = dict(train_images=len(train.ids), fit_images=len(train.ids) + len(val.ids),
+                 predicted_images=3 * (len(val.ids) + len(holdout.ids)) + 2 * n_test,
+                 snapshots=_snapshots_per_model(plan.space), final_share=plan.space.final_share,
+                 min_final_epochs=plan.space.asha.max_t, depth_epochs=plan.space.final_min_epochs)
+    job = plan_job(left, epoch_s, predict_s, slots, **sizes)
+    whole = _whole_machine(resources, slots)
+    if depth_only(job) and whole is not None:  # no exploring: one model on the whole machine, its epoch timed too
+        print(f"time budget {format_duration(plan.budget_s)}: too short to explore as well; timing one epoch on the "
+              f"whole machine ({whole.cpu:g} CPU, {whole.gpu:g} GPU)...", flush=True)
+        machine_epoch_s, _ = measure_epoch(plan.space, train, val, whole)
+        job = plan_job(end - time.time(), epoch_s, predict_s, slots, machine_epoch_s=machine_epoch_s, **sizes)
     deadline = time.time() + job.explore_s
     sized = size_to_budget(plan.space, job.explore_s, epoch_s, slots) if job.explore_s else plan.space
     ends = f"; the trials end by {time.strftime('%H:%M:%S', time.localtime(deadline))}" if job.explore_s else ""
@@ -350,10 +359,20 @@ def _budget(plan: Plan, started: float, resources, train, val, holdout) -> tuple
     return dataclasses.replace(plan, space=sized), (deadline, epoch_s, cutoff_s(sized, epoch_s)), record
 
 
-def _test_images(folder: str) -> int:
-    from salttune.data import test_image_count
+def _whole_machine(resources, slots: int):
+    """The resources of every slot at once when one node holds them all (and a GPU share adds up to one GPU at
+    most): what one final model takes when there is no exploring; None when there is one slot or no such node."""
+    import ray
 
-    return test_image_count(folder)
+    from salttune.search.space import Resources
+
+    if slots < 2:
+        return None
+    node_cpus = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
+    whole = Resources(cpu=resources.cpu * slots, gpu=resources.gpu * slots)
+    if whole.cpu > node_cpus or (0 < resources.gpu < 1 and whole.gpu > 1) or resources.gpu >= 1:
+        return None
+    return whole
 
 
 def _snapshots_per_model(space: SearchSpace) -> int:
@@ -394,7 +413,9 @@ def _final(plan: Plan, rows: list[dict], resources, budget: dict) -> None:
     """The final models of the plan (:mod:`salttune.search.final`), then the time the ensemble has."""
     from salttune.search.final import train_final
 
-    results = train_final(plan.space, rows, plan.local_dir, resources, budget["final_models"], budget["final_epochs"],
+    k = budget.get("final_slots", 1)  # the trials' resources each final model takes
+    each = dataclasses.replace(resources, cpu=resources.cpu * k, gpu=resources.gpu * k)
+    results = train_final(plan.space, rows, plan.local_dir, each, budget["final_models"], budget["final_epochs"],
                           budget["final_deadline"])
     done = sum(isinstance(r, dict) for r in results.values())
     left = budget["job_ends"] - time.time()

@@ -13,7 +13,7 @@ A budget too small to explore as well (depth first: :func:`salttune.search.budge
 prior (or its typical point) with one seed per slot, and no trials.
 A final model's validation scores are on images it trained on: a monitor of its training, not an estimate.
 
-Runs go to ``results/NAME/final/trial_<id>[_seedS]/`` or ``final/prior[_seedS]/`` (plain run folders); a finished one is not trained again and
+Runs go to ``results/NAME/final/trial_<id>[_seedS]/`` or ``final/prior[_seedS]/`` (``final/typical...`` without a prior; plain run folders); a finished one is not trained again and
 an interrupted one continues from its checkpoint.
 """
 
@@ -49,7 +49,8 @@ def final_jobs(space: SearchSpace, rows: list[dict], search_dir: Path, models: i
     """One :class:`salttune.search.refit.FoldJob` per final model (``everything`` set: all non-holdout images).
 
     Without rows (a budget too small to explore: :func:`salttune.search.budget.plan_job`), the final models are
-    the space's prior, or its typical point, with ``models`` seeds: ``final/prior``, ``final/prior_seedS``.
+    the space's prior, or its typical point, with ``models`` seeds: ``final/prior``, ``final/prior_seedS``
+    (``final/typical...``).
     """
     from salttune.search.budget import typical_point
     from salttune.search.refit import FoldJob
@@ -58,7 +59,7 @@ def final_jobs(space: SearchSpace, rows: list[dict], search_dir: Path, models: i
         picks = [(_sampled(row), int(row["trial"]) if str(row.get("trial", "")).strip() else None,
                   trial_name(str(row["trial_id"])), k) for row, k in choose(rows, models)]
     else:
-        picks = [(typical_point(space), None, "prior", k) for k in range(models)]
+        picks = [(typical_point(space), None, "prior" if space.prior else "typical", k) for k in range(models)]
     jobs = []
     for point, number, name, extra_seed in picks:
         cfg = trial_config(space, point, number)
@@ -94,8 +95,8 @@ def train_final(space: SearchSpace, rows: list[dict], search_dir: Path, resource
     if not jobs:
         print("final models: no trial has a score; the ensemble has no final models to use", flush=True)
         return {}
-    what = (f"the {'prior' if space.prior else 'middle of the space'}, {len(jobs)} seed(s)," if not rows
-            else f"{len(jobs)} configuration(s)")
+    what = (f"{len(jobs)} configuration(s)" if rows else f"the {'prior' if space.prior else 'middle of the space'}"
+            + (f" with {len(jobs)} seeds," if len(jobs) > 1 else ""))
     print(f"final models: {what} trained {epochs} epochs on every non-holdout image"
           + (f", until {time.strftime('%H:%M:%S', time.localtime(deadline))}" if deadline else ""), flush=True)
     return run_tasks(jobs, space.data.folder, resources, label="final models")

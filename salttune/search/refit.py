@@ -35,8 +35,14 @@ class FoldJob:
 
 
 def _train(cfg: TrainConfig, data_folder: str, out: str, extra: Arrays | None, everything: bool = False) -> dict:
-    """The Ray task: one fold (a plain function; Ray imports salttune on the worker)."""
+    """The Ray task: one fold (a plain function; Ray imports salttune on the worker), with as many torch threads as
+    CPUs the task holds (a reused worker keeps the thread count of the task it ran before)."""
     import warnings
+
+    import ray
+    import torch
+
+    torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
 
     from salttune.folds import train_fold
 
@@ -58,8 +64,9 @@ def run_folds(jobs: list[FoldJob], data_folder: str, resources: Resources, *, ex
     A task that fails (a NaN loss, an exception) is reported by its reason; the others go on. Ctrl-C stops the
     tasks (their finished epochs are kept) and propagates.
     """
-    if all(finished(j.out) is not None for j in jobs):
-        return {j.name: finished(j.out) for j in jobs}
+    done = {j.name: s for j in jobs if (s := finished(j.out)) is not None}
+    if len(done) == len(jobs):  # nothing to train: no Ray
+        return done
     from salttune.search.session import prepare_auth, start_ray, usable_resources
 
     prepare_auth(address)

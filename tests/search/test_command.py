@@ -443,7 +443,7 @@ def test_a_budgeted_job_trains_final_models_and_the_ensemble_uses_them(cluster, 
     f = space_yaml(tmp_path, "job", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", trials=2, max_t=2, grace=1,
                    data="holdout_fraction: 0.25")
     proc = run_search_cli("--space", str(f), "--data", str(data), "--address", cluster.address, "--time-budget", "75s",
-                          "--set", "final_share=0.5", cwd=tmp_path, env=FAST_STATE)
+                          "--set", "final_share=0.5", "--set", "final_min_epochs=2", cwd=tmp_path, env=FAST_STATE)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "split: explore" in proc.stdout and "ensemble and test prediction" in proc.stdout
     out = tmp_path / "results" / "job"
@@ -459,6 +459,35 @@ def test_a_budgeted_job_trains_final_models_and_the_ensemble_uses_them(cluster, 
     assert "the 2 final models of the search" in ens.stdout and "time budget of the search and ensemble (75 s)" in ens.stdout
     report = json.loads((out / "ensemble" / "report.json").read_text())
     assert report["final"] is True and report["chosen"] == "mean" and report["holdout_images"] == 12
+
+
+def test_a_budget_too_small_to_explore_as_well_trains_the_prior_alone(cluster, data, tmp_path):
+    from conftest import run_cli
+    from salttune.layout import read_summary
+    from salttune.search.final import final_runs
+
+    f = space_yaml(tmp_path, "deep", "  optim.lr: {loguniform: [1.0e-3, 1.0e-2]}", trials=2, max_t=2, grace=1,
+                   data="holdout_fraction: 0.25")
+    proc = run_search_cli("--space", str(f), "--data", str(data), "--address", cluster.address, "--time-budget", "30s",
+                          "--set", "final_min_epochs=1000", "--set", "prior.optim.lr=0.004", cwd=tmp_path, env=FAST_STATE)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # the test cluster's two nodes have one CPU each: no node holds both slots, so two one-CPU models, two seeds
+    # (on one 2-CPU machine it is one model with both CPUs: test_budget's plan, results/benchmarks/budget)
+    assert "too short to explore as well" in proc.stdout and "the prior with 2 seeds at once" in proc.stdout
+    assert "training 2 run(s) as Ray tasks (1 CPU, 0 GPU each)" in proc.stdout
+    out = tmp_path / "results" / "deep"
+    budget = json.loads((out / "budget.json").read_text())
+    assert (budget["explore_s"], budget["final_models"], budget["final_slots"]) == (0, 2, 1)
+    assert read_leaderboard(out / "leaderboard.csv") == [] and not list(out.glob("trials/*"))
+    runs = final_runs(out)
+    assert [r.name for r in runs] == ["prior", f"prior_seed{yaml.safe_load((runs[1] / 'config.yaml').read_text())['seed']}"]
+    for run in runs:  # the prior, on all 36 non-holdout images
+        summary = read_summary(run / "summary.json")
+        assert summary["train_images"] == 36 and summary["epochs_run"] >= 1
+        assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["lr"] == 0.004
+    ens = run_cli("ensemble", "--search", "deep", "--folds", "2", "--quiet", cwd=tmp_path)
+    assert ens.returncode == 0, ens.stderr
+    assert "members: the 2 final models of the search (" in ens.stdout
 
 
 def test_report_of_a_search_draws_every_trial(e2e, tmp_path):

@@ -1,5 +1,7 @@
 """A budgeted search's final models: which configurations train long, and how long a late trial plans to train."""
 
+import pytest
+
 from salttune.leaderboard import FAILED, FINISHED, PRUNED
 from salttune.search.final import choose, final_jobs
 from salttune.search.space import space_from_dict
@@ -32,3 +34,17 @@ def test_a_late_trial_plans_the_epochs_it_has_time_for():
     assert planned_epochs(10, left_s=1000, epoch_s=10) == 10  # room: max_t
     assert planned_epochs(10, left_s=65, epoch_s=10) == 6  # (65 - 5 s start-up) / 10
     assert planned_epochs(10, left_s=3, epoch_s=10) == 1  # at least one
+
+
+def test_without_trials_the_final_models_are_the_prior_with_one_seed_each(tmp_path):
+    raw = {"space": {"optim.lr": {"loguniform": [1e-3, 1e-2]}, "model.block": {"choice": ["residual", "scse", "plain"]}},
+           "data": {"folder": str(tmp_path)}, "asha": {"max_t": 6, "grace_period": 2}}
+    prior = space_from_dict({**raw, "prior": {"optim.lr": 5e-3, "model.block": "scse"}})
+    jobs = final_jobs(prior, [], tmp_path, models=3, epochs=27, time_budget_s=None)
+    assert [j.out.name for j in jobs] == ["prior", f"prior_seed{jobs[1].cfg.seed}", f"prior_seed{jobs[2].cfg.seed}"]
+    assert [j.cfg.seed - jobs[0].cfg.seed for j in jobs] == [0, 1000, 2000]
+    assert all(j.everything and j.cfg.epochs == 27 and j.cfg.optim.lr == 5e-3 and j.cfg.model.block == "scse" for j in jobs)
+    middle = final_jobs(space_from_dict(raw), [], tmp_path, models=1, epochs=5, time_budget_s=None)[0]
+    assert middle.out.name == "typical"
+    middle = middle.cfg
+    assert middle.optim.lr == pytest.approx(10 ** -2.5) and middle.model.block == "scse"  # no prior: the middle of the space
