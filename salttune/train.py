@@ -47,6 +47,9 @@ __all__ = [
 ]
 
 Report = Callable[[EpochMetrics, Path], None]
+# A cosine cycle cut by the end of the run keeps its last weights once its rate has fallen below this share of the
+# peak (past about two thirds of the cycle); before that they are dropped when a finished cycle exists.
+CUT_CYCLE_LR_SHARE = 0.25
 Watcher = Callable[[nn.Module, torch.optim.Optimizer], dict]
 
 
@@ -401,7 +404,9 @@ def _update_snapshots(cfg: TrainConfig, step: TrainingStep, book: _Book, ckpt_di
     The open cycle's file always holds its snapshot so far, so a crash never loses a finished cycle; it is kept
     beside the best closed ones and evicts none of them until it closes. At the ``last`` epoch of the run the open
     cycle competes with the closed ones, except the mid-cycle weights of a schedule that keeps a cycle's last
-    epoch (a cosine cycle cut short still has a high rate), which are dropped when a finished cycle exists.
+    epoch while their rate is still above :data:`CUT_CYCLE_LR_SHARE` of the peak (a cosine cycle cut early), which
+    are dropped when a finished cycle exists; a cycle cut late (a time budget ending a run a few epochs early) keeps
+    its last weights.
     """
     cycle = step.schedule.state.cycle
     path = CheckpointFiles(ckpt_dir).snapshot(cycle)
@@ -414,7 +419,8 @@ def _update_snapshots(cfg: TrainConfig, step: TrainingStep, book: _Book, ckpt_di
     if step.schedule.end_epoch(epoch, metrics["val_score"]):
         book.cycle_best = _no_best()
     open_cycle = step.schedule.state.cycle
-    if last and step.schedule.keeps_last_of_cycle and any(s["cycle"] != open_cycle for s in book.snapshots):
+    high = step.optimizer.param_groups[0]["lr"] > CUT_CYCLE_LR_SHARE * step.schedule.base_lr
+    if last and step.schedule.keeps_last_of_cycle and high and any(s["cycle"] != open_cycle for s in book.snapshots):
         book.snapshots = _drop(book.snapshots, lambda s: s["cycle"] == open_cycle)
     book.snapshots = _keep_best(book.snapshots, cfg.schedule.max_snapshots, None if last else open_cycle)
 

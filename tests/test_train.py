@@ -128,6 +128,15 @@ def test_a_cosine_cycle_cut_short_leaves_no_mid_cycle_snapshot(parts, tmp_path):
     assert [p.name for p in RunFiles(tmp_path / "r").checkpoint.snapshots.glob("*.pt")] == ["snapshot_00.pt"]
 
 
+def test_a_cosine_cycle_cut_late_keeps_its_last_weights(parts, tmp_path):
+    train, val = parts
+    # 11 epochs of 6-epoch cycles: cycle 1 (epochs 7-12) is cut after 5 of its 6 epochs, its last rate below a
+    # quarter of the peak (CUT_CYCLE_LR_SHARE): its last weights are a snapshot beside cycle 0's
+    cfg = tiny_cfg(epochs=11, schedule={"name": "cosine_snapshots", "cycle_epochs": 6, "max_snapshots": 5})
+    s = fit(cfg, train, val, tmp_path / "r")
+    assert [(x["cycle"], x["epoch"]) for x in s["snapshots"]] == [(0, 6), (1, 11)]
+
+
 def test_the_time_budget_stops_training_before_an_epoch_that_would_not_fit(parts, tmp_path):
     from salttune.train import _out_of_time
 

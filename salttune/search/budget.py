@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from salttune.search.space import Resources, SearchSpace
     from salttune.split import Arrays
 
-__all__ = ["FULL_TRIALS_PER_SLOT", "TRIAL_OVERHEAD_S", "MIN_EXPLORE_TRIALS", "ENSEMBLE_START_S", "JobPlan", "plan_job", "depth_only", "end_reserve",
+__all__ = ["FULL_TRIALS_PER_SLOT", "TRIAL_OVERHEAD_S", "MIN_EXPLORE_TRIALS", "FINAL_EPOCH_SAFETY", "ENSEMBLE_START_S", "JobPlan", "plan_job", "depth_only", "end_reserve",
            "fits_at_once", "rungs", "comparable_from", "expected_epochs", "size_to_budget", "sizing_line", "cutoff_s", "measure_epoch",
            "typical_point", "write_budget", "read_budget", "mark_sampling_ended"]
 
@@ -72,6 +72,10 @@ MIN_EXPLORE_EPOCHS = 4  # the final models never take the time of a first trial 
 # 2 CPU cores explored 4-6 five-epoch trials and left the final models 17 epochs, 0.06 below the default trained
 # alone (results/benchmarks/budget).
 MIN_EXPLORE_TRIALS = 8
+# A final model's epochs are planned at this times the measured epoch: the one epoch timed in the driver ran 8%
+# faster than the final model's epochs in a Ray task on 2 busy cores, and a run cut by its deadline loses the end of
+# its last cosine cycle.
+FINAL_EPOCH_SAFETY = 1.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,8 +102,8 @@ def plan_job(left_s: float, epoch_s: float, predict_s: float, slots: int, *, tra
       of a minute still explores (its ensemble may then end late by its start-up);
     - ``final_s``: ``final_share`` of what is left, but at least the time of ``depth_epochs`` epochs of a final model
       (the space's ``final_min_epochs``: depth first); one final model per slot trains ``fit_images`` (every
-      non-holdout image) for ``final_epochs = floor((final_s - overhead_s) / (epoch_s * fit_images / train_images))``
-      epochs;
+      non-holdout image) for ``final_epochs = floor((final_s - overhead_s) / (epoch_s * fit_images / train_images
+      * FINAL_EPOCH_SAFETY))`` epochs;
     - ``explore_s``: the rest, when it holds :data:`MIN_EXPLORE_TRIALS` trials of :data:`MIN_EXPLORE_EPOCHS` epochs
       (``slots`` at a time). When it does not, there is no exploring: the final models take all of it, and they are
       the space's prior (or its typical point, :mod:`salttune.search.final`): given ``machine_epoch_s``, one model
@@ -124,7 +128,7 @@ def plan_job(left_s: float, epoch_s: float, predict_s: float, slots: int, *, tra
         s = ENSEMBLE_START_S + ENSEMBLE_SAFETY * predict_s * predicted_images * max(1, models) * snapshots
         return min(s, MAX_ENSEMBLE_SHARE * left_s)  # a budget of seconds still explores
 
-    scale = fit_images / max(1, train_images)
+    scale = FINAL_EPOCH_SAFETY * fit_images / max(1, train_images)
     models = slots if final_share > 0 else 0
     ensemble_s = reserve(models)
     rest = max(0.0, left_s - ensemble_s)
