@@ -344,7 +344,7 @@ def _budget(plan: Plan, started: float, resources, train, val, holdout) -> tuple
                  snapshots=_snapshots_per_model(plan.space), final_share=plan.space.final_share,
                  min_final_epochs=plan.space.asha.max_t, depth_epochs=plan.space.final_min_epochs)
     job = plan_job(left, epoch_s, predict_s, slots, **sizes)
-    whole = _whole_machine(resources, slots)
+    whole, machine_epoch_s = _whole_machine(resources, slots), None
     if depth_only(job) and whole is not None:  # no exploring: one model on the whole machine, its epoch timed too
         print(f"time budget {format_duration(plan.budget_s)}: too short to explore as well; timing one epoch on the "
               f"whole machine ({whole.cpu:g} CPU, {whole.gpu:g} GPU)...", flush=True)
@@ -353,9 +353,10 @@ def _budget(plan: Plan, started: float, resources, train, val, holdout) -> tuple
     deadline = time.time() + job.explore_s
     sized = size_to_budget(plan.space, job.explore_s, epoch_s, slots) if job.explore_s else plan.space
     ends = f"; the trials end by {time.strftime('%H:%M:%S', time.localtime(deadline))}" if job.explore_s else ""
+    ends += f"; an epoch on the whole machine took {machine_epoch_s:.1f} s" if machine_epoch_s else ""
     print(f"{sizing_line(plan.space, sized, plan.budget_s, job.explore_s, epoch_s, slots, job)}{ends}")
     record = {**dataclasses.asdict(job), "final_deadline": deadline + job.final_s, "job_ends": started + plan.budget_s,
-              "predict_s": predict_s}
+              "predict_s": predict_s, "machine_epoch_s": machine_epoch_s}
     return dataclasses.replace(plan, space=sized), (deadline, epoch_s, cutoff_s(sized, epoch_s)), record
 
 

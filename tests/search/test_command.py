@@ -477,7 +477,7 @@ def test_a_budget_too_small_to_explore_as_well_trains_the_prior_alone(cluster, d
     assert "training 2 run(s) as Ray tasks (1 CPU, 0 GPU each)" in proc.stdout
     out = tmp_path / "results" / "deep"
     budget = json.loads((out / "budget.json").read_text())
-    assert (budget["explore_s"], budget["final_models"], budget["final_slots"]) == (0, 2, 1)
+    assert (budget["explore_s"], budget["final_models"], budget["final_slots"], budget["machine_epoch_s"]) == (0, 2, 1, None)
     assert read_leaderboard(out / "leaderboard.csv") == [] and not list(out.glob("trials/*"))
     runs = final_runs(out)
     assert [r.name for r in runs] == ["prior", f"prior_seed{yaml.safe_load((runs[1] / 'config.yaml').read_text())['seed']}"]
