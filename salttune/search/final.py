@@ -10,7 +10,8 @@ runs as its members; the holdout, which none of them saw, gives the honest headl
 Which configurations: the trials that ran all ``max_t`` epochs, best first, then the rest by how far they got and
 their score; when fewer configurations than slots have a score, the best one is trained again with other seeds.
 A budget too small to explore as well (depth first: :func:`salttune.search.budget.plan_job`) trains the space's
-prior (or its typical point) with one seed per slot, and no trials.
+prior (or its typical point) and no trials: one model on the whole machine, or one per slot with its own seed
+where no node holds every slot.
 A final model's validation scores are on images it trained on: a monitor of its training, not an estimate.
 
 Runs go to ``results/NAME/final/trial_<id>[_seedS]/`` or ``final/prior[_seedS]/`` (``final/typical...`` without a prior; plain run folders); a finished one is not trained again and
