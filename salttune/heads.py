@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from salttune.losses import CombinedLoss, StagedLoss, build_loss, family_params, parse_stages, resolve_stages
+from salttune.losses import CombinedLoss, StagedLoss, build_loss, family_params, parse_stages
 
 if TYPE_CHECKING:
     from salttune.config import LossConfig
@@ -106,8 +106,8 @@ def build_training_loss(cfg: LossConfig, run_epochs: int) -> StagedLoss:
     """The training loss of a ``LossConfig`` in a run of ``run_epochs``: per stage (one without ``loss.stages``) a
     :class:`HeadLoss` around that stage's pixel loss, shares of the run resolved to epochs; ``.at(epoch)`` gives
     the epoch's."""
-    stages = resolve_stages(parse_stages(cfg.stages), run_epochs) if cfg.stages else []
-    return StagedLoss([HeadLoss(m, cfg.aux_weight, cfg.salt_weight) for m in build_stage_losses(cfg)], stages)
+    stages = parse_stages(cfg.stages) if cfg.stages else []
+    return StagedLoss([HeadLoss(m, cfg.aux_weight, cfg.salt_weight) for m in build_stage_losses(cfg)], stages, run_epochs)
 
 
 # -- the loss of a LossConfig (salttune.losses does not know the config, which reads its LOSSES) ------------

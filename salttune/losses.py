@@ -511,14 +511,32 @@ class StagedLoss(nn.Module):
     Args:
         losses: one loss per stage (any callables).
         stages: the parsed stages, one per loss; empty for a single loss used at every epoch.
+        run_epochs: the run's length, against which shares of the run are resolved (:func:`resolve_stages`);
+            :meth:`replan` changes it.
     """
 
-    def __init__(self, losses: Sequence[Callable], stages: Sequence[Stage] = ()) -> None:
+    def __init__(self, losses: Sequence[Callable], stages: Sequence[Stage] = (), run_epochs: int = 1) -> None:
         super().__init__()
         if len(losses) != max(len(stages), 1):
             raise ValueError(f"{len(losses)} losses for {len(stages)} stages")
         self.losses = list(losses)
-        self.stages = list(stages)
+        self.given = list(stages)  # as written: shares unresolved
+        self.stages = resolve_stages(self.given, run_epochs)
+
+    def replan(self, run_epochs: int, done: int) -> None:
+        """Resolve the shares against a run of ``run_epochs`` instead, unless that would move a stage switch the
+        first ``done`` epochs have passed: a switch once made stays where it was."""
+        new = resolve_stages(self.given, run_epochs)
+        if all(stage_of(new, e) == self.index(e) for e in range(done)):
+            self.stages = new
+
+    def stage_epochs(self) -> list[int | None]:
+        """Each stage's resolved epochs (None: to the end), as ``state.pt`` keeps them; :meth:`set_stage_epochs`
+        puts them back."""
+        return [s.epochs for s in self.stages]
+
+    def set_stage_epochs(self, epochs: Sequence[int | None]) -> None:
+        self.stages = [Stage(s.spec, s.weights, n) for s, n in zip(self.given, epochs)]
 
     def index(self, epoch: int) -> int:
         return stage_of(self.stages, epoch) if self.stages else 0

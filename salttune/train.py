@@ -297,7 +297,8 @@ def fit(
         metrics = _run_epoch(cfg, step, val, epoch, progress)
         for w in watchers:
             metrics.update(w(step.model, step.optimizer))
-        last = epoch + 1 == cfg.epochs or _out_of_time(cfg.time_budget_s, book.history, time.perf_counter() - t0, 1)
+        _replan(step, _run_length(cfg, book.history, time.perf_counter() - t0), epoch + 1)
+        last = epoch + 1 >= step.schedule.run_epochs
         _update_snapshots(cfg, step, book, ckpt_dir, epoch, metrics, last)
         metrics["epoch_seconds"] = time.perf_counter() - t0
         _save_state(cfg, step, book, out, epoch, metrics)
@@ -331,6 +332,9 @@ def _restore(step: TrainingStep, src: Path, out: Path) -> _Book:
     step.model.load_state_dict(state["model"])
     step.optimizer.load_state_dict(state["optimizer"])
     step.schedule.load_state_dict(state["schedule"])
+    if "plan" in state:  # the run's length as its time budget had planned it (older checkpoints: the config's)
+        step.schedule.run_epochs = state["plan"]["run_epochs"]
+        step.loss_fn.set_stage_epochs(state["plan"]["stage_epochs"])
     torch.set_rng_state(state["torch_rng"])
     book = _Book(state["snapshots"], state["history"], state["cycle_best"], state["epoch"] + 1)
     dst = run.checkpoint.snapshots
@@ -382,6 +386,29 @@ def _run_epoch(cfg: TrainConfig, step: TrainingStep, val: Arrays, epoch: int, pr
     stage = {"loss_stage": step.loss_fn.index(epoch)} if cfg.loss.stages else {}
     return {"epoch": epoch + 1, **stats, **val_metrics, "lr": lr, "cycle": step.schedule.state.cycle,
             "eval_seconds": time.perf_counter() - t_eval, **stage}
+
+
+def _run_length(cfg: TrainConfig, history: list[dict], this_epoch_s: float) -> int:
+    """The run's length in epochs once the epoch being finished is done: ``epochs``, or under ``time_budget_s``
+    the epochs that fit in it at the mean epoch so far (at most ``epochs``, at least those done).
+
+    The run ends after the epoch at which this equals the epochs done, which is when another epoch would pass
+    the budget (:func:`_out_of_time`).
+    """
+    done = len(history) + 1
+    if cfg.time_budget_s is None:
+        return cfg.epochs
+    spent = sum(h["epoch_seconds"] for h in history) + this_epoch_s
+    fits = done + math.floor((cfg.time_budget_s - spent) / (spent / done))
+    return max(done, min(cfg.epochs, fits))
+
+
+def _replan(step: TrainingStep, run_epochs: int, done: int) -> None:
+    """Make the run ``run_epochs`` long: the shares of the run follow (the cosine cycles' ends, the loss stages'
+    switches), except a switch or cycle end already passed. So a run under a time budget anneals and reaches its
+    last stage by the time its budget ends, however fast its epochs turn out to be."""
+    step.schedule.run_epochs = run_epochs
+    step.loss_fn.replan(run_epochs, done)
 
 
 def _out_of_time(budget_s: float | None, history: list[dict], this_epoch_s: float, epochs_now: int) -> bool:
@@ -437,6 +464,7 @@ def _save_state(cfg: TrainConfig, step: TrainingStep, book: _Book, out: Path, ep
         "kind": "state", "model_args": dict(step.model.config), "config": config_to_dict(cfg),
         "model": step.model.state_dict(), "optimizer": step.optimizer.state_dict(),
         "schedule": step.schedule.state_dict(), "torch_rng": torch.get_rng_state(), "epoch": epoch,
+        "plan": {"run_epochs": step.schedule.run_epochs, "stage_epochs": step.loss_fn.stage_epochs()},
         "metrics": metrics, "history": book.history, "snapshots": book.snapshots, "cycle_best": book.cycle_best,
     })
     write_json(run.summary, _summary(book.history, book.snapshots, cfg, len(step.batches), book.val_images), "summary")

@@ -326,3 +326,18 @@ def test_lovasz_nonempty_only_from_config():
     assert on(logits, targets).item() == pytest.approx(0.75)
     off = build_loss_from_config(LossConfig(name="bce+lovasz", weights=(0.0, 1.0)))
     assert off(logits, targets).item() == pytest.approx(2.375)
+
+
+def test_a_replanned_run_moves_only_the_stage_switches_it_has_not_passed():
+    from salttune.losses import StagedLoss, parse_stages
+
+    staged = StagedLoss([1, 2, 3], parse_stages("bce:20%,dice:30%,lovasz"), run_epochs=10)
+    assert staged.stage_epochs() == [2, 3, None]
+    staged.replan(20, done=1)  # nothing switched yet: the shares of 20 epochs
+    assert staged.stage_epochs() == [4, 6, None] and staged.at(3) == 1 and staged.at(4) == 2
+    staged.replan(10, done=5)  # 2 + 3 would put epochs 2-4 in later stages than they trained: kept
+    assert staged.stage_epochs() == [4, 6, None]
+    staged.replan(30, done=5)  # the first switch (at 4) is passed and would move to 6: kept
+    assert staged.stage_epochs() == [4, 6, None]
+    staged.set_stage_epochs([1, 1, None])
+    assert [staged.index(e) for e in range(4)] == [0, 1, 2, 2]

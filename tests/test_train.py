@@ -155,6 +155,60 @@ def test_the_time_budget_stops_training_before_an_epoch_that_would_not_fit(parts
     assert json.loads(RunFiles(tmp_path / "budget").summary.read_text())["epochs_run"] == s["epochs_run"]
 
 
+def test_a_run_under_a_time_budget_plans_its_length_from_its_epochs_so_far(parts):
+    from salttune.train import _run_length
+
+    ten = [{"epoch_seconds": 10.0}] * 3
+    assert _run_length(tiny_cfg(epochs=50), ten, 10.0) == 50  # no budget: the config's epochs
+    assert _run_length(tiny_cfg(epochs=50, time_budget_s=100.0), ten, 10.0) == 10  # 4 done in 40 s, 6 more fit
+    assert _run_length(tiny_cfg(epochs=50, time_budget_s=99.0), ten, 10.0) == 9
+    assert _run_length(tiny_cfg(epochs=8, time_budget_s=100.0), ten, 10.0) == 8  # at most the config's epochs
+    assert _run_length(tiny_cfg(epochs=50, time_budget_s=30.0), ten, 10.0) == 4  # past the budget: ends now
+
+
+def test_a_run_under_a_time_budget_ends_at_its_last_cycle_end_in_its_last_stage(parts, tmp_path):
+    train, val = parts
+    probe = fit(tiny_cfg(epochs=2), train, val, tmp_path / "probe")
+    epoch_s = probe["seconds"] / 2
+    cfg = tiny_cfg(epochs=200, time_budget_s=max(1.0, 8 * epoch_s), loss={"stages": "bce:30%,lovasz_symmetric"},
+                   schedule={"name": "cosine_snapshots", "cycles": 2, "max_snapshots": 5})
+    s = fit(cfg, train, val, tmp_path / "r")
+    lines = [json.loads(x) for x in RunFiles(tmp_path / "r").metrics.read_text().splitlines()]
+    n = s["epochs_run"]
+    assert 3 <= n < 200 and s["stopped_by_time_budget"]
+    # Both cycles closed, the second at the last epoch, so it annealed: its rate ended far below the peak.
+    assert [x["cycle"] for x in s["snapshots"]] == [0, 1] and s["snapshots"][-1]["epoch"] == n
+    assert lines[-1]["lr"] < 0.25 * 3e-3
+    stages = [x["loss_stage"] for x in lines]
+    assert stages[0] == 0 and stages[-1] == 1 and stages == sorted(stages)  # reached Lovasz, never switched back
+    state = load_checkpoint(RunFiles(tmp_path / "r").checkpoint.state)
+    assert state["plan"]["run_epochs"] == n and state["plan"]["stage_epochs"][1] is None
+
+
+def test_a_resumed_run_keeps_the_stage_switch_its_plan_made(parts, tmp_path):
+    import dataclasses
+
+    from salttune.checkpoint import save_checkpoint
+
+    train, val = parts
+    cfg = tiny_cfg(epochs=6, loss={"stages": "bce:50%,lovasz_symmetric"},
+                   schedule={"name": "cosine_snapshots", "cycles": 1, "max_snapshots": 5},
+                   faults={"raise_at_epoch": 3})
+    with pytest.raises(Exception):
+        fit(cfg, train, val, tmp_path / "r")
+    state_path = RunFiles(tmp_path / "r").checkpoint.state
+    state = load_checkpoint(state_path)
+    assert state["epoch"] == 1 and state["plan"] == {"run_epochs": 6, "stage_epochs": [3, None]}
+    # As if a time budget had planned a short run and switched to Lovasz after epoch 1; the resumed run (6 epochs,
+    # no budget) keeps that switch, which its first 2 epochs have passed, rather than switching back.
+    state["plan"] = {"run_epochs": 3, "stage_epochs": [1, None]}
+    save_checkpoint(state_path, {k: v for k, v in state.items() if k != "format"})
+    s = fit(dataclasses.replace(cfg, faults=config_from_dict({}).faults), train, val, tmp_path / "r2",
+            resume_from=RunFiles(tmp_path / "r").checkpoint.root)
+    lines = [json.loads(x) for x in RunFiles(tmp_path / "r2").metrics.read_text().splitlines()]
+    assert s["epochs_run"] == 6 and [x["loss_stage"] for x in lines] == [0, 0, 1, 1, 1, 1]
+
+
 def test_logits_start_near_zero():
     from salttune.unet import UNet
 

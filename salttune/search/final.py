@@ -2,9 +2,10 @@
 
 A time budget buys exploring (short trials under ASHA, on the training part of the split) and then depth: once
 the exploring trials' deadline has passed, the search trains its best configurations again, one per slot, for the
-epochs its plan gave them (:func:`salttune.search.budget.plan_job`), on the training *and* validation images (all
-but the holdout), as Ray tasks with the trials' resources. Their loss stages and cosine cycles given as shares of
-the run (``bce+dice:30%``, ``schedule.cycles``) stretch to the longer run. ``salttune ensemble`` then takes these
+epochs that fit before the deadline (about those its plan gave them: :func:`salttune.search.budget.plan_job`), on
+the training *and* validation images (all but the holdout), as Ray tasks with the trials' resources. Their loss
+stages and cosine cycles given as shares of the run (``bce+dice:30%``, ``schedule.cycles``) stretch to the longer
+run, re-planned after every epoch from the epochs' measured time (:func:`salttune.train.fit`). ``salttune ensemble`` then takes these
 runs as its members; the holdout, which none of them saw, gives the honest headline.
 
 Which configurations: the trials that ran all ``max_t`` epochs, best first, then the rest by how far they got and
@@ -29,7 +30,11 @@ from salttune.layout import RunFiles, SearchFiles, trial_name
 from salttune.leaderboard import FAILED, FINISHED, parameters
 from salttune.search.space import SearchSpace, trial_config
 
-__all__ = ["choose", "final_jobs", "train_final", "final_runs"]
+__all__ = ["FILL_CAP", "choose", "final_jobs", "train_final", "final_runs"]
+
+# Under a deadline a final model trains as many epochs as fit before it (its cycles and stages stretch to them:
+# salttune.train), at most this many times the epochs its plan gave it.
+FILL_CAP = 3
 
 
 def choose(rows: list[dict], n: int) -> list[tuple[dict, int]]:
@@ -64,7 +69,8 @@ def final_jobs(space: SearchSpace, rows: list[dict], search_dir: Path, models: i
     jobs = []
     for point, number, name, extra_seed in picks:
         cfg = trial_config(space, point, number)
-        cfg = dataclasses.replace(cfg, epochs=epochs, time_budget_s=time_budget_s, seed=cfg.seed + 1000 * extra_seed)
+        cap = epochs if time_budget_s is None else FILL_CAP * epochs  # under a deadline, the clock ends it
+        cfg = dataclasses.replace(cfg, epochs=cap, time_budget_s=time_budget_s, seed=cfg.seed + 1000 * extra_seed)
         name += f"_seed{cfg.seed}" if extra_seed else ""
         jobs.append(FoldJob(f"final model {name}", cfg, SearchFiles(search_dir).final / name, everything=True))
     return jobs
@@ -98,8 +104,9 @@ def train_final(space: SearchSpace, rows: list[dict], search_dir: Path, resource
         return {}
     what = (f"{len(jobs)} configuration(s)" if rows else f"the {'prior' if space.prior else 'middle of the space'}"
             + (f" with {len(jobs)} seeds," if len(jobs) > 1 else ""))
-    print(f"final models: {what} trained {epochs} epochs on every non-holdout image"
-          + (f", until {time.strftime('%H:%M:%S', time.localtime(deadline))}" if deadline else ""), flush=True)
+    print(f"final models: {what} trained on every non-holdout image, "
+          + (f"about {epochs} epochs: as many as fit until {time.strftime('%H:%M:%S', time.localtime(deadline))}"
+             if deadline else f"{epochs} epochs"), flush=True)
     return run_tasks(jobs, space.data.folder, resources, label="final models")
 
 
