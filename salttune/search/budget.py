@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from salttune.search.space import Resources, SearchSpace
     from salttune.split import Arrays
 
-__all__ = ["FULL_TRIALS_PER_SLOT", "TRIAL_OVERHEAD_S", "MIN_EXPLORE_TRIALS", "FINAL_EPOCH_SAFETY", "ENSEMBLE_START_S", "JobPlan", "plan_job", "depth_only", "end_reserve",
+__all__ = ["FULL_TRIALS_PER_SLOT", "TRIAL_OVERHEAD_S", "MIN_EXPLORE_TRIALS", "EXPLORE_MIN_TRAININGS", "FINAL_EPOCH_SAFETY", "ENSEMBLE_START_S", "JobPlan", "plan_job", "depth_only", "end_reserve",
            "fits_at_once", "rungs", "comparable_from", "expected_epochs", "size_to_budget", "sizing_line", "cutoff_s", "measure_epoch",
            "typical_point", "write_budget", "read_budget", "mark_sampling_ended"]
 
@@ -72,6 +72,11 @@ MIN_EXPLORE_EPOCHS = 4  # the final models never take the time of a first trial 
 # 2 CPU cores explored 4-6 five-epoch trials and left the final models 17 epochs, 0.06 below the default trained
 # alone (results/benchmarks/budget).
 MIN_EXPLORE_TRIALS = 8
+# And the budget must hold this many trainings of final_min_epochs epochs of one model on the whole machine: below
+# that, exploring and then training the best on one slot each is shallower than the prior alone on every slot's
+# resources. On 2 cores, 15 minutes (2 such trainings) explored 4-6 trials and trained 2 one-thread final models of
+# 30 epochs, where one two-thread model trains 70 (results/benchmarks/budget).
+EXPLORE_MIN_TRAININGS = 3
 # A final model's epochs are planned at this times the measured epoch: the one epoch timed in the driver ran 8%
 # faster than the final model's epochs in a Ray task on 2 busy cores, and a run cut by its deadline loses the end of
 # its last cosine cycle.
@@ -105,7 +110,9 @@ def plan_job(left_s: float, epoch_s: float, predict_s: float, slots: int, *, tra
       non-holdout image) for ``final_epochs = floor((final_s - overhead_s) / (epoch_s * fit_images / train_images
       * FINAL_EPOCH_SAFETY))`` epochs;
     - ``explore_s``: the rest, when it holds :data:`MIN_EXPLORE_TRIALS` trials of :data:`MIN_EXPLORE_EPOCHS` epochs
-      (``slots`` at a time). When it does not, there is no exploring: the final models take all of it, and they are
+      (``slots`` at a time) and the whole budget holds :data:`EXPLORE_MIN_TRAININGS` trainings of ``depth_epochs``
+      epochs of one model on the whole machine (``machine_epoch_s``; before it is measured, a slot's epoch over
+      ``slots``, the most the whole machine could gain). When it does not, there is no exploring: the final models take all of it, and they are
       the space's prior (or its typical point, :mod:`salttune.search.final`): given ``machine_epoch_s``, one model
       on the whole machine (``final_slots = slots``; on 2 CPU cores one 2-thread model trains 1.5 times faster than
       each of two 1-thread ones, and at 15 minutes epochs pay more than seeds), else one per slot, with ``slots``
@@ -138,7 +145,9 @@ def plan_job(left_s: float, epoch_s: float, predict_s: float, slots: int, *, tra
     depth_s = overhead_s + depth_epochs * per_epoch
     explore_min_s = math.ceil(MIN_EXPLORE_TRIALS / max(1, slots)) * (overhead_s + MIN_EXPLORE_EPOCHS * epoch_s)
     final_s = min(rest, max(final_share * rest, depth_s))
-    if rest - final_s < explore_min_s:  # too little left to explore: depth only
+    whole_epoch = (machine_epoch_s if machine_epoch_s is not None else epoch_s / max(1, slots)) * scale
+    deep_enough = rest >= EXPLORE_MIN_TRAININGS * (overhead_s + depth_epochs * whole_epoch)
+    if rest - final_s < explore_min_s or not deep_enough:  # too little to explore as well: depth only
         whole = machine_epoch_s is not None and slots > 1
         if whole:
             ensemble_s = reserve(1)
@@ -257,8 +266,9 @@ def sizing_line(space: SearchSpace, sized: SearchSpace, total_s: float, budget_s
         how = (f"{what}, one model on the whole machine ({job.final_slots} slots)" if job.final_slots > 1 else
                f"{what} with {job.final_models} seed{'s' if job.final_models > 1 else ''} at once")
         return (f"time budget {format_duration(total_s)}: first epoch {epoch_s:.1f} s; too short to explore as well "
-                f"(final_min_epochs {space.final_min_epochs} for the final models and {MIN_EXPLORE_TRIALS} trials of "
-                f"{MIN_EXPLORE_EPOCHS} epochs do not fit): final model{'s' if job.final_models > 1 else ''} "
+                f"(it holds fewer than {EXPLORE_MIN_TRAININGS} whole-machine trainings of final_min_epochs "
+                f"{space.final_min_epochs}, or no {MIN_EXPLORE_TRIALS} trials of {MIN_EXPLORE_EPOCHS} epochs beside "
+                f"them): final model{'s' if job.final_models > 1 else ''} "
                 f"{format_duration(job.final_s)} ({how}, {job.final_epochs} epochs on all {job.final_images} "
                 f"non-holdout images), ensemble and test prediction {format_duration(job.ensemble_s)} reserved")
     if job is not None:

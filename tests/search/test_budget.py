@@ -239,13 +239,17 @@ def test_depth_first_a_budget_too_small_to_explore_as_well_trains_only_the_final
     # an hour: final_share of it (more than the 30 epochs), and the rest explores
     hour = plan_job(3600, epoch_s=19, depth_epochs=30, **kw)
     assert hour.final_s == pytest.approx(0.6 * (3600 - 78)) and hour.explore_s == pytest.approx(0.4 * (3600 - 78))
-    # 30 minutes, 45 epochs asked: the final models get them first (more than final_share), and the rest still
-    # explores, since it holds 8 trials of 4 epochs
-    mid = plan_job(1800, epoch_s=19, depth_epochs=45, **kw)
+    # 2000 s, 45 epochs asked: the final models get them first (more than final_share), and the rest still
+    # explores, since it holds 8 trials of 4 epochs, and the budget holds 3 trainings of 45 epochs on the whole
+    # machine (at best a slot's epoch over 2: 3 * (5 + 45 * 1.1 * 9.5 * 800 / 600) = 1896 s of the 1922)
+    mid = plan_job(2000, epoch_s=19, depth_epochs=45, **kw)
     depth = 5 + 45 * 1.1 * 19 * 800 / 600
-    assert depth > 0.6 * (1800 - 78) and mid.final_s == pytest.approx(depth) and mid.final_epochs in (44, 45)
-    assert mid.explore_s == pytest.approx(1800 - 78 - depth)
+    assert depth > 0.6 * (2000 - 78) and mid.final_s == pytest.approx(depth) and mid.final_epochs in (44, 45)
+    assert mid.explore_s == pytest.approx(2000 - 78 - depth)
     assert mid.explore_s >= MIN_EXPLORE_TRIALS / 2 * (5 + MIN_EXPLORE_EPOCHS * 19)
+    # 30 minutes: the 8 trials would fit beside the final models (1722 - 1259 s), but the budget holds fewer than 3
+    # whole-machine trainings of 45 epochs: the prior alone goes deeper than 2 one-slot final models after exploring
+    assert plan_job(1800, epoch_s=19, depth_epochs=45, **kw).explore_s == 0
     # 25 minutes with the same 45 epochs: what they leave does not hold the 8 trials, so no exploring
     assert plan_job(1500, epoch_s=19, depth_epochs=45, **kw).explore_s == 0
     # with the epoch of one model on the whole machine (both slots: 13 s), one model instead of two, longer, and
