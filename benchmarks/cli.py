@@ -147,6 +147,17 @@ def _replay(args: argparse.Namespace, out: Path) -> tuple[str, dict, str | None]
     return ("replay" if args.surrogate == "forest" else f"replay-{args.surrogate}"), result, replay_table(result)
 
 
+def _lcbench(args: argparse.Namespace, out: Path) -> tuple[str, dict, str | None]:
+    from benchmarks.lcbench import bench_lcbench, lcbench_table
+
+    _not_a(args.surrogate, "surrogate", False, "folder (YAHPO Gym's lcbench: model.onnx, encoding.json)")
+    algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    result = bench_lcbench(args.surrogate, tasks=tasks, algorithms=algorithms, seeds=args.seeds, concurrent=args.concurrent,
+                           horizon_full_trials=args.horizon_trials, processes=args.processes)
+    return "lcbench", result, lcbench_table(result)
+
+
 def _confirm(args: argparse.Namespace, out: Path) -> tuple[str, dict, str | None]:
     from benchmarks.confirm import load_live, replay_of_live
     from benchmarks.figures import confirm_table
@@ -198,6 +209,7 @@ def _record(args: argparse.Namespace) -> int:
 BENCHMARKS: dict[str, Callable[[argparse.Namespace, Path], tuple[str, dict, str | None]]] = {
     "train": _train, "predict": _predict, "quality": _quality, "search": _search, "scale": _scale,
     "protocol": _protocol, "budget": _budget, "replay": _replay, "confirm": _confirm, "gpu": _gpu,
+    "lcbench": _lcbench,
 }
 
 
@@ -323,6 +335,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--horizon-trials", type=_positive("trials"), default=60.0, help="the virtual-time budget, in full "
                    "trials of median length on the concurrent slots (default 60)")
     s.add_argument("--surrogate", **surrogate)
+
+    from benchmarks.lcbench import ALGORITHMS as LC_ALGORITHMS, LCBENCH, TASKS
+
+    s = _add(sub, "lcbench", "salttune's searchers, random search, random + ASHA and DEHB on YAHPO Gym's LCBench "
+             "surrogate, in virtual time", data=False)
+    s.add_argument("--surrogate", metavar="DIR", default=LCBENCH, help=f"the surrogate's folder (default {LCBENCH})")
+    s.add_argument("--tasks", metavar="T,T,...", default=",".join(TASKS), help="OpenML task ids of LCBench (default: "
+                   "the first 10 of the surrogate's)")
+    s.add_argument("--algorithms", metavar="A,B,...", default=",".join(LC_ALGORITHMS),
+                   help=f"those run (default {','.join(LC_ALGORITHMS)})")
+    s.add_argument("--seeds", type=COUNT, default=30, help="searches per algorithm and task (default 30)")
+    s.add_argument("--concurrent", type=COUNT, default=4, help="trials at once (default 4)")
+    s.add_argument("--horizon-trials", type=_positive("trials"), default=50.0, help="the virtual-time budget, in "
+                   "52-epoch trials of the task's median configuration on the concurrent slots (default 50)")
+    s.add_argument("--processes", type=COUNT, default=2, help="worker processes (default 2)")
 
     s = _add(sub, "confirm", "the live search races replayed, to check that the replay ranks as reality does", data=False)
     s.add_argument("--live", metavar="FILE", default=f"{REFERENCE}/search.json",

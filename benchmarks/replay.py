@@ -269,12 +269,17 @@ class SearchTrace:
     failed: int
     horizon_s: float
     wall_s: float
+    held_out: list[float | None] = dataclasses.field(default_factory=list)  # per point: the curve's HELD_OUT signal then
+
+
+HELD_OUT = "test_score"  # a curve's signal that no search sees: what the configuration it returns scores on held-out data
 
 
 def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | None = None, max_trials: int = 10_000,
-             workdir: Path | None = None) -> SearchTrace:
+             workdir: Path | None = None, startup_s: float = 0.0) -> SearchTrace:
     """One search (seed ``space.seed``, ``space.concurrent`` trials at once) for ``horizon_s`` virtual seconds:
-    trials start while the clock is below the horizon and the trial budget lasts.
+    trials start while the clock is below the horizon and the trial budget lasts. Each trial's first epoch costs
+    ``startup_s`` more (a real trial's start-up: a worker, the data, the model).
 
     ``algorithm``: a name of :func:`variants` (every entry of salttune.search.algorithms.ALGORITHMS is one);
     None: ``space.algorithm``.
@@ -291,6 +296,7 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
         events: list[tuple[float, int, str, int]] = []  # (virtual time, tie-break, trial id, epoch or -1 = failure)
         live: dict[str, tuple[SimpleNamespace, Curve, int]] = {}  # trial id -> (trial, curve, retries left)
         points: list[tuple[float, float]] = []
+        held_out: list[float | None] = []
         starts: list[float] = []
         max_t = space.asha.max_t
 
@@ -311,10 +317,11 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
         def _next(now: float, tid: str, curve: Curve, done: int) -> None:
             nonlocal seq
             seq += 1
+            extra = startup_s if done == 0 else 0.0
             if done < len(curve.scores):
-                heapq.heappush(events, (now + curve.seconds[done], seq, tid, done + 1))
+                heapq.heappush(events, (now + extra + curve.seconds[done], seq, tid, done + 1))
             else:  # the curve ends in a failure: the epoch after its last score fails (costs an epoch)
-                heapq.heappush(events, (now + (curve.seconds[-1] if curve.seconds else _mean_epoch(surrogate)), seq, tid, -1))
+                heapq.heappush(events, (now + extra + (curve.seconds[-1] if curve.seconds else _mean_epoch(surrogate)), seq, tid, -1))
 
         while len(live) < space.concurrent and started < max_trials:
             start(0.0)
@@ -336,7 +343,9 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
                 epochs += 1
                 score = curve.scores[epoch - 1]
                 points.append((clock, score))
-                result = {**{m: v[epoch - 1] for m, v in curve.signals.items()}, space.metric: score, "epoch": epoch,
+                held_out.append(curve.signals[HELD_OUT][epoch - 1] if HELD_OUT in curve.signals else None)
+                seen = {m: v[epoch - 1] for m, v in curve.signals.items() if m != HELD_OUT}
+                result = {**seen, space.metric: score, "epoch": epoch,
                           "training_iteration": epoch, "time_total_s": clock}
                 decision = scheduler.on_trial_result(None, trial, result)
                 if decision != STOP:
@@ -354,7 +363,8 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
                     start(clock)
                     if started == before:
                         break
-        return SearchTrace(algorithm, space.seed, points, starts, started, epochs, failed, horizon_s, time.perf_counter() - t_wall)
+        return SearchTrace(algorithm, space.seed, points, starts, started, epochs, failed, horizon_s, time.perf_counter() - t_wall,
+                           held_out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
