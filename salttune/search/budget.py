@@ -111,8 +111,8 @@ def plan_job(left_s: float, epoch_s: float, predict_s: float, slots: int, *, tra
       * FINAL_EPOCH_SAFETY))`` epochs;
     - ``explore_s``: the rest, when it holds :data:`MIN_EXPLORE_TRIALS` trials of :data:`MIN_EXPLORE_EPOCHS` epochs
       (``slots`` at a time) and the whole budget holds :data:`EXPLORE_MIN_TRAININGS` trainings of ``depth_epochs``
-      epochs of one model on the whole machine (``machine_epoch_s``; before it is measured, a slot's epoch over
-      ``slots``, the most the whole machine could gain). When it does not, there is no exploring: the final models take all of it, and they are
+      epochs of one model on the whole machine (``machine_epoch_s``, timed by the search when one node holds every
+      slot; without it, a slot's epoch over ``slots``, the most the whole machine could gain). When it does not, there is no exploring: the final models take all of it, and they are
       the space's prior (or its typical point, :mod:`salttune.search.final`): given ``machine_epoch_s``, one model
       on the whole machine (``final_slots = slots``; on 2 CPU cores one 2-thread model trains 1.5 times faster than
       each of two 1-thread ones, and at 15 minutes epochs pay more than seeds), else one per slot, with ``slots``

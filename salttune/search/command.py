@@ -317,7 +317,7 @@ def _budget(plan: Plan, started: float, resources, train, val, holdout) -> tuple
     import ray
 
     from salttune.data import test_image_count
-    from salttune.search.budget import (cutoff_s, depth_only, end_reserve, fits_at_once, measure_epoch, plan_job,
+    from salttune.search.budget import (cutoff_s, end_reserve, fits_at_once, measure_epoch, plan_job,
                                         size_to_budget, sizing_line)
 
     end = started + plan.budget_s - end_reserve(plan.budget_s)
@@ -337,19 +337,17 @@ def _budget(plan: Plan, started: float, resources, train, val, holdout) -> tuple
     print(f"time budget {format_duration(plan.budget_s)}: timing one epoch of a typical trial...", flush=True)
     epoch_s, predict_s = measure_epoch(plan.space, train, val, resources)
     slots = fits_at_once(resources, ray.cluster_resources())
-    left = end - time.time()
     n_test = test_image_count(plan.space.data.folder)
     sizes = dict(train_images=len(train.ids), fit_images=len(train.ids) + len(val.ids),
                  predicted_images=3 * (len(val.ids) + len(holdout.ids)) + 2 * n_test,
                  snapshots=_snapshots_per_model(plan.space), final_share=plan.space.final_share,
                  min_final_epochs=plan.space.asha.max_t, depth_epochs=plan.space.final_min_epochs)
-    job = plan_job(left, epoch_s, predict_s, slots, **sizes)
     whole, machine_epoch_s = _whole_machine(resources, slots), None
-    if depth_only(job) and whole is not None:  # no exploring: one model on the whole machine, its epoch timed too
-        print(f"time budget {format_duration(plan.budget_s)}: too short to explore as well; timing one epoch on the "
-              f"whole machine ({whole.cpu:g} CPU, {whole.gpu:g} GPU)...", flush=True)
+    if whole is not None:  # whether to explore at all depends on it: one model on the whole machine, its epoch timed
+        print(f"time budget {format_duration(plan.budget_s)}: timing one epoch on the whole machine ({whole.cpu:g} CPU, "
+              f"{whole.gpu:g} GPU)...", flush=True)
         machine_epoch_s, _ = measure_epoch(plan.space, train, val, whole)
-        job = plan_job(end - time.time(), epoch_s, predict_s, slots, machine_epoch_s=machine_epoch_s, **sizes)
+    job = plan_job(end - time.time(), epoch_s, predict_s, slots, machine_epoch_s=machine_epoch_s, **sizes)
     deadline = time.time() + job.explore_s
     sized = size_to_budget(plan.space, job.explore_s, epoch_s, slots) if job.explore_s else plan.space
     ends = f"; the trials end by {time.strftime('%H:%M:%S', time.localtime(deadline))}" if job.explore_s else ""
