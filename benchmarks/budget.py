@@ -12,7 +12,8 @@ For each holdout seed, on the same real images and the same held-out fifth (``ho
 - ``noprior``: the same without the space's ``prior:``.
 
 An arm already run in the same folder at the same ``T`` (``runs.json``) is scored again rather than rerun, so the
-seeds and arms can be run in several invocations and the last one compares them all.
+seeds and arms can be run in several invocations and the last one compares them all. Each record keeps its per-image
+scores, so a ``runs.json`` copied from an earlier session still pairs with new arms after its submissions are gone.
 
 The held-out images are the benchmark data folder's test images (symbolic links), so every arm writes a Kaggle
 submission of them, and each submission is scored per image against the true masks: the arms are compared
@@ -163,9 +164,13 @@ def bench_budget(data: str, work: Path, *, space: str, minutes: float, seeds: li
             else:
                 print(f"budget: seed {seed}, arm {arm}, {minutes:g} min...", flush=True)
                 r = {**_arm(arm, seed, folder, work, Path(space), minutes), "minutes": minutes}
-            per = _score(Path(r["submission"]), src, ids)
+            if not Path(r["submission"]).is_file() and r.get("ids") == ids:  # a kept record: its submission is gone
+                per = np.asarray(r["per_image"], dtype=float)
+            else:
+                per = _score(Path(r["submission"]), src, ids)
             scores[(arm, seed)] = per
-            r.update(score=float(per.mean()), se=float(per.std(ddof=1) / math.sqrt(len(per))), images=len(per))
+            r.update(score=float(per.mean()), se=float(per.std(ddof=1) / math.sqrt(len(per))), images=len(per),
+                     ids=ids, per_image=[round(float(x), 4) for x in per])
             runs.append(r)
             print(f"budget: seed {seed}, arm {arm}: {r['score']:.4f} +- {r['se']:.4f} in {r['seconds']:.0f} s", flush=True)
             kept = [x for k, x in done.items() if k not in {(y["arm"], y["seed"]) for y in runs}]

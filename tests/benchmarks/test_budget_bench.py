@@ -49,3 +49,21 @@ def test_score_only_compares_the_arms_already_run(tmp_path):
     pair = result["paired"]["search - default"]
     assert pair["per_seed"] == [1.0 - result["runs"][0]["score"]] and pair["mean"] == pair["per_seed"][0]
     assert "search - noprior" not in result["paired"]
+
+
+def test_a_kept_record_pairs_by_its_per_image_scores_once_its_submission_is_gone(tmp_path):
+    write_tgs_folder(tmp_path / "src", n_train=20, n_test=0, size=101)
+    work = tmp_path / "w"
+    ids = _data_folder(tmp_path / "src", work / "data-s0", seed=0)
+    _, _, holdout = split_data(load_dataset(tmp_path / "src", with_test=False), Split(holdout_fraction=0.2, holdout_seed=0))
+    sub = work / "noprior.csv"
+    pd.DataFrame({"id": list(holdout.ids), "rle_mask": [rle_encode(m) for m in holdout.masks]}).to_csv(sub, index=False)
+    kept = {"arm": "search", "seed": 0, "minutes": 15.0, "seconds": 900, "submission": str(work / "gone.csv"),
+            "ids": ids, "per_image": [0.5, 0.25, 0.0, 1.0]}
+    (work / "runs.json").write_text(json.dumps([kept, {"arm": "noprior", "seed": 0, "minutes": 15.0, "seconds": 900,
+                                                       "submission": str(sub)}]))
+    result = bench_budget(str(tmp_path / "src"), work, space="x.yaml", minutes=15.0, seeds=[0],
+                          arms=["search", "noprior"], score_only=True)
+    search, noprior = result["runs"]
+    assert search["score"] == 0.4375 and noprior["per_image"] == [1.0] * 4 and noprior["ids"] == ids
+    assert result["paired"]["search - noprior"]["per_seed"] == [-0.5625]
