@@ -276,10 +276,11 @@ HELD_OUT = "test_score"  # a curve's signal that no search sees: what the config
 
 
 def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | None = None, max_trials: int = 10_000,
-             workdir: Path | None = None, startup_s: float = 0.0) -> SearchTrace:
+             workdir: Path | None = None, startup_s: float = 0.0, study_on_disk: bool = False) -> SearchTrace:
     """One search (seed ``space.seed``, ``space.concurrent`` trials at once) for ``horizon_s`` virtual seconds:
     trials start while the clock is below the horizon and the trial budget lasts. Each trial's first epoch costs
-    ``startup_s`` more (a real trial's start-up: a worker, the data, the model).
+    ``startup_s`` more (a real trial's start-up: a worker, the data, the model). The Optuna study is kept in memory
+    unless ``study_on_disk`` (SQLite, as ``salttune search`` keeps it: the same draws, about 3 times slower).
 
     ``algorithm``: a name of :func:`variants` (every entry of salttune.search.algorithms.ALGORITHMS is one);
     None: ``space.algorithm``.
@@ -291,7 +292,7 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
     np.random.seed(space.seed)  # Ray's Hyperband draws each trial's bracket from numpy's global generator
     tmp = Path(tempfile.mkdtemp(prefix="salttune-replay-", dir=workdir or _fast_tmp()))
     try:
-        searcher, scheduler = variants()[algorithm](space, tmp)
+        searcher, scheduler = variants()[algorithm](space, tmp, study_on_disk=study_on_disk)
         clock, seq, started, epochs, failed = 0.0, 0, 0, 0, 0
         events: list[tuple[float, int, str, int]] = []  # (virtual time, tie-break, trial id, epoch or -1 = failure)
         live: dict[str, tuple[SimpleNamespace, Curve, int]] = {}  # trial id -> (trial, curve, retries left)
@@ -370,7 +371,7 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
 
 
 def tpe_with(space, local_dir: Path, *, failed_as: str = "worst", startup: int | None = None, brackets: int = 1,
-             **tpe_options) -> tuple:
+             study_on_disk: bool = True, **tpe_options) -> tuple:
     """TPE + ASHA with each of its choices explicit, built from salttune's public pieces as ``tpe+asha`` is (the
     replay measures the choices one by one). What rungs compare (``asha.rung_metric``, ``asha.rung_score``) is the
     space's, shared with random+asha.
@@ -386,7 +387,8 @@ def tpe_with(space, local_dir: Path, *, failed_as: str = "worst", startup: int |
 
     if startup is not None:
         space = dataclasses.replace(space, startup_trials=startup)
-    searcher = make_searcher(space, SearchFiles(local_dir).study, tpe_sampler(space, **tpe_options), failed_as=failed_as)
+    searcher = make_searcher(space, SearchFiles(local_dir).study if study_on_disk else None, tpe_sampler(space, **tpe_options),
+                             failed_as=failed_as)
     return searcher, asha_scheduler(space, Path(local_dir), brackets)
 
 
@@ -401,8 +403,8 @@ def variants() -> dict:
     from salttune.search.algorithms import ALGORITHMS, build
 
     def on(factory, **asha):
-        def build(space, local_dir):
-            return factory(dataclasses.replace(space, asha=dataclasses.replace(space.asha, **asha)), local_dir)
+        def build(space, local_dir, **kw):
+            return factory(dataclasses.replace(space, asha=dataclasses.replace(space.asha, **asha)), local_dir, **kw)
         return build
 
     out = {name: partial(build, algorithm) for name, algorithm in ALGORITHMS.items()}

@@ -62,10 +62,11 @@ def asha_scheduler(space: SearchSpace, local_dir: Path, brackets: int = 1) -> An
                          rung_score=space.asha.rung_score, brackets=brackets)
 
 
-def build(algorithm: Algorithm, space: SearchSpace, local_dir: Path) -> tuple[Any, Any]:
+def build(algorithm: Algorithm, space: SearchSpace, local_dir: Path, *, study_on_disk: bool = True) -> tuple[Any, Any]:
     """Tune's (searcher, scheduler) that ``algorithm`` declares, for ``space``, keeping their state under ``local_dir``
     (also for entries outside ``ALGORITHMS``, such as a benchmark's variants). A space with a ``prior:`` gets the
-    sampler wrapped in :class:`salttune.search.prior.PriorSampler` (whatever the algorithm).
+    sampler wrapped in :class:`salttune.search.prior.PriorSampler` (whatever the algorithm). ``study_on_disk=False``
+    keeps the Optuna study in memory (a benchmark's virtual clock; the draws are the same).
 
     Raises:
         ValueError: the entry's sampler is not in :data:`SAMPLERS`.
@@ -77,7 +78,7 @@ def build(algorithm: Algorithm, space: SearchSpace, local_dir: Path) -> tuple[An
         raise ValueError(f"unknown sampler {algorithm.sampler!r}; allowed: {', '.join(SAMPLERS)}")
     local_dir = Path(local_dir)
     sampler = with_prior(SAMPLERS[algorithm.sampler](space, **algorithm.options), space)  # the space's prior: first, then around
-    searcher = make_searcher(space, SearchFiles(local_dir).study, sampler)
+    searcher = make_searcher(space, SearchFiles(local_dir).study if study_on_disk else None, sampler)
     if algorithm.stops_early:
         return searcher, asha_scheduler(space, local_dir, algorithm.brackets)
     from ray.tune.schedulers import FIFOScheduler

@@ -77,6 +77,16 @@ def test_salttunes_searchers_run_on_lcbench_with_the_start_up_on_the_clock():
     assert late.trials < plain.trials  # start-ups cost trials
 
 
+def test_a_study_in_memory_draws_what_the_study_on_disk_draws():
+    # the benchmark keeps its Optuna study in memory (SQLite costs most of a virtual-clock search): same search
+    bench = Known(".", "a")
+    space = lcbench_space(seed=1, concurrent=2, algorithm="tpe+asha")
+    disk = simulate(space, bench, horizon_s=300.0, algorithm="tpe+asha", study_on_disk=True)
+    memory = simulate(space, bench, horizon_s=300.0, algorithm="tpe+asha")
+    assert disk.trials > space.startup_trials + 5  # TPE modelled, not only its random start-up
+    assert memory.points == disk.points and memory.starts == disk.starts and memory.trials == disk.trials
+
+
 def test_dehb_asks_and_is_told_on_the_same_clock():
     pytest.importorskip("dehb")
     bench = Known(".", "a")
