@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -43,14 +44,16 @@ def _at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
-def _positive(unit: str) -> Callable[[str], float]:
+def _positive(unit: str, *, zero: bool = False) -> Callable[[str], float]:
+    """A finite number above 0 (``zero``: at least 0)."""
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not value > 0:  # also false for NaN
-            raise argparse.ArgumentTypeError(f"{value:g}: must be a positive number of {unit}, e.g. 60")
+        if not (value >= 0 if zero else value > 0) or not math.isfinite(value):  # NaN fails both
+            raise argparse.ArgumentTypeError(f"{value:g}: must be a {'non-negative' if zero else 'positive'} number of "
+                                             f"{unit}, e.g. {2 if zero else 60}")
         return value
     return parse
 
@@ -154,7 +157,7 @@ def _lcbench(args: argparse.Namespace, out: Path) -> tuple[str, dict, str | None
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     result = bench_lcbench(args.surrogate, tasks=tasks, algorithms=algorithms, seeds=args.seeds, concurrent=args.concurrent,
-                           horizon_full_trials=args.horizon_trials, processes=args.processes)
+                           horizon_full_trials=args.horizon_trials, processes=args.processes, startup_epochs=args.startup_epochs)
     return "lcbench", result, lcbench_table(result)
 
 
@@ -336,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "trials of median length on the concurrent slots (default 60)")
     s.add_argument("--surrogate", **surrogate)
 
-    from benchmarks.lcbench import ALGORITHMS as LC_ALGORITHMS, LCBENCH, TASKS
+    from benchmarks.lcbench import ALGORITHMS as LC_ALGORITHMS, LCBENCH, STARTUP_EPOCHS, TASKS
 
     s = _add(sub, "lcbench", "salttune's searchers, random search, random + ASHA and DEHB on YAHPO Gym's LCBench "
              "surrogate, in virtual time", data=False)
@@ -344,12 +347,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tasks", metavar="T,T,...", default=",".join(TASKS), help="OpenML task ids of LCBench (default: "
                    "the first 10 of the surrogate's)")
     s.add_argument("--algorithms", metavar="A,B,...", default=",".join(LC_ALGORITHMS),
-                   help=f"those run (default {','.join(LC_ALGORITHMS)})")
+                   help=f"those run (default {','.join(LC_ALGORITHMS)}; also salttune's other algorithms and the "
+                   "replay's one-change variants, e.g. bohb, tpe+asha/startup10)")
     s.add_argument("--seeds", type=COUNT, default=30, help="searches per algorithm and task (default 30)")
     s.add_argument("--concurrent", type=COUNT, default=4, help="trials at once (default 4)")
     s.add_argument("--horizon-trials", type=_positive("trials"), default=50.0, help="the virtual-time budget, in "
                    "52-epoch trials of the task's median configuration on the concurrent slots (default 50)")
     s.add_argument("--processes", type=COUNT, default=2, help="worker processes (default 2)")
+    s.add_argument("--startup-epochs", type=_positive("epochs", zero=True), default=STARTUP_EPOCHS,
+                   help=f"each trial's start-up on the clock, in epochs of the task's median configuration (default "
+                   f"{STARTUP_EPOCHS:g}; 0: none, as in published LCBench results)")
 
     s = _add(sub, "confirm", "the live search races replayed, to check that the replay ranks as reality does", data=False)
     s.add_argument("--live", metavar="FILE", default=f"{REFERENCE}/search.json",

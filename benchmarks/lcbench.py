@@ -261,8 +261,8 @@ def _one(args) -> dict:
     bench = make(folder, task)
     if algorithm == "dehb":
         tr = simulate_dehb(bench, seed=seed, concurrent=concurrent, horizon_s=horizon_s, startup_s=startup_s)
-    else:
-        space = lcbench_space(seed=seed, concurrent=concurrent, algorithm=algorithm)
+    else:  # a variant's space is its base algorithm's (``tpe+asha/last`` -> ``tpe+asha``)
+        space = lcbench_space(seed=seed, concurrent=concurrent, algorithm=algorithm.split("/")[0])
         tr = simulate(space, bench, horizon_s=horizon_s, algorithm=algorithm, startup_s=startup_s)
     trace = regret_trace(tr.points, tr.held_out, rng["best"], rng["worst"])
     return {"task": task, "algorithm": algorithm, "seed": seed, "trials": tr.trials, "epochs": tr.epochs,
@@ -279,23 +279,28 @@ def _bootstrap(per_task: dict[str, np.ndarray], stat, *, resamples: int = 1000, 
 
 
 def bench_lcbench(folder: str | Path, *, tasks: list[str], algorithms: list[str], seeds: int = 30, concurrent: int = 4,
-                  horizon_full_trials: float = 50.0, processes: int = 2, draws: int = 5000, make=LCBench) -> dict:
+                  horizon_full_trials: float = 50.0, processes: int = 2, draws: int = 5000,
+                  startup_epochs: float = STARTUP_EPOCHS, make=LCBench) -> dict:
     """Every algorithm, ``seeds`` seeds on each task, at one virtual-time budget per task: the time
     ``horizon_full_trials`` 52-epoch trials of the task's median configuration take on ``concurrent`` slots.
 
     Returns per algorithm the anytime mean normalised regret over tasks (10-90% bootstrap intervals) at 20 budgets,
     the share of searches reaching each regret target and, against ``random+asha`` and ``random``, the speed-up to
     each target: per task the ratio of the median times over seeds, their geometric mean over tasks.
+    ``startup_epochs``: every trial's (and DEHB job's) start-up, in epochs of the task's median configuration.
     ``make(folder, task)`` reads a task (:class:`LCBench`; tests give a stand-in with the same methods).
     """
     from multiprocessing import get_context
 
+    from benchmarks.replay import variants
+
+    allowed = [*variants(), "dehb"]  # salttune's algorithms, the replay's one-change variants of them, and DEHB
     for a in algorithms:
-        if a not in ALGORITHMS:
-            raise SalttuneError(f"--algorithms: unknown algorithm {a!r}; allowed: {', '.join(ALGORITHMS)}")
+        if a not in allowed:
+            raise SalttuneError(f"--algorithms: unknown algorithm {a!r}; allowed: {', '.join(allowed)}")
     ranges = {t: task_range(make(folder, t), draws=draws) for t in tasks}
     horizon = {t: horizon_full_trials * r["full_trial_s"] / concurrent for t, r in ranges.items()}
-    startup = {t: STARTUP_EPOCHS * r["full_trial_s"] / EPOCHS for t, r in ranges.items()}
+    startup = {t: startup_epochs * r["full_trial_s"] / EPOCHS for t, r in ranges.items()}
     jobs = [(make, str(folder), t, a, s, concurrent, horizon[t], startup[t], ranges[t]) for t in tasks for a in algorithms for s in range(seeds)]
     t0 = time.perf_counter()
     if processes <= 1:
@@ -321,7 +326,8 @@ def bench_lcbench(folder: str | Path, *, tasks: list[str], algorithms: list[str]
             times = [time_to_regret(r["regret"], target, horizon[t]) for t in tasks for r in by[(t, a)]]
             reached[str(target)] = sum(math.isfinite(x) for x in times) / len(times)
         per_algorithm[a] = {"anytime": anytime, "reached": reached,
-                            "trials_median": float(np.median([r["trials"] for t in tasks for r in by[(t, a)]]))}
+                            "trials_median": float(np.median([r["trials"] for t in tasks for r in by[(t, a)]])),
+                            "final_by_task": {t: float(v.mean()) for t, v in regrets(1.0).items()}}
     speedups = {}
     for base in ("random+asha", "random"):
         if base not in algorithms:
@@ -339,7 +345,7 @@ def bench_lcbench(folder: str | Path, *, tasks: list[str], algorithms: list[str]
                 neither = sum(min(np.median(v[:, 0]), np.median(v[:, 1])) >= 2 * horizon[t] for t, v in paired.items())
                 speedups[f"regret {target}: {base} / {a}"] = {"geomean": m, "p10": lo, "p90": hi, "tasks_neither": int(neither)}
     return {"surrogate": str(folder), "tasks": list(tasks), "algorithms": list(algorithms), "seeds": seeds,
-            "concurrent": concurrent, "horizon_full_trials": horizon_full_trials, "startup_epochs": STARTUP_EPOCHS,
+            "concurrent": concurrent, "horizon_full_trials": horizon_full_trials, "startup_epochs": startup_epochs,
             "regret_targets": list(REGRET_TARGETS), "ranges": ranges, "horizon_s": horizon, "per_algorithm": per_algorithm,
             "speedups": speedups, "wall_s": wall}
 
@@ -365,6 +371,11 @@ def lcbench_table(r: dict) -> str:
         cells += [f"{row['reached'][str(t)]:.0%}" for t in r["regret_targets"]]
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
+    if all("final_by_task" in r["per_algorithm"][a] for a in r["algorithms"]):
+        text += "\nMean regret at the end of the budget, by task:\n\n| task | " + " | ".join(r["algorithms"]) + " |\n"
+        text += "|" + "---|" * (len(r["algorithms"]) + 1) + "\n"
+        text += "".join(f"| {t} | " + " | ".join(f"{r['per_algorithm'][a]['final_by_task'][t]:.4f}" for a in r["algorithms"])
+                        + " |\n" for t in r["tasks"])
     if r["speedups"]:
         text += "\nSpeed-ups to a regret target (geometric mean over tasks of the ratio of median times; 10-90% bootstrap):\n\n"
         text += "".join(f"- {k}: {v['geomean']:.2f}x [{v['p10']:.2f}, {v['p90']:.2f}]"

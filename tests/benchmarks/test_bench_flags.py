@@ -49,6 +49,8 @@ CASES: list[tuple[str, Callable[[Path, Path], list[str]], list[str]]] = [
     ("replay --concurrent 0", lambda r, t: ["replay", "--concurrent", "0"], ["--concurrent: must be at least 1"]),
     ("replay --horizon-trials 0", lambda r, t: ["replay", "--horizon-trials", "0"], ["--horizon-trials", "positive number"]),
     ("replay --horizon-trials nan", lambda r, t: ["replay", "--horizon-trials", "nan"], ["--horizon-trials", "positive number"]),
+    ("replay --horizon-trials inf", lambda r, t: ["replay", "--horizon-trials", "inf"], ["--horizon-trials", "positive number"]),
+    ("lcbench --startup-epochs -1", lambda r, t: ["lcbench", "--startup-epochs", "-1"], ["--startup-epochs", "non-negative number of epochs"]),
     ("replay --data (not its flag)", lambda r, t: ["replay", "--data", str(r)], ["unrecognized arguments: --data"]),
     ("replay --algorithms random,bogus", lambda r, t: ["replay", "--algorithms", "random,bogus", "--out", str(t / "o")],
      ["--algorithms", "unknown algorithm 'bogus'", "tpe+asha"]),

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.lcbench import (EPOCHS, TASKS, Y_NAMES, LCBench, bench_lcbench, lcbench_space, random_configs, regret_at,
+from benchmarks.lcbench import (EPOCHS, TASKS, Y_NAMES, LCBench, bench_lcbench, lcbench_space, lcbench_table, random_configs, regret_at,
                                 regret_trace, simulate_dehb, task_range, time_to_regret)
 from benchmarks.replay import HELD_OUT, simulate
+from salttune.errors import SalttuneError
 
 SURROGATE = Path(__file__).parents[3] / "shared" / "yahpo" / "lcbench"
 
@@ -99,7 +100,9 @@ def test_dehb_asks_and_is_told_on_the_same_clock():
 
 
 def test_the_benchmark_summarises_regret_and_speed_ups_over_tasks_and_seeds():
-    algorithms = ["random", "random+asha", "tpe+asha"]
+    algorithms = ["random", "random+asha", "tpe+asha", "tpe+asha/last"]  # a replay variant runs as its base's space
+    with pytest.raises(SalttuneError, match="unknown algorithm 'tpe'; allowed: .*tpe\\+asha/last.*dehb"):
+        bench_lcbench(".", tasks=["a"], algorithms=["tpe"], seeds=1, make=Known)
     r = bench_lcbench(".", tasks=["a", "b"], algorithms=algorithms, seeds=3, concurrent=2, horizon_full_trials=8,
                       processes=1, draws=300, make=Known)
     assert set(r["per_algorithm"]) == set(algorithms) and r["tasks"] == ["a", "b"]
@@ -110,9 +113,13 @@ def test_the_benchmark_summarises_regret_and_speed_ups_over_tasks_and_seeds():
         anytime = r["per_algorithm"][a]["anytime"]
         assert len(anytime) == 20 and all(0.0 <= x["p10"] <= x["mean_regret"] <= x["p90"] <= 1.0 for x in anytime)
         assert anytime[-1]["mean_regret"] < 0.5  # every algorithm finds something on this easy surrogate
+        by_task = r["per_algorithm"][a]["final_by_task"]
+        assert set(by_task) == {"a", "b"} and np.mean(list(by_task.values())) == pytest.approx(anytime[-1]["mean_regret"])
     assert "regret 0.05: random+asha / tpe+asha" in r["speedups"] and "regret 0.05: random / random+asha" in r["speedups"]
     s = r["speedups"]["regret 0.05: random / random+asha"]
     assert s["p10"] <= s["geomean"] <= s["p90"]
+    table = lcbench_table(r)
+    assert f"| b | {r['per_algorithm']['random']['final_by_task']['b']:.4f} | " in table and "| tpe+asha/last |" in table
 
 
 @pytest.mark.skipif(not (SURROGATE / "model.onnx").is_file(), reason="the LCBench surrogate is not at ../shared/yahpo")
