@@ -280,7 +280,7 @@ def simulate(space, surrogate: Surrogate, *, horizon_s: float, algorithm: str | 
     """One search (seed ``space.seed``, ``space.concurrent`` trials at once) for ``horizon_s`` virtual seconds:
     trials start while the clock is below the horizon and the trial budget lasts. Each trial's first epoch costs
     ``startup_s`` more (a real trial's start-up: a worker, the data, the model). The Optuna study is kept in memory
-    unless ``study_on_disk`` (SQLite, as ``salttune search`` keeps it: the same draws, about 3 times slower).
+    unless ``study_on_disk`` (SQLite, as ``salttune search`` keeps it: the same draws, 6-8 times slower on LCBench).
 
     ``algorithm``: a name of :func:`variants` (every entry of salttune.search.algorithms.ALGORITHMS is one);
     None: ``space.algorithm``.

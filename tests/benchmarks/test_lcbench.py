@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.lcbench import (EPOCHS, TASKS, Y_NAMES, LCBench, bench_lcbench, lcbench_space, lcbench_table, random_configs, regret_at,
-                                regret_trace, simulate_dehb, task_range, time_to_regret)
+from benchmarks.lcbench import (EPOCHS, TASKS, Y_NAMES, LCBench, bench_lcbench, lcbench_space, lcbench_table, random_configs,
+                                regret_at, regret_trace, simulate_dehb, task_range, time_to_regret)
 from benchmarks.replay import HELD_OUT, simulate
 from salttune.errors import SalttuneError
 
